@@ -1,0 +1,470 @@
+//! `Segment`: an opened, immutable segment, viewed in place from its bytes.
+//!
+//! Opening checks the header, footer, section table, the bounds and alignment of every
+//! section, the checksums of every non-bulk section, and the structure of the id index,
+//! offsets and dictionaries. After that every accessor is infallible on structure and only
+//! text decoding can still fail. [`Segment::verify`] additionally checksums the bulk sections.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringBitmap;
+
+use super::footer::{
+    ENTRY_LEN, FOOTER_LEN, Footer, HEADER_LEN, Header, HeaderError, MAX_SECTIONS, OLDEST_SUPPORTED,
+    SECTION_ALIGN, SectionEntry, SectionKind, VERSION,
+};
+use crate::bytes::Bytes;
+use crate::codec::Dec;
+use crate::error::{Error, Result};
+use crate::schema::{FieldDef, FieldType, Metric, Schema, Value};
+
+/// Where one field's sections are.
+#[derive(Debug, Clone)]
+enum ColumnRanges {
+    Fixed { validity: Range<usize>, data: Range<usize>, ty: FieldType },
+    Var { validity: Range<usize>, offsets: Range<usize>, data: Range<usize>, ty: FieldType },
+    Keyword { dict_offsets: Range<usize>, dict: Range<usize>, codes: Range<usize>, bitmap_offsets: Range<usize>, bitmaps: Range<usize> },
+}
+
+/// A damaged region found by [`Segment::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Region name.
+    pub region: String,
+    /// Offset of the region.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// An opened segment.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    path: PathBuf,
+    bytes: Bytes,
+    header: Header,
+    fields: Vec<FieldDef>,
+    sections: Vec<SectionEntry>,
+    vectors: Range<usize>,
+    ids: Range<usize>,
+    id_index: Range<usize>,
+    columns: Vec<ColumnRanges>,
+    keyword_lookup: Vec<Option<HashMap<String, u32>>>,
+}
+
+fn header_error(path: &Path, region: &str, offset: u64, e: &HeaderError) -> Error {
+    match *e {
+        HeaderError::Bad(reason) => Error::corrupted(path, region, offset, reason),
+        HeaderError::Checksum { expected, got } => {
+            Error::ChecksumMismatch { file: path.into(), region: region.into(), offset, expected, got }
+        }
+        HeaderError::Version(found) => {
+            Error::UnsupportedVersion { file: path.into(), found, oldest: OLDEST_SUPPORTED, current: VERSION }
+        }
+    }
+}
+
+fn cast<T: bytemuck::AnyBitPattern>(b: &[u8]) -> &[T] {
+    // Alignment and length were checked when the segment was opened.
+    bytemuck::try_cast_slice(b).unwrap_or(&[])
+}
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("skysift maps little-endian sections in place and builds only for little-endian targets");
+
+impl Segment {
+    /// Parses a segment held in `bytes` (mapped or on the heap).
+    #[expect(clippy::too_many_lines, reason = "one linear pass of checks over the file layout")]
+    pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
+        let b = bytes.as_slice();
+        let header = Header::decode(b).map_err(|e| header_error(path, "header", 0, &e))?;
+        let file_len = b.len();
+        if file_len < HEADER_LEN + FOOTER_LEN {
+            return Err(Error::corrupted(path, "footer", 0, "file shorter than header and footer"));
+        }
+        let footer_at = file_len - FOOTER_LEN;
+        let footer = Footer::decode(b.get(footer_at..).unwrap_or(&[]))
+            .map_err(|e| header_error(path, "footer", footer_at as u64, &e))?;
+        if footer.file_len != file_len as u64 {
+            return Err(Error::corrupted(path, "footer", footer_at as u64, format!("file is {file_len} bytes, footer says {}", footer.file_len)));
+        }
+        if footer.section_count > MAX_SECTIONS {
+            return Err(Error::corrupted(path, "footer", footer_at as u64, "too many sections"));
+        }
+        let table_len = footer.section_count as usize * ENTRY_LEN;
+        let table_start = footer.table_offset as usize;
+        let table = b
+            .get(table_start..table_start.saturating_add(table_len))
+            .filter(|_| table_start.saturating_add(table_len) == footer_at && table_start >= HEADER_LEN)
+            .ok_or_else(|| Error::corrupted(path, "section table", footer.table_offset, "table out of bounds"))?;
+        let got = crc32c::crc32c(table);
+        if got != footer.table_crc {
+            return Err(Error::ChecksumMismatch { file: path.into(), region: "section table".into(), offset: footer.table_offset, expected: footer.table_crc, got });
+        }
+        let mut sections = Vec::with_capacity(footer.section_count as usize);
+        let mut by_key: HashMap<(SectionKind, u16), Range<usize>> = HashMap::new();
+        for (i, chunk) in table.chunks_exact(ENTRY_LEN).enumerate() {
+            let at = footer.table_offset + (i * ENTRY_LEN) as u64;
+            let e = SectionEntry::decode(chunk).ok_or_else(|| Error::corrupted(path, "section table", at, "unknown section kind"))?;
+            let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
+            let end = start.saturating_add(usize::try_from(e.len).unwrap_or(usize::MAX));
+            if start < HEADER_LEN || end > table_start || start % SECTION_ALIGN != 0 {
+                return Err(Error::corrupted(path, e.kind.name(), e.offset, "section out of bounds or misaligned"));
+            }
+            if !e.kind.is_bulk() {
+                let got = crc32c::crc32c(b.get(start..end).unwrap_or(&[]));
+                if got != e.crc {
+                    return Err(Error::ChecksumMismatch { file: path.into(), region: format!("{} section (field {})", e.kind.name(), e.field), offset: e.offset, expected: e.crc, got });
+                }
+            }
+            if by_key.insert((e.kind, e.field), start..end).is_some() {
+                return Err(Error::corrupted(path, e.kind.name(), e.offset, "section declared twice"));
+            }
+            sections.push(e);
+        }
+        let get = |kind: SectionKind, field: usize| -> Result<Range<usize>> {
+            by_key
+                .get(&(kind, field as u16))
+                .cloned()
+                .ok_or_else(|| Error::corrupted(path, kind.name(), 0, format!("missing section for field {field}")))
+        };
+        let need_len = |r: &Range<usize>, want: Option<usize>, kind: SectionKind| -> Result<()> {
+            match want {
+                Some(w) if r.len() == w => Ok(()),
+                _ => Err(Error::corrupted(path, kind.name(), r.start as u64, format!("section is {} bytes, expected {want:?}", r.len()))),
+            }
+        };
+        let rows = usize::try_from(header.rows).map_err(|_| Error::corrupted(path, "header", 0, "row count too large"))?;
+        let dim = header.dim as usize;
+        // Schema.
+        let schema_range = get(SectionKind::Schema, 0)?;
+        let fields = parse_schema(b.get(schema_range.clone()).unwrap_or(&[]))
+            .ok_or_else(|| Error::corrupted(path, "schema", schema_range.start as u64, "malformed schema section"))?;
+        if fields.len() != header.field_count as usize {
+            return Err(Error::corrupted(path, "schema", schema_range.start as u64, "field count differs from the header"));
+        }
+        let vectors = get(SectionKind::Vectors, 0)?;
+        need_len(&vectors, rows.checked_mul(dim).and_then(|n| n.checked_mul(4)), SectionKind::Vectors)?;
+        let ids = get(SectionKind::Ids, 0)?;
+        need_len(&ids, rows.checked_mul(8), SectionKind::Ids)?;
+        let id_index = get(SectionKind::IdIndex, 0)?;
+        need_len(&id_index, rows.checked_mul(16), SectionKind::IdIndex)?;
+        {
+            let idx: &[u64] = cast(b.get(id_index.clone()).unwrap_or(&[]));
+            let row_ids: &[u64] = cast(b.get(ids.clone()).unwrap_or(&[]));
+            let mut prev = None;
+            for &[id, row] in idx.as_chunks::<2>().0 {
+                let ok = prev.is_none_or(|p| id > p) && usize::try_from(row).ok().and_then(|r| row_ids.get(r)) == Some(&id);
+                if !ok {
+                    return Err(Error::corrupted(path, "id index", id_index.start as u64, "ids not sorted, duplicated, or not matching rows"));
+                }
+                prev = Some(id);
+            }
+        }
+        let mut columns = Vec::with_capacity(fields.len());
+        let mut keyword_lookup = Vec::with_capacity(fields.len());
+        for (f, def) in fields.iter().enumerate() {
+            let validity = get(SectionKind::Validity, f)?;
+            need_len(&validity, Some(rows.div_ceil(8)), SectionKind::Validity)?;
+            let mut lookup = None;
+            let col = match def.ty {
+                FieldType::Keyword => {
+                    let dict_offsets = get(SectionKind::DictOffsets, f)?;
+                    let dict = get(SectionKind::DictData, f)?;
+                    let codes = get(SectionKind::Codes, f)?;
+                    need_len(&codes, rows.checked_mul(4), SectionKind::Codes)?;
+                    let bitmap_offsets = get(SectionKind::BitmapOffsets, f)?;
+                    let bitmaps = get(SectionKind::BitmapData, f)?;
+                    if dict_offsets.len() % 8 != 0 || dict_offsets.len() < 8 || bitmap_offsets.len() != dict_offsets.len() {
+                        return Err(Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, "bad length"));
+                    }
+                    let n = dict_offsets.len() / 8 - 1;
+                    let d_off: &[u64] = cast(b.get(dict_offsets.clone()).unwrap_or(&[]));
+                    check_offsets(d_off, dict.len()).map_err(|r| Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, r))?;
+                    let b_off: &[u64] = cast(b.get(bitmap_offsets.clone()).unwrap_or(&[]));
+                    check_offsets(b_off, bitmaps.len()).map_err(|r| Error::corrupted(path, "bitmap offsets", bitmap_offsets.start as u64, r))?;
+                    let dict_bytes = b.get(dict.clone()).unwrap_or(&[]);
+                    let mut map = HashMap::with_capacity(n);
+                    let mut prev: Option<&str> = None;
+                    for (code, (lo, hi)) in d_off.iter().zip(d_off.iter().skip(1)).enumerate() {
+                        let s = dict_bytes
+                            .get(*lo as usize..*hi as usize)
+                            .and_then(|s| std::str::from_utf8(s).ok())
+                            .ok_or_else(|| Error::corrupted(path, "dictionary", dict.start as u64, "entry is not UTF-8"))?;
+                        if prev.is_some_and(|p| p >= s) {
+                            return Err(Error::corrupted(path, "dictionary", dict.start as u64, "entries not strictly sorted"));
+                        }
+                        prev = Some(s);
+                        map.insert(s.to_owned(), code as u32);
+                    }
+                    let code_vals: &[u32] = cast(b.get(codes.clone()).unwrap_or(&[]));
+                    if code_vals.iter().any(|c| *c != u32::MAX && *c as usize >= n) {
+                        return Err(Error::corrupted(path, "keyword codes", codes.start as u64, "code outside the dictionary"));
+                    }
+                    let bits = b.get(validity.clone()).unwrap_or(&[]);
+                    let consistent = code_vals.iter().enumerate().all(|(row, c)| {
+                        let present = bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0);
+                        present == (*c != u32::MAX)
+                    });
+                    if !consistent {
+                        return Err(Error::corrupted(path, "validity", validity.start as u64, "validity disagrees with keyword codes"));
+                    }
+                    lookup = Some(map);
+                    ColumnRanges::Keyword { dict_offsets, dict, codes, bitmap_offsets, bitmaps }
+                }
+                FieldType::Text | FieldType::Blob => {
+                    let offsets = get(SectionKind::VarOffsets, f)?;
+                    need_len(&offsets, rows.checked_add(1).and_then(|n| n.checked_mul(8)), SectionKind::VarOffsets)?;
+                    let data = get(SectionKind::VarData, f)?;
+                    let off: &[u64] = cast(b.get(offsets.clone()).unwrap_or(&[]));
+                    check_offsets(off, data.len()).map_err(|r| Error::corrupted(path, "var offsets", offsets.start as u64, r))?;
+                    ColumnRanges::Var { validity, offsets, data, ty: def.ty }
+                }
+                ty => {
+                    let data = get(SectionKind::Fixed, f)?;
+                    need_len(&data, ty.fixed_width().and_then(|w| rows.checked_mul(w)), SectionKind::Fixed)?;
+                    ColumnRanges::Fixed { validity, data, ty }
+                }
+            };
+            columns.push(col);
+            keyword_lookup.push(lookup);
+        }
+        Ok(Segment { path: path.to_path_buf(), bytes, header, fields, sections, vectors, ids, id_index, columns, keyword_lookup })
+    }
+
+    /// The file this segment was read from.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of rows (including deleted ones: tombstones live in the manifest).
+    #[must_use]
+    pub fn rows(&self) -> usize {
+        self.header.rows as usize
+    }
+
+    /// Vector dimension.
+    #[must_use]
+    pub fn dim(&self) -> usize {
+        self.header.dim as usize
+    }
+
+    /// Size of the file in bytes.
+    #[must_use]
+    pub fn file_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The segment's id.
+    #[must_use]
+    pub fn segment_id(&self) -> u64 {
+        self.header.segment_id
+    }
+
+    /// Field definitions stored in the segment.
+    #[must_use]
+    pub fn fields(&self) -> &[FieldDef] {
+        &self.fields
+    }
+
+    /// Checks that the segment was written for `schema`.
+    pub fn check_schema(&self, schema: &Schema) -> Result<()> {
+        let metric = match schema.metric {
+            Metric::Cosine => 0,
+            Metric::InnerProduct => 1,
+        };
+        if self.fields != schema.fields || self.header.dim != schema.dim || self.header.metric != metric {
+            return Err(Error::corrupted(&self.path, "schema", 0, "segment schema differs from the collection's"));
+        }
+        Ok(())
+    }
+
+    fn slice(&self, r: &Range<usize>) -> &[u8] {
+        self.bytes.as_slice().get(r.clone()).unwrap_or(&[])
+    }
+
+    /// All vectors, row-major (`rows * dim`).
+    #[must_use]
+    pub fn vectors(&self) -> &[f32] {
+        cast(self.slice(&self.vectors))
+    }
+
+    /// The vector of `row`.
+    #[must_use]
+    pub fn vector(&self, row: usize) -> &[f32] {
+        let d = self.dim();
+        self.vectors().get(row * d..(row + 1) * d).unwrap_or(&[])
+    }
+
+    /// Row -> id.
+    #[must_use]
+    pub fn ids(&self) -> &[u64] {
+        cast(self.slice(&self.ids))
+    }
+
+    /// The id of `row`.
+    #[must_use]
+    pub fn id(&self, row: usize) -> u64 {
+        self.ids().get(row).copied().unwrap_or(u64::MAX)
+    }
+
+    /// The row holding `id`, by binary search of the id index.
+    #[must_use]
+    pub fn row_of(&self, id: u64) -> Option<u32> {
+        let idx: &[u64] = cast(self.slice(&self.id_index));
+        let n = idx.len() / 2;
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let key = idx.get(mid * 2).copied()?;
+            match key.cmp(&id) {
+                std::cmp::Ordering::Equal => return idx.get(mid * 2 + 1).map(|r| *r as u32),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
+    }
+
+    fn present(&self, validity: &Range<usize>, row: usize) -> bool {
+        self.slice(validity).get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0)
+    }
+
+    /// The value of `field` in `row`, `None` when null.
+    pub fn value(&self, row: usize, field: usize) -> Result<Option<Value>> {
+        let Some(col) = self.columns.get(field) else {
+            return Err(Error::Invalid(format!("field index {field} out of range")));
+        };
+        if row >= self.rows() {
+            return Err(Error::Invalid(format!("row {row} out of range")));
+        }
+        let bad = |region: &str, reason: &str| Error::corrupted(&self.path, region, 0, reason);
+        match col {
+            ColumnRanges::Fixed { validity, data, ty } => {
+                if !self.present(validity, row) {
+                    return Ok(None);
+                }
+                let w = ty.fixed_width().unwrap_or(0);
+                let bytes = self.slice(data).get(row * w..(row + 1) * w).unwrap_or(&[]);
+                Value::decode_fixed(*ty, &mut Dec::new(bytes)).map(Some).map_err(|e| bad("fixed column", e.reason))
+            }
+            ColumnRanges::Var { validity, offsets, data, ty } => {
+                if !self.present(validity, row) {
+                    return Ok(None);
+                }
+                let off: &[u64] = cast(self.slice(offsets));
+                let (s, e) = (off.get(row).copied().unwrap_or(0) as usize, off.get(row + 1).copied().unwrap_or(0) as usize);
+                let bytes = self.slice(data).get(s..e).unwrap_or(&[]);
+                Ok(Some(match ty {
+                    FieldType::Text => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| bad("var data", "text is not UTF-8"))?),
+                    _ => Value::Blob(bytes.to_vec()),
+                }))
+            }
+            ColumnRanges::Keyword { dict_offsets, dict, codes, .. } => {
+                let code = cast::<u32>(self.slice(codes)).get(row).copied().unwrap_or(u32::MAX);
+                if code == u32::MAX {
+                    return Ok(None);
+                }
+                let off: &[u64] = cast(self.slice(dict_offsets));
+                let (s, e) = (off.get(code as usize).copied().unwrap_or(0) as usize, off.get(code as usize + 1).copied().unwrap_or(0) as usize);
+                let text = self.slice(dict).get(s..e).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
+                Ok(Some(Value::Keyword(text.to_owned())))
+            }
+        }
+    }
+
+    /// Rows whose keyword `field` equals `value` (empty when absent).
+    pub fn keyword_rows(&self, field: usize, value: &str) -> Result<RoaringBitmap> {
+        let Some(ColumnRanges::Keyword { bitmap_offsets, bitmaps, .. }) = self.columns.get(field) else {
+            return Err(Error::Invalid(format!("field {field} is not a keyword field")));
+        };
+        let Some(code) = self.keyword_lookup.get(field).and_then(Option::as_ref).and_then(|m| m.get(value)) else {
+            return Ok(RoaringBitmap::new());
+        };
+        let off: &[u64] = cast(self.slice(bitmap_offsets));
+        let (s, e) = (off.get(*code as usize).copied().unwrap_or(0) as usize, off.get(*code as usize + 1).copied().unwrap_or(0) as usize);
+        let bytes = self.slice(bitmaps).get(s..e).unwrap_or(&[]);
+        let bitmap = RoaringBitmap::deserialize_from(bytes)
+            .map_err(|e| Error::corrupted(&self.path, "bitmaps", bitmaps.start as u64, e.to_string()))?;
+        if bitmap.max().is_some_and(|m| m as usize >= self.rows()) {
+            return Err(Error::corrupted(&self.path, "bitmaps", bitmaps.start as u64, "row outside the segment"));
+        }
+        Ok(bitmap)
+    }
+
+    /// Distinct values of a keyword field with their row counts.
+    pub fn keyword_values(&self, field: usize) -> Result<Vec<(String, u64)>> {
+        let Some(map) = self.keyword_lookup.get(field).and_then(Option::as_ref) else {
+            return Err(Error::Invalid(format!("field {field} is not a keyword field")));
+        };
+        let mut out = Vec::with_capacity(map.len());
+        for k in map.keys() {
+            out.push((k.clone(), self.keyword_rows(field, k)?.len()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Checks every section's checksum, including the bulk ones, and decodes every value.
+    #[must_use]
+    pub fn verify(&self) -> Vec<Damage> {
+        let mut damage = Vec::new();
+        for s in &self.sections {
+            let r = s.offset as usize..(s.offset + s.len) as usize;
+            let got = crc32c::crc32c(self.slice(&r));
+            if got != s.crc {
+                damage.push(Damage {
+                    region: format!("{} section (field {})", s.kind.name(), s.field),
+                    offset: s.offset,
+                    reason: format!("checksum mismatch: expected {:#010x}, got {got:#010x}", s.crc),
+                });
+            }
+        }
+        if damage.is_empty() {
+            for f in 0..self.fields.len() {
+                if let Some(lookup) = self.keyword_lookup.get(f).and_then(Option::as_ref) {
+                    for k in lookup.keys() {
+                        if let Err(e) = self.keyword_rows(f, k) {
+                            damage.push(Damage { region: "bitmaps".into(), offset: 0, reason: e.to_string() });
+                        }
+                    }
+                }
+                for row in 0..self.rows() {
+                    if let Err(e) = self.value(row, f) {
+                        damage.push(Damage { region: format!("field {f}"), offset: 0, reason: e.to_string() });
+                        break;
+                    }
+                }
+            }
+        }
+        damage
+    }
+}
+
+fn check_offsets(off: &[u64], data_len: usize) -> std::result::Result<(), &'static str> {
+    if off.first() != Some(&0) {
+        return Err("offsets must start at 0");
+    }
+    if off.iter().zip(off.iter().skip(1)).any(|(a, b)| a > b) {
+        return Err("offsets go backwards");
+    }
+    if off.last().copied() != Some(data_len as u64) {
+        return Err("last offset differs from the data length");
+    }
+    Ok(())
+}
+
+fn parse_schema(b: &[u8]) -> Option<Vec<FieldDef>> {
+    let mut d = Dec::new(b);
+    let n = d.u32().ok()? as usize;
+    let mut fields = Vec::with_capacity(n.min(b.len() / 5));
+    for _ in 0..n {
+        let ty = FieldType::from_tag(d.u8().ok()?)?;
+        let name = std::str::from_utf8(d.bytes().ok()?).ok()?.to_owned();
+        fields.push(FieldDef { name, ty });
+    }
+    (d.remaining() == 0).then_some(fields)
+}
