@@ -1,0 +1,109 @@
+//! `skysift info` and `skysift verify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use skysift::io::RealVfs;
+use skysift::verify::verify as verify_db;
+
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Database directory.
+    db: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Database directory.
+    db: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
+    let db = super::open_read(&a.db)?;
+    let snap = db.snapshot();
+    let mut out = Vec::new();
+    for name in snap.collections() {
+        let c = snap.collection(&name)?;
+        let segs = c.segments();
+        out.push(serde_json::json!({
+            "name": name,
+            "count": c.count(),
+            "dim": c.schema().dim,
+            "metric": c.schema().metric.name(),
+            "fields": c.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": f.ty.name()})).collect::<Vec<_>>(),
+            "segments": segs.iter().map(|s| serde_json::json!({"id": s.id, "rows": s.rows, "live": s.live, "bytes": s.bytes})).collect::<Vec<_>>(),
+            "memory_rows": c.memory_rows(),
+            "wal_bytes": c.wal_bytes(),
+            "bytes": segs.iter().map(|s| s.bytes).sum::<u64>() + c.wal_bytes(),
+            "params": c.params().iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::json!({ "path": a.db, "generation": snap.generation(), "collections": out }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("database {} (manifest generation {})", a.db.display(), snap.generation());
+    if out.is_empty() {
+        println!("  no collections");
+    }
+    for c in &out {
+        println!(
+            "collection {}: {} records, dim {}, {}",
+            c["name"].as_str().unwrap_or(""),
+            c["count"],
+            c["dim"],
+            c["metric"].as_str().unwrap_or("")
+        );
+        let fields: Vec<String> = c["fields"]
+            .as_array()
+            .map(|a| a.iter().map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or(""))).collect())
+            .unwrap_or_default();
+        println!("  fields: {}", fields.join(", "));
+        for s in c["segments"].as_array().into_iter().flatten() {
+            println!("  segment {}: {} rows ({} live), {} bytes", s["id"], s["rows"], s["live"], s["bytes"]);
+        }
+        println!("  in memory: {} rows; WAL: {} bytes; total on disk: {} bytes", c["memory_rows"], c["wal_bytes"], c["bytes"]);
+        if let Some(p) = c["params"].as_object().filter(|p| !p.is_empty()) {
+            for (k, v) in p {
+                println!("  param {k} = {}", v.as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if !a.db.join("MANIFEST").exists() {
+        anyhow::bail!("{} is not a skysift database (no MANIFEST)", a.db.display());
+    }
+    let report = verify_db(&RealVfs, &a.db);
+    if a.json {
+        let files: Vec<_> = report
+            .files
+            .iter()
+            .map(|f| serde_json::json!({"path": f.path, "kind": f.kind, "bytes": f.bytes, "problems": f.problems, "notes": f.notes}))
+            .collect();
+        println!("{}", serde_json::json!({ "ok": report.ok(), "files": files }));
+    } else {
+        for f in &report.files {
+            let status = if f.problems.is_empty() { "ok" } else { "DAMAGED" };
+            println!("{status:8} {} {} ({} bytes)", f.kind, f.path.display(), f.bytes);
+            for p in &f.problems {
+                println!("         - {p}");
+            }
+            for n in &f.notes {
+                println!("         note: {n}");
+            }
+        }
+        let bytes: u64 = report.files.iter().map(|f| f.bytes).sum();
+        let bad = report.files.iter().filter(|f| !f.problems.is_empty()).count();
+        println!("verified {} files, {bytes} bytes: {}", report.files.len(), if bad == 0 { "all intact".to_owned() } else { format!("{bad} damaged") });
+    }
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}

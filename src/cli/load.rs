@@ -1,0 +1,150 @@
+//! `skysift load`: precomputed embeddings and metadata into a collection.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use skysift::ingest::{metadata, vectors::VectorFile};
+use skysift::schema::{FieldType, Metric};
+use skysift::{CollectionSpec, Db, NewRecord};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Database directory (created when missing).
+    db: PathBuf,
+    /// Collection name (created when missing, with the vectors' dimension).
+    collection: String,
+    /// Vectors: .npy (float32 or float64, 2-D) or .fbin (big-ann layout).
+    #[arg(long)]
+    vectors: PathBuf,
+    /// One JSON object per vector row; `id` sets the record id (default: the row number).
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// Rows per committed batch.
+    #[arg(long, default_value_t = 10_000)]
+    batch_size: usize,
+    /// Metric for a new collection: cosine (vectors are normalised) or ip.
+    #[arg(long, default_value = "cosine")]
+    metric: String,
+    /// Field types overriding inference: name:type[,name:type...] (keyword, integer, float,
+    /// timestamp, bool, geo_bbox, text).
+    #[arg(long)]
+    schema: Option<String>,
+    /// Replace records whose id exists instead of refusing the load.
+    #[arg(long)]
+    upsert: bool,
+}
+
+fn parse_overrides(s: Option<&str>) -> anyhow::Result<Vec<(String, FieldType)>> {
+    let Some(s) = s else { return Ok(Vec::new()) };
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (n, t) = p.split_once(':').with_context(|| format!("--schema entry {p:?} is not name:type"))?;
+            let ty = FieldType::from_name(t.trim()).with_context(|| format!("unknown type {t:?} in --schema; use keyword, integer, float, timestamp, bool, geo_bbox or text"))?;
+            Ok((n.trim().to_owned(), ty))
+        })
+        .collect()
+}
+
+pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let metric = match a.metric.as_str() {
+        "cosine" => Metric::Cosine,
+        "ip" | "inner_product" => Metric::InnerProduct,
+        m => bail!("unknown metric {m:?}; use cosine or ip"),
+    };
+    let mut vf = VectorFile::open(&a.vectors)?;
+    let (rows, dim) = (vf.rows(), vf.dim());
+    let overrides = parse_overrides(a.schema.as_deref())?;
+    let inferred = match &a.metadata {
+        Some(p) => {
+            let inf = metadata::infer(p, &overrides)?;
+            if inf.rows != rows {
+                bail!("{} has {} rows but {} has {rows} vectors; they must match row for row", p.display(), inf.rows, a.vectors.display());
+            }
+            Some(inf)
+        }
+        None => None,
+    };
+    let db = Db::open(&a.db)?;
+    let snap = db.snapshot();
+    if snap.collection(&a.collection).is_err() {
+        let mut spec = CollectionSpec::new(u32::try_from(dim).context("dimension too large")?, metric);
+        if let Some(inf) = &inferred {
+            spec.fields.clone_from(&inf.fields);
+            let shown: Vec<String> = inf.fields.iter().map(|(n, t)| format!("{n}:{}", t.name())).collect();
+            println!("inferred schema from {}: {}", a.metadata.as_ref().map_or(String::new(), |p| p.display().to_string()), if shown.is_empty() { "(no fields)".into() } else { shown.join(", ") });
+        }
+        db.create_collection(&a.collection, spec)?;
+        println!("created collection {} (dim {dim}, {})", a.collection, metric.name());
+    }
+    let col = db.snapshot().collection(&a.collection)?;
+    if col.schema().dim as usize != dim {
+        bail!("{} has dimension {dim}, collection {} has {}", a.vectors.display(), a.collection, col.schema().dim);
+    }
+    let types: Vec<(String, FieldType)> = col.schema().fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
+
+    // Check everything before writing anything: vectors finite, metadata typed, ids unique.
+    let t0 = Instant::now();
+    let mut ids = HashSet::with_capacity(rows);
+    let mut meta = a.metadata.as_ref().map(|p| metadata::Reader::open(p, &types)).transpose()?;
+    let chunk = 8192;
+    let mut row = 0;
+    while row < rows {
+        let n = chunk.min(rows - row);
+        vf.read(row, n)?;
+        for r in row..row + n {
+            let id = match meta.as_mut() {
+                Some(m) => m.next_row()?.context("metadata ended early")?.id.unwrap_or(r as u64),
+                None => r as u64,
+            };
+            if !ids.insert(id) {
+                bail!("record id {id} appears twice in the input (row {r})");
+            }
+            if !a.upsert && col.get(id)?.is_some() {
+                bail!("record id {id} (row {r}) already exists in {}; pass --upsert to replace existing records", a.collection);
+            }
+        }
+        row += n;
+    }
+    drop(ids);
+    eprintln!("checked {rows} rows in {:.2}s", t0.elapsed().as_secs_f64());
+
+    let mut meta = a.metadata.as_ref().map(|p| metadata::Reader::open(p, &types)).transpose()?;
+    let t1 = Instant::now();
+    let mut total = 0usize;
+    let mut batch_no = 0usize;
+    let mut row = 0;
+    while row < rows {
+        let n = a.batch_size.min(rows - row);
+        let data = vf.read(row, n)?;
+        let mut tx = db.begin_write(&a.collection)?;
+        for (i, v) in data.chunks_exact(dim).enumerate() {
+            let r = row + i;
+            let (id, fields) = match meta.as_mut() {
+                Some(m) => {
+                    let mr = m.next_row()?.context("metadata ended early")?;
+                    (mr.id.unwrap_or(r as u64), mr.fields)
+                }
+                None => (r as u64, Vec::new()),
+            };
+            let rec = NewRecord { id, vector: v.to_vec(), fields };
+            if a.upsert { tx.upsert(rec) } else { tx.insert(rec) }.with_context(|| format!("row {r}"))?;
+        }
+        tx.commit()?;
+        batch_no += 1;
+        total += n;
+        row += n;
+        let secs = t1.elapsed().as_secs_f64();
+        println!("committed batch {batch_no}: rows {}..{}, total {total} rows ({:.0} rows/s)", row - n, row, total as f64 / secs.max(1e-9));
+    }
+    db.flush(&a.collection)?;
+    let secs = t1.elapsed().as_secs_f64();
+    println!("loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records", a.collection, total as f64 / secs.max(1e-9), db.snapshot().collection(&a.collection)?.count());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,109 @@
+//! Subcommands. Each file parses nothing itself: clap does that here; they call the library
+//! and print.
+//!
+//! Exit codes: 0 success; 1 error (message on stderr); 2 usage error (clap); 3 `verify`
+//! found damage.
+
+mod info;
+mod load;
+mod search;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// skysift: find remote-sensing images by text, by image and by example, offline.
+#[derive(Debug, Parser)]
+#[command(name = "skysift", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load precomputed embeddings (.npy float32 2-D, or .fbin) with optional JSON-lines metadata.
+    Load(load::Args),
+    /// Count live records of a collection.
+    Count {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show collections, schemas, segments and sizes.
+    Info(info::InfoArgs),
+    /// Read every byte and check every checksum; exit code 0 only when all is intact.
+    Verify(info::VerifyArgs),
+    /// Merge a collection's segments and drop deleted rows.
+    Compact {
+        /// Database directory.
+        db: PathBuf,
+        /// Collection name.
+        collection: String,
+    },
+    /// Run a batch of query vectors and write one JSON line of results per query.
+    Search(search::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Load(a) => load::run(&a),
+        Command::Count { db, collection, json } => count(&db, &collection, json),
+        Command::Info(a) => info::info(&a),
+        Command::Verify(a) => info::verify(&a),
+        Command::Compact { db, collection } => compact(&db, &collection),
+        Command::Search(a) => search::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Opens an existing database read-only (for commands that only read).
+pub(crate) fn open_read(db: &std::path::Path) -> anyhow::Result<skysift::Db> {
+    if !db.join("MANIFEST").exists() {
+        anyhow::bail!("{} is not a skysift database (no MANIFEST); create one with `skysift load`", db.display());
+    }
+    Ok(skysift::Db::builder(db).read_only(true).open()?)
+}
+
+fn count(db: &std::path::Path, collection: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let db = open_read(db)?;
+    let n = db.snapshot().collection(collection)?.count();
+    if json {
+        println!("{}", serde_json::json!({ "collection": collection, "count": n }));
+    } else {
+        println!("{n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compact(db: &std::path::Path, collection: &str) -> anyhow::Result<ExitCode> {
+    if !db.join("MANIFEST").exists() {
+        anyhow::bail!("{} is not a skysift database", db.display());
+    }
+    let db = skysift::Db::builder(db).create(false).open()?;
+    let before = db.snapshot().collection(collection)?;
+    let t = std::time::Instant::now();
+    db.compact(collection)?;
+    let after = db.snapshot().collection(collection)?;
+    println!(
+        "compacted {collection}: {} segments ({} rows) -> {} segments ({} rows) in {:.2}s",
+        before.segments().len(),
+        before.segments().iter().map(|s| s.rows).sum::<u64>() + before.memory_rows() as u64,
+        after.segments().len(),
+        after.segments().iter().map(|s| s.rows).sum::<u64>(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,539 @@
+//! The database handle, collections, write transactions and snapshots.
+//!
+//! Invariants:
+//! - [`Db`] is `Send + Sync` and cheap to clone; many threads read through [`Snapshot`]s
+//!   while one [`WriteTxn`] at a time writes (a second one fails at once with `Locked`);
+//! - a snapshot never changes, whatever the writer does after it was taken;
+//! - every record reaching storage satisfies its schema, and vectors of cosine collections
+//!   are L2-normalised.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use skysift_storage::io::{RealVfs, Vfs};
+use skysift_storage::schema::{FieldDef, FieldType, Metric, Record, Schema, Value};
+use skysift_storage::store::{CollectionState, DbState, Store, StoreOptions, WriteGuard};
+use skysift_storage::wal::Op;
+
+use crate::error::{Error, Result};
+use crate::index::{Hit, SearchScratch, exact};
+
+/// Opens a database with options; see [`Db::builder`].
+#[derive(Debug, Clone)]
+pub struct DbBuilder {
+    path: PathBuf,
+    read_only: bool,
+    recover: bool,
+    create: bool,
+    flush_rows: usize,
+    vfs: Arc<dyn Vfs>,
+}
+
+impl DbBuilder {
+    /// Open without taking the writer lock; writes fail. Default: `false`.
+    #[must_use]
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// Skip damaged files instead of failing, read-only. Default: `false`.
+    #[must_use]
+    pub fn recover(mut self, yes: bool) -> Self {
+        self.recover = yes;
+        self
+    }
+
+    /// Create the directory when missing. Default: `true`.
+    #[must_use]
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+
+    /// Flush a collection's in-memory rows to a segment after a commit leaves at least this
+    /// many of them. Default: 100,000.
+    #[must_use]
+    pub fn flush_rows(mut self, rows: usize) -> Self {
+        self.flush_rows = rows.max(1);
+        self
+    }
+
+    /// File system to use (tests inject faults through this). Default: the real one.
+    #[must_use]
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = vfs;
+        self
+    }
+
+    /// Opens the database.
+    pub fn open(self) -> Result<Db> {
+        let store = Store::open(
+            &self.path,
+            StoreOptions { read_only: self.read_only, recover: self.recover, create: self.create, vfs: self.vfs },
+        )?;
+        Ok(Db { inner: Arc::new(Inner { store, flush_rows: self.flush_rows }) })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    flush_rows: usize,
+}
+
+/// An open database. Clone it freely; all clones share one handle.
+#[derive(Debug, Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+/// What a new collection looks like.
+#[derive(Debug, Clone)]
+pub struct CollectionSpec {
+    /// Vector dimension.
+    pub dim: u32,
+    /// Similarity metric.
+    pub metric: Metric,
+    /// User fields (the reserved `source`, `scene`, `window`, `thumbnail` are added).
+    pub fields: Vec<(String, FieldType)>,
+    /// Free-form parameters stored with the collection.
+    pub params: Vec<(String, String)>,
+}
+
+impl CollectionSpec {
+    /// A spec with no user fields.
+    #[must_use]
+    pub fn new(dim: u32, metric: Metric) -> Self {
+        CollectionSpec { dim, metric, fields: Vec::new(), params: Vec::new() }
+    }
+
+    /// Adds a field.
+    #[must_use]
+    pub fn field(mut self, name: impl Into<String>, ty: FieldType) -> Self {
+        self.fields.push((name.into(), ty));
+        self
+    }
+}
+
+/// A record to write: id, vector and named values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// Stable id.
+    pub id: u64,
+    /// The embedding.
+    pub vector: Vec<f32>,
+    /// Field values by name; absent fields are null.
+    pub fields: Vec<(String, Value)>,
+}
+
+impl NewRecord {
+    /// A record without metadata.
+    #[must_use]
+    pub fn new(id: u64, vector: Vec<f32>) -> Self {
+        NewRecord { id, vector, fields: Vec::new() }
+    }
+
+    /// Adds a field value.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.fields.push((name.into(), value));
+        self
+    }
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// Id.
+    pub id: u64,
+    /// Vector as stored (normalised for cosine collections).
+    pub vector: Vec<f32>,
+    /// Non-null fields, in schema order.
+    pub fields: Vec<(String, Value)>,
+}
+
+impl Db {
+    /// Starts building options for the database at `path`.
+    pub fn builder(path: impl AsRef<Path>) -> DbBuilder {
+        DbBuilder {
+            path: path.as_ref().to_path_buf(),
+            read_only: false,
+            recover: false,
+            create: true,
+            flush_rows: 100_000,
+            vfs: Arc::new(RealVfs),
+        }
+    }
+
+    /// Opens (or creates) the database at `path` as the writer.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::builder(path).open()
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.inner.store.dir()
+    }
+
+    /// What opening found (torn WAL tails dropped, files skipped in recovery, orphans removed).
+    #[must_use]
+    pub fn open_report(&self) -> &skysift_storage::store::OpenReport {
+        self.inner.store.open_report()
+    }
+
+    /// Creates a collection.
+    pub fn create_collection(&self, name: &str, spec: CollectionSpec) -> Result<()> {
+        let fields = spec.fields.into_iter().map(|(name, ty)| FieldDef { name, ty }).collect();
+        let schema = Schema::new(spec.dim, spec.metric, fields).map_err(Error::Schema)?;
+        self.inner.store.create_collection(name, schema, spec.params)?;
+        Ok(())
+    }
+
+    /// Drops a collection; its files go once no snapshot uses them.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.snapshot().collection(name)?;
+        self.inner.store.drop_collection(name)?;
+        Ok(())
+    }
+
+    /// Names of all collections, sorted.
+    #[must_use]
+    pub fn collections(&self) -> Vec<String> {
+        self.inner.store.snapshot().collections.keys().cloned().collect()
+    }
+
+    /// A consistent read view of the whole database.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { state: self.inner.store.snapshot() }
+    }
+
+    /// Starts a write transaction on one collection; fails at once with `Locked` when
+    /// another transaction is open.
+    pub fn begin_write(&self, collection: &str) -> Result<WriteTxn<'_>> {
+        let col = self.snapshot().collection(collection)?.state;
+        let guard = self.inner.store.try_begin_write()?;
+        Ok(WriteTxn { db: self, guard, col, ops: Vec::new(), touched: HashSet::new(), inserted: 0, deleted: 0 })
+    }
+
+    /// Turns a collection's in-memory rows into a segment.
+    pub fn flush(&self, collection: &str) -> Result<()> {
+        self.snapshot().collection(collection)?;
+        self.inner.store.flush(collection)?;
+        Ok(())
+    }
+
+    /// Merges a collection's segments into one and drops deleted rows.
+    pub fn compact(&self, collection: &str) -> Result<()> {
+        self.snapshot().collection(collection)?;
+        self.inner.store.compact(collection)?;
+        Ok(())
+    }
+
+    /// Re-reads the database (read-only handles follow the writer this way).
+    pub fn refresh(&self) -> Result<()> {
+        self.inner.store.refresh()?;
+        Ok(())
+    }
+}
+
+/// A consistent, immutable view of the database.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    state: Arc<DbState>,
+}
+
+impl Snapshot {
+    /// The collection called `name`.
+    pub fn collection(&self, name: &str) -> Result<CollectionSnapshot> {
+        match self.state.collections.get(name) {
+            Some(c) => Ok(CollectionSnapshot { state: Arc::clone(c) }),
+            None => Err(Error::NoSuchCollection {
+                name: name.to_owned(),
+                existing: self.state.collections.keys().cloned().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Names of all collections, sorted.
+    #[must_use]
+    pub fn collections(&self) -> Vec<String> {
+        self.state.collections.keys().cloned().collect()
+    }
+
+    /// Manifest generation this snapshot reflects.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.state.generation
+    }
+}
+
+/// One segment, as shown by `info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Segment id.
+    pub id: u64,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Live rows.
+    pub live: u64,
+    /// File size.
+    pub bytes: u64,
+    /// File path.
+    pub path: PathBuf,
+}
+
+/// A read view of one collection.
+#[derive(Debug, Clone)]
+pub struct CollectionSnapshot {
+    state: Arc<CollectionState>,
+}
+
+impl CollectionSnapshot {
+    /// Name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Schema (user fields followed by the reserved ones).
+    #[must_use]
+    pub fn schema(&self) -> &Schema {
+        &self.state.schema
+    }
+
+    /// Stored parameters.
+    #[must_use]
+    pub fn params(&self) -> &[(String, String)] {
+        &self.state.params
+    }
+
+    /// Live records.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.state.count()
+    }
+
+    /// Rows held in memory (committed to the WAL, not yet in a segment).
+    #[must_use]
+    pub fn memory_rows(&self) -> usize {
+        self.state.mem.live()
+    }
+
+    /// Bytes in the write-ahead log.
+    #[must_use]
+    pub fn wal_bytes(&self) -> u64 {
+        self.state.wal_len
+    }
+
+    /// The segments.
+    #[must_use]
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.state
+            .segments
+            .iter()
+            .map(|s| SegmentInfo {
+                id: s.segment.segment_id(),
+                rows: s.segment.rows() as u64,
+                live: s.live(),
+                bytes: s.segment.file_len() as u64,
+                path: s.segment.path().to_path_buf(),
+            })
+            .collect()
+    }
+
+    /// The live record `id`.
+    pub fn get(&self, id: u64) -> Result<Option<StoredRecord>> {
+        let Some(r) = self.state.get(id)? else { return Ok(None) };
+        let fields = self
+            .state
+            .schema
+            .fields
+            .iter()
+            .zip(r.values)
+            .filter_map(|(f, v)| v.map(|v| (f.name.clone(), v)))
+            .collect();
+        Ok(Some(StoredRecord { id: r.id, vector: r.vector, fields }))
+    }
+
+    /// Exact top-`k` by similarity to `query`, over every live row.
+    pub fn search_exact(&self, query: &[f32], k: usize, scratch: &mut SearchScratch) -> Result<Vec<Hit>> {
+        let q = self.prepare_query(query)?;
+        scratch.top.reset(k);
+        exact::scan(&self.state, &q, &mut scratch.top);
+        Ok(scratch.top.drain_sorted())
+    }
+
+    /// Checks a query vector and normalises it for cosine collections.
+    pub fn prepare_query(&self, query: &[f32]) -> Result<Vec<f32>> {
+        let dim = self.state.schema.dim as usize;
+        if query.len() != dim {
+            return Err(Error::Schema(format!(
+                "query has {} components, collection {:?} has dimension {dim}",
+                query.len(),
+                self.state.name
+            )));
+        }
+        if query.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Schema("query vector has NaN or infinite components".into()));
+        }
+        let mut q = query.to_vec();
+        if self.state.schema.metric == Metric::Cosine {
+            normalize(&mut q).ok_or_else(|| Error::Schema("query vector is all zeros".into()))?;
+        }
+        Ok(q)
+    }
+
+    /// The storage state (for the index and planner modules).
+    #[must_use]
+    pub fn state(&self) -> &Arc<CollectionState> {
+        &self.state
+    }
+}
+
+/// L2-normalises in place; `None` for a zero vector.
+pub fn normalize(v: &mut [f32]) -> Option<()> {
+    let norm = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return None;
+    }
+    for x in v.iter_mut() {
+        *x = (f64::from(*x) / norm) as f32;
+    }
+    Some(())
+}
+
+/// What a commit wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Commit sequence number in the collection.
+    pub seq: u64,
+    /// Records inserted or replaced.
+    pub written: usize,
+    /// Delete operations.
+    pub deleted: usize,
+}
+
+/// A write transaction on one collection: buffered operations, applied atomically by
+/// [`WriteTxn::commit`], discarded on drop.
+#[derive(Debug)]
+pub struct WriteTxn<'a> {
+    db: &'a Db,
+    guard: WriteGuard<'a>,
+    col: Arc<CollectionState>,
+    ops: Vec<Op>,
+    touched: HashSet<u64>,
+    inserted: usize,
+    deleted: usize,
+}
+
+impl WriteTxn<'_> {
+    fn to_record(&self, r: NewRecord) -> Result<Record> {
+        let schema = &self.col.schema;
+        let mut values = vec![None; schema.fields.len()];
+        for (name, v) in r.fields {
+            let Some(i) = schema.field_index(&name) else {
+                return Err(Error::Schema(format!(
+                    "record {}: unknown field {name:?}; fields are: {}",
+                    r.id,
+                    schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            if let Some(slot) = values.get_mut(i) {
+                *slot = Some(v);
+            }
+        }
+        let mut rec = Record { id: r.id, vector: r.vector, values };
+        schema.check_record(&rec).map_err(Error::Schema)?;
+        if schema.metric == Metric::Cosine {
+            normalize(&mut rec.vector)
+                .ok_or_else(|| Error::Schema(format!("record {}: a zero vector has no direction under cosine", rec.id)))?;
+        }
+        Ok(rec)
+    }
+
+    fn live(&self, id: u64) -> bool {
+        self.col.locate(id).is_some()
+    }
+
+    /// Inserts a new record; fails with `DuplicateId` when the id is live.
+    pub fn insert(&mut self, r: NewRecord) -> Result<()> {
+        let id = r.id;
+        let exists = if self.touched.contains(&id) {
+            self.ops.iter().rev().find_map(|op| match op {
+                Op::Put(p) if p.id == id => Some(true),
+                Op::Delete(d) if *d == id => Some(false),
+                _ => None,
+            }) == Some(true)
+        } else {
+            self.live(id)
+        };
+        if exists {
+            return Err(Error::DuplicateId { collection: self.col.name.clone(), id });
+        }
+        let rec = self.to_record(r)?;
+        self.touched.insert(id);
+        self.ops.push(Op::Put(rec));
+        self.inserted += 1;
+        Ok(())
+    }
+
+    /// Inserts or replaces a record.
+    pub fn upsert(&mut self, r: NewRecord) -> Result<()> {
+        let rec = self.to_record(r)?;
+        self.touched.insert(rec.id);
+        self.ops.push(Op::Put(rec));
+        self.inserted += 1;
+        Ok(())
+    }
+
+    /// Deletes a record; returns whether it existed (as seen by this transaction).
+    pub fn delete(&mut self, id: u64) -> Result<bool> {
+        let existed = if self.touched.contains(&id) {
+            self.ops.iter().rev().find_map(|op| match op {
+                Op::Put(p) if p.id == id => Some(true),
+                Op::Delete(d) if *d == id => Some(false),
+                _ => None,
+            }) == Some(true)
+        } else {
+            self.live(id)
+        };
+        if existed {
+            self.touched.insert(id);
+            self.ops.push(Op::Delete(id));
+            self.deleted += 1;
+        }
+        Ok(existed)
+    }
+
+    /// Operations buffered so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when nothing is buffered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Makes the buffered operations durable and visible, atomically. Flushes the in-memory
+    /// rows to a segment when they reach the database's `flush_rows`.
+    pub fn commit(mut self) -> Result<CommitInfo> {
+        let name = self.col.name.clone();
+        let info = CommitInfo { seq: self.col.last_seq, written: self.inserted, deleted: self.deleted };
+        if self.ops.is_empty() {
+            return Ok(info);
+        }
+        let seq = self.guard.commit(&name, std::mem::take(&mut self.ops))?;
+        let rows = self.guard.snapshot().collections.get(&name).map_or(0, |c| c.mem.rows());
+        if rows >= self.db.inner.flush_rows {
+            self.guard.flush(&name)?;
+        }
+        Ok(CommitInfo { seq, ..info })
+    }
+}

@@ -1,0 +1,51 @@
+//! The `skysift` crate's error type.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the library API can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the storage layer (I/O, corruption, locking, versions).
+    #[error(transparent)]
+    Storage(#[from] skysift_storage::Error),
+    /// No collection has this name.
+    #[error("no collection named {name:?}; existing: {existing}")]
+    NoSuchCollection {
+        /// The name asked for.
+        name: String,
+        /// Existing collection names, comma-separated.
+        existing: String,
+    },
+    /// A record or query does not fit the collection's schema.
+    #[error("{0}")]
+    Schema(String),
+    /// `insert` of an id that is already live; use `upsert` to replace it.
+    #[error("record id {id} already exists in {collection:?}; use upsert to replace it")]
+    DuplicateId {
+        /// The collection.
+        collection: String,
+        /// The id.
+        id: u64,
+    },
+    /// An input file could not be read as what it claims to be.
+    #[error("{path}: {reason}")]
+    BadInput {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming row and field where known.
+        reason: String,
+    },
+    /// A request the API cannot serve as asked.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn bad_input(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::BadInput { path: path.into(), reason: reason.into() }
+    }
+}
