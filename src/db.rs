@@ -348,14 +348,8 @@ impl CollectionSnapshot {
     /// The live record `id`.
     pub fn get(&self, id: u64) -> Result<Option<StoredRecord>> {
         let Some(r) = self.state.get(id)? else { return Ok(None) };
-        let fields = self
-            .state
-            .schema
-            .fields
-            .iter()
-            .zip(r.values)
-            .filter_map(|(f, v)| v.map(|v| (f.name.clone(), v)))
-            .collect();
+        let fields =
+            self.state.schema.fields.iter().zip(r.values).filter_map(|(f, v)| v.map(|v| (f.name.clone(), v))).collect();
         Ok(Some(StoredRecord { id: r.id, vector: r.vector, fields }))
     }
 
@@ -449,8 +443,9 @@ impl WriteTxn<'_> {
         let mut rec = Record { id: r.id, vector: r.vector, values };
         schema.check_record(&rec).map_err(Error::Schema)?;
         if schema.metric == Metric::Cosine {
-            normalize(&mut rec.vector)
-                .ok_or_else(|| Error::Schema(format!("record {}: a zero vector has no direction under cosine", rec.id)))?;
+            normalize(&mut rec.vector).ok_or_else(|| {
+                Error::Schema(format!("record {}: a zero vector has no direction under cosine", rec.id))
+            })?;
         }
         Ok(rec)
     }

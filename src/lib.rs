@@ -34,7 +34,10 @@ pub mod error;
 pub mod index;
 pub mod ingest;
 
-pub use db::{CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentInfo, Snapshot, StoredRecord, WriteTxn};
+pub use db::{
+    CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentInfo, Snapshot, StoredRecord,
+    WriteTxn,
+};
 pub use error::{Error, Result};
 pub use index::{Hit, SearchScratch};
 pub use skysift_storage::schema;

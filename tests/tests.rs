@@ -1,1 +1,16 @@
+//! Integration tests: one binary, one module per area.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::missing_panics_doc,
+    clippy::type_complexity,
+    reason = "test code panics on failure by design"
+)]
+
+mod cli;
+mod common;
+mod concurrency;
+mod corruption;
+mod crash;
+mod faults;
+mod model;

@@ -62,13 +62,20 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
         );
         let fields: Vec<String> = c["fields"]
             .as_array()
-            .map(|a| a.iter().map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or(""))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or("")))
+                    .collect()
+            })
             .unwrap_or_default();
         println!("  fields: {}", fields.join(", "));
         for s in c["segments"].as_array().into_iter().flatten() {
             println!("  segment {}: {} rows ({} live), {} bytes", s["id"], s["rows"], s["live"], s["bytes"]);
         }
-        println!("  in memory: {} rows; WAL: {} bytes; total on disk: {} bytes", c["memory_rows"], c["wal_bytes"], c["bytes"]);
+        println!(
+            "  in memory: {} rows; WAL: {} bytes; total on disk: {} bytes",
+            c["memory_rows"], c["wal_bytes"], c["bytes"]
+        );
         if let Some(p) = c["params"].as_object().filter(|p| !p.is_empty()) {
             for (k, v) in p {
                 println!("  param {k} = {}", v.as_str().unwrap_or(""));
@@ -103,7 +110,11 @@ pub fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         let bytes: u64 = report.files.iter().map(|f| f.bytes).sum();
         let bad = report.files.iter().filter(|f| !f.problems.is_empty()).count();
-        println!("verified {} files, {bytes} bytes: {}", report.files.len(), if bad == 0 { "all intact".to_owned() } else { format!("{bad} damaged") });
+        println!(
+            "verified {} files, {bytes} bytes: {}",
+            report.files.len(),
+            if bad == 0 { "all intact".to_owned() } else { format!("{bad} damaged") }
+        );
     }
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }

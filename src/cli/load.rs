@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value = "cosine")]
     metric: String,
     /// Field types overriding inference: name:type[,name:type...] (keyword, integer, float,
-    /// timestamp, bool, geo_bbox, text).
+    /// timestamp, bool, `geo_bbox`, text).
     #[arg(long)]
     schema: Option<String>,
     /// Replace records whose id exists instead of refusing the load.
@@ -43,7 +43,11 @@ fn parse_overrides(s: Option<&str>) -> anyhow::Result<Vec<(String, FieldType)>> 
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
             let (n, t) = p.split_once(':').with_context(|| format!("--schema entry {p:?} is not name:type"))?;
-            let ty = FieldType::from_name(t.trim()).with_context(|| format!("unknown type {t:?} in --schema; use keyword, integer, float, timestamp, bool, geo_bbox or text"))?;
+            let ty = FieldType::from_name(t.trim()).with_context(|| {
+                format!(
+                    "unknown type {t:?} in --schema; use keyword, integer, float, timestamp, bool, geo_bbox or text"
+                )
+            })?;
             Ok((n.trim().to_owned(), ty))
         })
         .collect()
@@ -65,7 +69,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         Some(p) => {
             let inf = metadata::infer(p, &overrides)?;
             if inf.rows != rows {
-                bail!("{} has {} rows but {} has {rows} vectors; they must match row for row", p.display(), inf.rows, a.vectors.display());
+                bail!(
+                    "{} has {} rows but {} has {rows} vectors; they must match row for row",
+                    p.display(),
+                    inf.rows,
+                    a.vectors.display()
+                );
             }
             Some(inf)
         }
@@ -78,7 +87,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         if let Some(inf) = &inferred {
             spec.fields.clone_from(&inf.fields);
             let shown: Vec<String> = inf.fields.iter().map(|(n, t)| format!("{n}:{}", t.name())).collect();
-            println!("inferred schema from {}: {}", a.metadata.as_ref().map_or(String::new(), |p| p.display().to_string()), if shown.is_empty() { "(no fields)".into() } else { shown.join(", ") });
+            println!(
+                "inferred schema from {}: {}",
+                a.metadata.as_ref().map_or(String::new(), |p| p.display().to_string()),
+                if shown.is_empty() { "(no fields)".into() } else { shown.join(", ") }
+            );
         }
         db.create_collection(&a.collection, spec)?;
         println!("created collection {} (dim {dim}, {})", a.collection, metric.name());
@@ -107,7 +120,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 bail!("record id {id} appears twice in the input (row {r})");
             }
             if !a.upsert && col.get(id)?.is_some() {
-                bail!("record id {id} (row {r}) already exists in {}; pass --upsert to replace existing records", a.collection);
+                bail!(
+                    "record id {id} (row {r}) already exists in {}; pass --upsert to replace existing records",
+                    a.collection
+                );
             }
         }
         row += n;
@@ -141,10 +157,20 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         total += n;
         row += n;
         let secs = t1.elapsed().as_secs_f64();
-        println!("committed batch {batch_no}: rows {}..{}, total {total} rows ({:.0} rows/s)", row - n, row, total as f64 / secs.max(1e-9));
+        println!(
+            "committed batch {batch_no}: rows {}..{}, total {total} rows ({:.0} rows/s)",
+            row - n,
+            row,
+            total as f64 / secs.max(1e-9)
+        );
     }
     db.flush(&a.collection)?;
     let secs = t1.elapsed().as_secs_f64();
-    println!("loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records", a.collection, total as f64 / secs.max(1e-9), db.snapshot().collection(&a.collection)?.count());
+    println!(
+        "loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",
+        a.collection,
+        total as f64 / secs.max(1e-9),
+        db.snapshot().collection(&a.collection)?.count()
+    );
     Ok(ExitCode::SUCCESS)
 }

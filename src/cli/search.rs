@@ -59,10 +59,15 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a search thread panicked")))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a search thread panicked"))))
+            .collect()
     });
     let secs = start.elapsed().as_secs_f64();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?);
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&a.output).with_context(|| format!("creating {}", a.output.display()))?,
+    );
     let mut qi = 0usize;
     for part in results {
         for hits in part? {
@@ -74,6 +79,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     let _ = a.ef;
-    println!("{}", serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k, "threads": a.threads, "mode": mode}));
+    println!(
+        "{}",
+        serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k, "threads": a.threads, "mode": mode})
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,11 @@ impl TopK {
     /// The score a new hit must beat to enter (`-inf` until `k` hits are held).
     #[must_use]
     pub fn threshold(&self) -> f32 {
-        if self.heap.len() < self.k { f32::NEG_INFINITY } else { self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.score) }
+        if self.heap.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0.score)
+        }
     }
 
     /// Offers a hit.

@@ -55,7 +55,11 @@ fn read_lines(path: &Path) -> Result<Lines<BufReader<File>>> {
     Ok(BufReader::new(f).lines())
 }
 
-fn parse_line(path: &Path, line_no: usize, line: std::io::Result<String>) -> Result<Option<serde_json::Map<String, Json>>> {
+fn parse_line(
+    path: &Path,
+    line_no: usize,
+    line: std::io::Result<String>,
+) -> Result<Option<serde_json::Map<String, Json>>> {
     let line = line.map_err(|e| Error::bad_input(path, format!("line {line_no}: {e} (is the file UTF-8?)")))?;
     if line.len() > MAX_LINE {
         return Err(Error::bad_input(path, format!("line {line_no}: longer than {MAX_LINE} bytes")));
@@ -83,14 +87,22 @@ pub fn infer(path: &Path, overrides: &[(String, FieldType)]) -> Result<Inferred>
         for (k, v) in &obj {
             if k == "id" {
                 if !v.is_u64() {
-                    return Err(Error::bad_input(path, format!("line {line_no}, field \"id\": must be a non-negative integer, got {v}")));
+                    return Err(Error::bad_input(
+                        path,
+                        format!("line {line_no}, field \"id\": must be a non-negative integer, got {v}"),
+                    ));
                 }
                 has_id = true;
                 continue;
             }
             let Some(kind) = kind_of(v) else { continue };
             if matches!(kind, "object" | "array") && !RESERVED.contains(&k.as_str()) {
-                return Err(Error::bad_input(path, format!("line {line_no}, field {k:?}: nested {kind}s are not supported; flatten it into scalar fields")));
+                return Err(Error::bad_input(
+                    path,
+                    format!(
+                        "line {line_no}, field {k:?}: nested {kind}s are not supported; flatten it into scalar fields"
+                    ),
+                ));
             }
             let e = seen.entry(k.clone()).or_insert_with(|| {
                 order += 1;
@@ -125,10 +137,13 @@ pub fn infer(path: &Path, overrides: &[(String, FieldType)]) -> Result<Inferred>
                 ["string"] => FieldType::Keyword,
                 ["bbox"] => FieldType::GeoBbox,
                 _ => {
-                    return Err(Error::bad_input(path, format!(
-                        "field {name:?} holds mixed kinds ({}); give its type with --schema {name}:TYPE",
-                        kinds.join(", ")
-                    )));
+                    return Err(Error::bad_input(
+                        path,
+                        format!(
+                            "field {name:?} holds mixed kinds ({}); give its type with --schema {name}:TYPE",
+                            kinds.join(", ")
+                        ),
+                    ));
                 }
             }
         };
@@ -156,12 +171,17 @@ pub fn convert(name: &str, ty: FieldType, v: &Json) -> std::result::Result<Optio
         FieldType::Float => Value::Float(v.as_f64().ok_or_else(|| want("a number"))?),
         FieldType::Bool => Value::Bool(v.as_bool().ok_or_else(|| want("true or false"))?),
         FieldType::Timestamp => match v {
-            Json::String(s) => Value::Timestamp(parse_timestamp(s).ok_or_else(|| want("an RFC 3339 time or YYYY-MM-DD"))?),
-            Json::Number(n) => Value::Timestamp(n.as_i64().ok_or_else(|| want("seconds since 1970"))?.saturating_mul(1_000_000)),
+            Json::String(s) => {
+                Value::Timestamp(parse_timestamp(s).ok_or_else(|| want("an RFC 3339 time or YYYY-MM-DD"))?)
+            }
+            Json::Number(n) => {
+                Value::Timestamp(n.as_i64().ok_or_else(|| want("seconds since 1970"))?.saturating_mul(1_000_000))
+            }
             _ => return Err(want("a time")),
         },
         FieldType::GeoBbox => {
-            let a = v.as_array().filter(|a| a.len() == 4).ok_or_else(|| want("[min_lon, min_lat, max_lon, max_lat]"))?;
+            let a =
+                v.as_array().filter(|a| a.len() == 4).ok_or_else(|| want("[min_lon, min_lat, max_lon, max_lat]"))?;
             let mut b = [0.0; 4];
             for (slot, x) in b.iter_mut().zip(a) {
                 *slot = x.as_f64().ok_or_else(|| want("four numbers"))?;
@@ -172,7 +192,8 @@ pub fn convert(name: &str, ty: FieldType, v: &Json) -> std::result::Result<Optio
             let a = v.as_array().filter(|a| a.len() == 4).ok_or_else(|| want("[x, y, w, h]"))?;
             let mut w = [0u32; 4];
             for (slot, x) in w.iter_mut().zip(a) {
-                *slot = x.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| want("four non-negative integers"))?;
+                *slot =
+                    x.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| want("four non-negative integers"))?;
             }
             Value::Window(w)
         }
@@ -203,7 +224,12 @@ pub struct Reader {
 impl Reader {
     /// Opens `path` with the schema's field types (user fields and reserved ones).
     pub fn open(path: &Path, fields: &[(String, FieldType)]) -> Result<Reader> {
-        Ok(Reader { path: path.to_path_buf(), lines: read_lines(path)?, line_no: 0, types: fields.iter().cloned().collect() })
+        Ok(Reader {
+            path: path.to_path_buf(),
+            lines: read_lines(path)?,
+            line_no: 0,
+            types: fields.iter().cloned().collect(),
+        })
     }
 
     /// The next row, or `None` at the end.
@@ -215,17 +241,26 @@ impl Reader {
             let mut row = Row { line: self.line_no, id: None, fields: Vec::new() };
             for (k, v) in obj {
                 if k == "id" {
-                    row.id = Some(v.as_u64().ok_or_else(|| Error::bad_input(&self.path, format!("line {}: \"id\" must be a non-negative integer", self.line_no)))?);
+                    row.id = Some(v.as_u64().ok_or_else(|| {
+                        Error::bad_input(
+                            &self.path,
+                            format!("line {}: \"id\" must be a non-negative integer", self.line_no),
+                        )
+                    })?);
                     continue;
                 }
                 let Some(ty) = self.types.get(&k) else {
-                    return Err(Error::bad_input(&self.path, format!(
-                        "line {}: unknown field {k:?}; the collection has: {}",
-                        self.line_no,
-                        self.types.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )));
+                    return Err(Error::bad_input(
+                        &self.path,
+                        format!(
+                            "line {}: unknown field {k:?}; the collection has: {}",
+                            self.line_no,
+                            self.types.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
                 };
-                let value = convert(&k, *ty, &v).map_err(|r| Error::bad_input(&self.path, format!("line {}: {r}", self.line_no)))?;
+                let value = convert(&k, *ty, &v)
+                    .map_err(|r| Error::bad_input(&self.path, format!("line {}: {r}", self.line_no)))?;
                 if let Some(value) = value {
                     row.fields.push((k, value));
                 }
@@ -253,6 +288,7 @@ fn digits(s: &str) -> Option<i64> {
 /// Parses `YYYY-MM-DD` or RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a missing zone is
 /// UTC) to microseconds since 1970-01-01T00:00:00Z.
 #[must_use]
+#[expect(clippy::many_single_char_names, reason = "y/m/d as in the calendar formulas")]
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let s = s.trim();
     let date = s.get(..10)?;
@@ -338,7 +374,10 @@ mod tests {
         assert_eq!(parse_timestamp("2021-06-01T12:00:00+02:00"), parse_timestamp("2021-06-01T10:00:00Z"));
         assert_eq!(parse_timestamp("2020-02-30"), None);
         assert_eq!(parse_timestamp("Port"), None);
-        assert_eq!(parse_timestamp("2021-06-01T10:00:00.5Z"), Some(parse_timestamp("2021-06-01T10:00:00Z").unwrap() + 500_000));
+        assert_eq!(
+            parse_timestamp("2021-06-01T10:00:00.5Z"),
+            Some(parse_timestamp("2021-06-01T10:00:00Z").unwrap() + 500_000)
+        );
         for t in ["2021-06-01T10:00:00Z", "1969-12-31T23:59:59Z", "2000-02-29T00:00:00Z"] {
             assert_eq!(format_timestamp(parse_timestamp(t).unwrap()), t);
         }

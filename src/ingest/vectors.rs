@@ -1,4 +1,4 @@
-//! Vector files: `.npy` (NumPy, 2-D, C order, little-endian `<f4` or `<f8`) and `.fbin`
+//! Vector files: `.npy` (`NumPy`, 2-D, C order, little-endian `<f4` or `<f8`) and `.fbin`
 //! (big-ann-benchmarks: `rows u32 | cols u32 | rows x cols f32`, little-endian).
 //!
 //! The header and the file size are checked when the file is opened, so a truncated file is
@@ -37,7 +37,13 @@ fn parse_npy_header(path: &Path, head: &[u8]) -> Result<(usize, usize, Elem, u64
     }
     let major = *head.get(6).ok_or_else(|| bad("short header"))?;
     let (len, start) = match major {
-        1 => (u16::from_le_bytes([*head.get(8).ok_or_else(|| bad("short header"))?, *head.get(9).ok_or_else(|| bad("short header"))?]) as usize, 10),
+        1 => (
+            u16::from_le_bytes([
+                *head.get(8).ok_or_else(|| bad("short header"))?,
+                *head.get(9).ok_or_else(|| bad("short header"))?,
+            ]) as usize,
+            10,
+        ),
         2 | 3 => {
             let b = head.get(8..12).ok_or_else(|| bad("short header"))?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
@@ -50,7 +56,11 @@ fn parse_npy_header(path: &Path, head: &[u8]) -> Result<(usize, usize, Elem, u64
     let elem = match descr.trim_matches(|c| c == '\'' || c == '"') {
         "<f4" | "float32" => Elem::F32,
         "<f8" | "float64" => Elem::F64,
-        other => return Err(bad(&format!("element type {other} is not float32/float64 little-endian; convert with arr.astype('<f4')"))),
+        other => {
+            return Err(bad(&format!(
+                "element type {other} is not float32/float64 little-endian; convert with arr.astype('<f4')"
+            )));
+        }
     };
     if dict_value(text, "fortran_order").is_some_and(|v| v.trim() == "True") {
         return Err(bad("Fortran-ordered arrays are not supported; save np.ascontiguousarray(arr)"));
@@ -92,7 +102,8 @@ impl VectorFile {
             }
             "fbin" => {
                 let mut head = [0u8; 8];
-                file.read_exact(&mut head).map_err(|_| Error::bad_input(path, "shorter than the 8-byte .fbin header"))?;
+                file.read_exact(&mut head)
+                    .map_err(|_| Error::bad_input(path, "shorter than the 8-byte .fbin header"))?;
                 let rows = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
                 let dim = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
                 (rows, dim, Elem::F32, 8)
@@ -106,11 +117,17 @@ impl VectorFile {
             Elem::F32 => 4,
             Elem::F64 => 8,
         };
-        let need = (rows as u64).checked_mul(dim as u64).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_add(data_offset));
+        let need = (rows as u64)
+            .checked_mul(dim as u64)
+            .and_then(|n| n.checked_mul(width))
+            .and_then(|n| n.checked_add(data_offset));
         if need != Some(size) {
             return Err(Error::bad_input(
                 path,
-                format!("header says {rows} x {dim} values ({} bytes with the header) but the file has {size} bytes: truncated or not this format", need.map_or_else(|| "overflowing".into(), |n| n.to_string())),
+                format!(
+                    "header says {rows} x {dim} values ({} bytes with the header) but the file has {size} bytes: truncated or not this format",
+                    need.map_or_else(|| "overflowing".into(), |n| n.to_string())
+                ),
             ));
         }
         Ok(VectorFile { path: path.to_path_buf(), file, rows, dim, data_offset, elem })
@@ -138,7 +155,9 @@ impl VectorFile {
         let offset = self.data_offset + (start * self.dim * width) as u64;
         self.file.seek(SeekFrom::Start(offset)).map_err(|e| Error::bad_input(&self.path, e.to_string()))?;
         let mut buf = vec![0u8; n * self.dim * width];
-        self.file.read_exact(&mut buf).map_err(|e| Error::bad_input(&self.path, format!("reading rows {start}..{}: {e}", start + n)))?;
+        self.file
+            .read_exact(&mut buf)
+            .map_err(|e| Error::bad_input(&self.path, format!("reading rows {start}..{}: {e}", start + n)))?;
         let out: Vec<f32> = match self.elem {
             Elem::F32 => buf.as_chunks::<4>().0.iter().map(|b| f32::from_le_bytes(*b)).collect(),
             Elem::F64 => buf.as_chunks::<8>().0.iter().map(|b| f64::from_le_bytes(*b) as f32).collect(),
@@ -196,7 +215,11 @@ mod tests {
         let data: Vec<f32> = (0..12).map(|i| i as f32).collect();
         for name in ["a.npy", "a.fbin"] {
             let p = dir.path().join(name);
-            if name.ends_with("npy") { write_npy(&p, 4, &data).unwrap() } else { write_fbin(&p, 4, &data).unwrap() }
+            if name.ends_with("npy") {
+                write_npy(&p, 4, &data).unwrap();
+            } else {
+                write_fbin(&p, 4, &data).unwrap();
+            }
             let mut f = VectorFile::open(&p).unwrap();
             assert_eq!((f.rows(), f.dim()), (3, 4));
             assert_eq!(f.read(1, 5).unwrap(), data[4..].to_vec());

@@ -1,6 +1,6 @@
 //! `Bytes`: a cheap, clonable, immutable byte slice that views parse from.
 //!
-//! The backing is either a read-only memory map (see [`crate::mmap`]) or an 8-byte-aligned heap
+//! The backing is either a read-only memory map (see the private `mmap` module) or an 8-byte-aligned heap
 //! buffer. Views borrow `&[u8]` from it and never see a `File` or an `Mmap`, so every parser can be
 //! tested and fuzzed on plain heap bytes.
 //!

@@ -85,10 +85,8 @@ impl<'a> Dec<'a> {
     /// Takes the next `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError { offset: self.pos, reason: "length overflow" })?;
-        let out = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(DecodeError { offset: self.pos, reason: "unexpected end of data" })?;
+        let out =
+            self.buf.get(self.pos..end).ok_or(DecodeError { offset: self.pos, reason: "unexpected end of data" })?;
         self.pos = end;
         Ok(out)
     }

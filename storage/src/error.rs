@@ -22,9 +22,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Another writer (thread or process) holds the database.
-    #[error(
-        "database {path} is locked by another writer; close it or open this one read-only"
-    )]
+    #[error("database {path} is locked by another writer; close it or open this one read-only")]
     Locked {
         /// The database directory.
         path: PathBuf,
@@ -62,9 +60,7 @@ pub enum Error {
         got: u32,
     },
     /// A file was written by a format version this build does not read.
-    #[error(
-        "{file} has format version {found}, this build reads {oldest}..={current}; upgrade skysift"
-    )]
+    #[error("{file} has format version {found}, this build reads {oldest}..={current}; upgrade skysift")]
     UnsupportedVersion {
         /// The file.
         file: PathBuf,
@@ -99,20 +95,12 @@ impl Error {
         offset: u64,
         reason: impl Into<String>,
     ) -> Self {
-        Error::Corrupted {
-            file: file.into(),
-            region: region.into(),
-            offset,
-            reason: reason.into(),
-        }
+        Error::Corrupted { file: file.into(), region: region.into(), offset, reason: reason.into() }
     }
 
     /// True for errors that say the bytes on disk are damaged.
     #[must_use]
     pub fn is_corruption(&self) -> bool {
-        matches!(
-            self,
-            Error::Corrupted { .. } | Error::ChecksumMismatch { .. } | Error::UnsupportedVersion { .. }
-        )
+        matches!(self, Error::Corrupted { .. } | Error::ChecksumMismatch { .. } | Error::UnsupportedVersion { .. })
     }
 }

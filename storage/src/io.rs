@@ -78,12 +78,8 @@ impl WriteFile for RealFile {
 
 impl Vfs for RealVfs {
     fn create(&self, path: &Path) -> Result<Box<dyn WriteFile>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file =
+            OpenOptions::new().create(true).truncate(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
         Ok(Box::new(RealFile { file, path: path.to_path_buf() }))
     }
 
@@ -207,8 +203,7 @@ impl FaultState {
     fn should_fail(&self) -> bool {
         let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
         let at = self.fail_at.load(Ordering::SeqCst);
-        let fail = (at != 0 && n == at)
-            || (self.sticky.load(Ordering::SeqCst) && self.tripped.load(Ordering::SeqCst));
+        let fail = (at != 0 && n == at) || (self.sticky.load(Ordering::SeqCst) && self.tripped.load(Ordering::SeqCst));
         if fail {
             self.tripped.store(true, Ordering::SeqCst);
         }
@@ -253,11 +248,7 @@ impl FaultVfs {
     }
 
     fn check(&self, path: &Path) -> Result<()> {
-        if self.state.should_fail() {
-            Err(Error::io(path, self.state.fault.error()))
-        } else {
-            Ok(())
-        }
+        if self.state.should_fail() { Err(Error::io(path, self.state.fault.error())) } else { Ok(()) }
     }
 }
 

@@ -3,7 +3,7 @@
 //! | module | responsibility |
 //! | --- | --- |
 //! | [`io`] | the one file-system trait, real and fault-injecting |
-//! | [`mmap`] (private) | the only place that maps files |
+//! | `mmap` (private) | the only place that maps files |
 //! | [`bytes`] | immutable byte buffers the views parse from |
 //! | [`lock`] | the single-writer lock |
 //! | [`codec`] | little-endian encoding helpers |

@@ -116,21 +116,43 @@ impl Manifest {
         let stored = u32_at(b, HEADER_CRC_OFFSET).unwrap_or(0);
         let got = crc32c::crc32c(b.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
         if stored != got {
-            return Err(Error::ChecksumMismatch { file: file.into(), region: header.into(), offset: 0, expected: stored, got });
+            return Err(Error::ChecksumMismatch {
+                file: file.into(),
+                region: header.into(),
+                offset: 0,
+                expected: stored,
+                got,
+            });
         }
         let version = u16_at(b, VERSION_OFFSET).unwrap_or(0);
         if !(OLDEST_SUPPORTED..=VERSION).contains(&version) {
-            return Err(Error::UnsupportedVersion { file: file.into(), found: version, oldest: OLDEST_SUPPORTED, current: VERSION });
+            return Err(Error::UnsupportedVersion {
+                file: file.into(),
+                found: version,
+                oldest: OLDEST_SUPPORTED,
+                current: VERSION,
+            });
         }
         let len = u32_at(b, LEN_OFFSET).unwrap_or(0) as usize;
         let payload = b.get(HEADER_LEN..).unwrap_or(&[]);
         if payload.len() != len {
-            return Err(Error::corrupted(file, "manifest payload", HEADER_LEN as u64, format!("{} bytes, header says {len}", payload.len())));
+            return Err(Error::corrupted(
+                file,
+                "manifest payload",
+                HEADER_LEN as u64,
+                format!("{} bytes, header says {len}", payload.len()),
+            ));
         }
         let stored = u32_at(b, PAYLOAD_CRC_OFFSET).unwrap_or(0);
         let got = crc32c::crc32c(payload);
         if stored != got {
-            return Err(Error::ChecksumMismatch { file: file.into(), region: "manifest payload".into(), offset: HEADER_LEN as u64, expected: stored, got });
+            return Err(Error::ChecksumMismatch {
+                file: file.into(),
+                region: "manifest payload".into(),
+                offset: HEADER_LEN as u64,
+                expected: stored,
+                got,
+            });
         }
         let (m, used): (Manifest, usize) = bincode::decode_from_slice(payload, config())
             .map_err(|e| Error::corrupted(file, "manifest payload", HEADER_LEN as u64, e.to_string()))?;
@@ -156,7 +178,8 @@ impl Manifest {
                 if s.id >= c.next_segment_id {
                     return Err(format!("segment {} >= next id", s.id));
                 }
-                let t = RoaringBitmap::deserialize_from(&s.tombstones[..]).map_err(|e| format!("tombstones of segment {}: {e}", s.id))?;
+                let t = RoaringBitmap::deserialize_from(&s.tombstones[..])
+                    .map_err(|e| format!("tombstones of segment {}: {e}", s.id))?;
                 if t.max().is_some_and(|m| u64::from(m) >= s.rows) {
                     return Err(format!("tombstone outside segment {}", s.id));
                 }
@@ -210,7 +233,8 @@ mod tests {
             collections: vec![CollectionEntry {
                 id: 1,
                 name: "scenes".into(),
-                schema: Schema::new(8, Metric::Cosine, vec![FieldDef { name: "class".into(), ty: FieldType::Keyword }]).unwrap(),
+                schema: Schema::new(8, Metric::Cosine, vec![FieldDef { name: "class".into(), ty: FieldType::Keyword }])
+                    .unwrap(),
                 segments: vec![SegmentEntry { id: 0, rows: 10, file_len: 999, tombstones: tomb }],
                 wal_id: 3,
                 next_segment_id: 1,

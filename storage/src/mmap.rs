@@ -46,10 +46,7 @@ pub(crate) fn map_sealed(path: &Path) -> Result<Bytes> {
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(Error::io(
                 path,
-                std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    "file is being deleted by the writer",
-                ),
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "file is being deleted by the writer"),
             ));
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),

@@ -253,9 +253,8 @@ impl Value {
         }
         let pos = d.pos();
         let ty = FieldType::from_tag(tag).ok_or(DecodeError { offset: pos, reason: "unknown value tag" })?;
-        let utf8 = |b: &[u8]| {
-            String::from_utf8(b.to_vec()).map_err(|_| DecodeError { offset: pos, reason: "invalid UTF-8" })
-        };
+        let utf8 =
+            |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| DecodeError { offset: pos, reason: "invalid UTF-8" });
         Ok(Some(match ty {
             FieldType::Keyword => Value::Keyword(utf8(d.bytes()?)?),
             FieldType::Text => Value::Text(utf8(d.bytes()?)?),
@@ -356,12 +355,7 @@ impl Schema {
             return Err(format!("record {}: vector component {i} is not finite ({x})", r.id));
         }
         if r.values.len() != self.fields.len() {
-            return Err(format!(
-                "record {}: {} values for {} fields",
-                r.id,
-                r.values.len(),
-                self.fields.len()
-            ));
+            return Err(format!("record {}: {} values for {} fields", r.id, r.values.len(), self.fields.len()));
         }
         for (f, v) in self.fields.iter().zip(&r.values) {
             if let Some(v) = v {

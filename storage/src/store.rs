@@ -154,7 +154,8 @@ impl CollectionState {
             Some(Location::Segment { segment, row }) => {
                 let Some(s) = self.segments.get(segment) else { return Ok(None) };
                 let seg = &s.segment;
-                let values = (0..self.schema.fields.len()).map(|f| seg.value(row as usize, f)).collect::<Result<_>>()?;
+                let values =
+                    (0..self.schema.fields.len()).map(|f| seg.value(row as usize, f)).collect::<Result<_>>()?;
                 Ok(Some(Record { id, vector: seg.vector(row as usize).to_vec(), values }))
             }
         }
@@ -470,7 +471,8 @@ impl Store {
             }
             collections.insert(c.name.clone(), Arc::new(col));
         }
-        let state = DbState { generation: manifest.generation, next_collection_id: manifest.next_collection_id, collections };
+        let state =
+            DbState { generation: manifest.generation, next_collection_id: manifest.next_collection_id, collections };
         Ok((state, wals, report))
     }
 

@@ -49,17 +49,35 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> VerifyReport {
     let bytes = match vfs.read(&mpath) {
         Ok(b) => b,
         Err(e) => {
-            report.files.push(FileReport { path: mpath, kind: "manifest", bytes: 0, problems: vec![e.to_string()], notes: vec![] });
+            report.files.push(FileReport {
+                path: mpath,
+                kind: "manifest",
+                bytes: 0,
+                problems: vec![e.to_string()],
+                notes: vec![],
+            });
             return report;
         }
     };
     let manifest = match Manifest::decode(&mpath, &bytes) {
         Ok(m) => {
-            report.files.push(FileReport { path: mpath, kind: "manifest", bytes: bytes.len() as u64, problems: vec![], notes: vec![] });
+            report.files.push(FileReport {
+                path: mpath,
+                kind: "manifest",
+                bytes: bytes.len() as u64,
+                problems: vec![],
+                notes: vec![],
+            });
             m
         }
         Err(e) => {
-            report.files.push(FileReport { path: mpath, kind: "manifest", bytes: bytes.len() as u64, problems: vec![e.to_string()], notes: vec![] });
+            report.files.push(FileReport {
+                path: mpath,
+                kind: "manifest",
+                bytes: bytes.len() as u64,
+                problems: vec![e.to_string()],
+                notes: vec![],
+            });
             return report;
         }
     };
@@ -78,7 +96,9 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> VerifyReport {
                     if seg.rows() as u64 != s.rows || seg.file_len() as u64 != s.file_len {
                         fr.problems.push("rows or length differ from the manifest entry".into());
                     }
-                    fr.problems.extend(seg.verify().into_iter().map(|d| format!("{} at offset {}: {}", d.region, d.offset, d.reason)));
+                    fr.problems.extend(
+                        seg.verify().into_iter().map(|d| format!("{} at offset {}: {}", d.region, d.offset, d.reason)),
+                    );
                 }
                 Err(e) => fr.problems.push(e.to_string()),
             }
@@ -93,7 +113,11 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> VerifyReport {
                     Ok(r) => {
                         fr.notes.push(format!("{} committed batches", r.batches.len()));
                         if r.torn {
-                            fr.notes.push(format!("torn tail of {} bytes after offset {} (an interrupted append; dropped on open)", b.len() as u64 - r.valid_len, r.valid_len));
+                            fr.notes.push(format!(
+                                "torn tail of {} bytes after offset {} (an interrupted append; dropped on open)",
+                                b.len() as u64 - r.valid_len,
+                                r.valid_len
+                            ));
                         }
                     }
                     Err(e) => fr.problems.push(e.to_string()),

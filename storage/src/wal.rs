@@ -172,11 +172,22 @@ pub fn check_header(file: &Path, bytes: &[u8]) -> Result<u64> {
     let stored = u32_at(bytes, HEADER_CRC_OFFSET).unwrap_or(0);
     let got = crc32c::crc32c(bytes.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
     if stored != got {
-        return Err(Error::ChecksumMismatch { file: file.into(), region: region.into(), offset: 0, expected: stored, got });
+        return Err(Error::ChecksumMismatch {
+            file: file.into(),
+            region: region.into(),
+            offset: 0,
+            expected: stored,
+            got,
+        });
     }
     let version = u16_at(bytes, VERSION_OFFSET).unwrap_or(0);
     if !(OLDEST_SUPPORTED..=VERSION).contains(&version) {
-        return Err(Error::UnsupportedVersion { file: file.into(), found: version, oldest: OLDEST_SUPPORTED, current: VERSION });
+        return Err(Error::UnsupportedVersion {
+            file: file.into(),
+            found: version,
+            oldest: OLDEST_SUPPORTED,
+            current: VERSION,
+        });
     }
     Ok(u64_at(bytes, WAL_ID_OFFSET).unwrap_or(0))
 }
@@ -214,7 +225,12 @@ pub fn replay(file: &Path, bytes: &[u8], schema: &Schema) -> Result<Replay> {
         }
         let Some((len, stored)) = frame_header(rest) else {
             if valid_frame_after(rest) {
-                return Err(Error::corrupted(file, "WAL frame header", pos as u64, "checksum mismatch before later valid frames"));
+                return Err(Error::corrupted(
+                    file,
+                    "WAL frame header",
+                    pos as u64,
+                    "checksum mismatch before later valid frames",
+                ));
             }
             return torn(batches);
         };

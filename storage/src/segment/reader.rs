@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use roaring::RoaringBitmap;
 
 use super::footer::{
-    ENTRY_LEN, FOOTER_LEN, Footer, HEADER_LEN, Header, HeaderError, MAX_SECTIONS, OLDEST_SUPPORTED,
-    SECTION_ALIGN, SectionEntry, SectionKind, VERSION,
+    ENTRY_LEN, FOOTER_LEN, Footer, HEADER_LEN, Header, HeaderError, MAX_SECTIONS, OLDEST_SUPPORTED, SECTION_ALIGN,
+    SectionEntry, SectionKind, VERSION,
 };
 use crate::bytes::Bytes;
 use crate::codec::Dec;
@@ -23,9 +23,24 @@ use crate::schema::{FieldDef, FieldType, Metric, Schema, Value};
 /// Where one field's sections are.
 #[derive(Debug, Clone)]
 enum ColumnRanges {
-    Fixed { validity: Range<usize>, data: Range<usize>, ty: FieldType },
-    Var { validity: Range<usize>, offsets: Range<usize>, data: Range<usize>, ty: FieldType },
-    Keyword { dict_offsets: Range<usize>, dict: Range<usize>, codes: Range<usize>, bitmap_offsets: Range<usize>, bitmaps: Range<usize> },
+    Fixed {
+        validity: Range<usize>,
+        data: Range<usize>,
+        ty: FieldType,
+    },
+    Var {
+        validity: Range<usize>,
+        offsets: Range<usize>,
+        data: Range<usize>,
+        ty: FieldType,
+    },
+    Keyword {
+        dict_offsets: Range<usize>,
+        dict: Range<usize>,
+        codes: Range<usize>,
+        bitmap_offsets: Range<usize>,
+        bitmaps: Range<usize>,
+    },
 }
 
 /// A damaged region found by [`Segment::verify`].
@@ -76,7 +91,6 @@ compile_error!("skysift maps little-endian sections in place and builds only for
 
 impl Segment {
     /// Parses a segment held in `bytes` (mapped or on the heap).
-    #[expect(clippy::too_many_lines, reason = "one linear pass of checks over the file layout")]
     pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
         let b = bytes.as_slice();
         let header = Header::decode(b).map_err(|e| header_error(path, "header", 0, &e))?;
@@ -88,7 +102,12 @@ impl Segment {
         let footer = Footer::decode(b.get(footer_at..).unwrap_or(&[]))
             .map_err(|e| header_error(path, "footer", footer_at as u64, &e))?;
         if footer.file_len != file_len as u64 {
-            return Err(Error::corrupted(path, "footer", footer_at as u64, format!("file is {file_len} bytes, footer says {}", footer.file_len)));
+            return Err(Error::corrupted(
+                path,
+                "footer",
+                footer_at as u64,
+                format!("file is {file_len} bytes, footer says {}", footer.file_len),
+            ));
         }
         if footer.section_count > MAX_SECTIONS {
             return Err(Error::corrupted(path, "footer", footer_at as u64, "too many sections"));
@@ -101,13 +120,20 @@ impl Segment {
             .ok_or_else(|| Error::corrupted(path, "section table", footer.table_offset, "table out of bounds"))?;
         let got = crc32c::crc32c(table);
         if got != footer.table_crc {
-            return Err(Error::ChecksumMismatch { file: path.into(), region: "section table".into(), offset: footer.table_offset, expected: footer.table_crc, got });
+            return Err(Error::ChecksumMismatch {
+                file: path.into(),
+                region: "section table".into(),
+                offset: footer.table_offset,
+                expected: footer.table_crc,
+                got,
+            });
         }
         let mut sections = Vec::with_capacity(footer.section_count as usize);
         let mut by_key: HashMap<(SectionKind, u16), Range<usize>> = HashMap::new();
         for (i, chunk) in table.chunks_exact(ENTRY_LEN).enumerate() {
             let at = footer.table_offset + (i * ENTRY_LEN) as u64;
-            let e = SectionEntry::decode(chunk).ok_or_else(|| Error::corrupted(path, "section table", at, "unknown section kind"))?;
+            let e = SectionEntry::decode(chunk)
+                .ok_or_else(|| Error::corrupted(path, "section table", at, "unknown section kind"))?;
             let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
             let end = start.saturating_add(usize::try_from(e.len).unwrap_or(usize::MAX));
             if start < HEADER_LEN || end > table_start || start % SECTION_ALIGN != 0 {
@@ -116,7 +142,13 @@ impl Segment {
             if !e.kind.is_bulk() {
                 let got = crc32c::crc32c(b.get(start..end).unwrap_or(&[]));
                 if got != e.crc {
-                    return Err(Error::ChecksumMismatch { file: path.into(), region: format!("{} section (field {})", e.kind.name(), e.field), offset: e.offset, expected: e.crc, got });
+                    return Err(Error::ChecksumMismatch {
+                        file: path.into(),
+                        region: format!("{} section (field {})", e.kind.name(), e.field),
+                        offset: e.offset,
+                        expected: e.crc,
+                        got,
+                    });
                 }
             }
             if by_key.insert((e.kind, e.field), start..end).is_some() {
@@ -133,17 +165,28 @@ impl Segment {
         let need_len = |r: &Range<usize>, want: Option<usize>, kind: SectionKind| -> Result<()> {
             match want {
                 Some(w) if r.len() == w => Ok(()),
-                _ => Err(Error::corrupted(path, kind.name(), r.start as u64, format!("section is {} bytes, expected {want:?}", r.len()))),
+                _ => Err(Error::corrupted(
+                    path,
+                    kind.name(),
+                    r.start as u64,
+                    format!("section is {} bytes, expected {want:?}", r.len()),
+                )),
             }
         };
-        let rows = usize::try_from(header.rows).map_err(|_| Error::corrupted(path, "header", 0, "row count too large"))?;
+        let rows =
+            usize::try_from(header.rows).map_err(|_| Error::corrupted(path, "header", 0, "row count too large"))?;
         let dim = header.dim as usize;
         // Schema.
         let schema_range = get(SectionKind::Schema, 0)?;
         let fields = parse_schema(b.get(schema_range.clone()).unwrap_or(&[]))
             .ok_or_else(|| Error::corrupted(path, "schema", schema_range.start as u64, "malformed schema section"))?;
         if fields.len() != header.field_count as usize {
-            return Err(Error::corrupted(path, "schema", schema_range.start as u64, "field count differs from the header"));
+            return Err(Error::corrupted(
+                path,
+                "schema",
+                schema_range.start as u64,
+                "field count differs from the header",
+            ));
         }
         let vectors = get(SectionKind::Vectors, 0)?;
         need_len(&vectors, rows.checked_mul(dim).and_then(|n| n.checked_mul(4)), SectionKind::Vectors)?;
@@ -156,9 +199,15 @@ impl Segment {
             let row_ids: &[u64] = cast(b.get(ids.clone()).unwrap_or(&[]));
             let mut prev = None;
             for &[id, row] in idx.as_chunks::<2>().0 {
-                let ok = prev.is_none_or(|p| id > p) && usize::try_from(row).ok().and_then(|r| row_ids.get(r)) == Some(&id);
+                let ok =
+                    prev.is_none_or(|p| id > p) && usize::try_from(row).ok().and_then(|r| row_ids.get(r)) == Some(&id);
                 if !ok {
-                    return Err(Error::corrupted(path, "id index", id_index.start as u64, "ids not sorted, duplicated, or not matching rows"));
+                    return Err(Error::corrupted(
+                        path,
+                        "id index",
+                        id_index.start as u64,
+                        "ids not sorted, duplicated, or not matching rows",
+                    ));
                 }
                 prev = Some(id);
             }
@@ -177,14 +226,24 @@ impl Segment {
                     need_len(&codes, rows.checked_mul(4), SectionKind::Codes)?;
                     let bitmap_offsets = get(SectionKind::BitmapOffsets, f)?;
                     let bitmaps = get(SectionKind::BitmapData, f)?;
-                    if dict_offsets.len() % 8 != 0 || dict_offsets.len() < 8 || bitmap_offsets.len() != dict_offsets.len() {
-                        return Err(Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, "bad length"));
+                    if dict_offsets.len() % 8 != 0
+                        || dict_offsets.len() < 8
+                        || bitmap_offsets.len() != dict_offsets.len()
+                    {
+                        return Err(Error::corrupted(
+                            path,
+                            "dictionary offsets",
+                            dict_offsets.start as u64,
+                            "bad length",
+                        ));
                     }
                     let n = dict_offsets.len() / 8 - 1;
                     let d_off: &[u64] = cast(b.get(dict_offsets.clone()).unwrap_or(&[]));
-                    check_offsets(d_off, dict.len()).map_err(|r| Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, r))?;
+                    check_offsets(d_off, dict.len())
+                        .map_err(|r| Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, r))?;
                     let b_off: &[u64] = cast(b.get(bitmap_offsets.clone()).unwrap_or(&[]));
-                    check_offsets(b_off, bitmaps.len()).map_err(|r| Error::corrupted(path, "bitmap offsets", bitmap_offsets.start as u64, r))?;
+                    check_offsets(b_off, bitmaps.len())
+                        .map_err(|r| Error::corrupted(path, "bitmap offsets", bitmap_offsets.start as u64, r))?;
                     let dict_bytes = b.get(dict.clone()).unwrap_or(&[]);
                     let mut map = HashMap::with_capacity(n);
                     let mut prev: Option<&str> = None;
@@ -192,16 +251,28 @@ impl Segment {
                         let s = dict_bytes
                             .get(*lo as usize..*hi as usize)
                             .and_then(|s| std::str::from_utf8(s).ok())
-                            .ok_or_else(|| Error::corrupted(path, "dictionary", dict.start as u64, "entry is not UTF-8"))?;
+                            .ok_or_else(|| {
+                                Error::corrupted(path, "dictionary", dict.start as u64, "entry is not UTF-8")
+                            })?;
                         if prev.is_some_and(|p| p >= s) {
-                            return Err(Error::corrupted(path, "dictionary", dict.start as u64, "entries not strictly sorted"));
+                            return Err(Error::corrupted(
+                                path,
+                                "dictionary",
+                                dict.start as u64,
+                                "entries not strictly sorted",
+                            ));
                         }
                         prev = Some(s);
                         map.insert(s.to_owned(), code as u32);
                     }
                     let code_vals: &[u32] = cast(b.get(codes.clone()).unwrap_or(&[]));
                     if code_vals.iter().any(|c| *c != u32::MAX && *c as usize >= n) {
-                        return Err(Error::corrupted(path, "keyword codes", codes.start as u64, "code outside the dictionary"));
+                        return Err(Error::corrupted(
+                            path,
+                            "keyword codes",
+                            codes.start as u64,
+                            "code outside the dictionary",
+                        ));
                     }
                     let bits = b.get(validity.clone()).unwrap_or(&[]);
                     let consistent = code_vals.iter().enumerate().all(|(row, c)| {
@@ -209,7 +280,12 @@ impl Segment {
                         present == (*c != u32::MAX)
                     });
                     if !consistent {
-                        return Err(Error::corrupted(path, "validity", validity.start as u64, "validity disagrees with keyword codes"));
+                        return Err(Error::corrupted(
+                            path,
+                            "validity",
+                            validity.start as u64,
+                            "validity disagrees with keyword codes",
+                        ));
                     }
                     lookup = Some(map);
                     ColumnRanges::Keyword { dict_offsets, dict, codes, bitmap_offsets, bitmaps }
@@ -219,7 +295,8 @@ impl Segment {
                     need_len(&offsets, rows.checked_add(1).and_then(|n| n.checked_mul(8)), SectionKind::VarOffsets)?;
                     let data = get(SectionKind::VarData, f)?;
                     let off: &[u64] = cast(b.get(offsets.clone()).unwrap_or(&[]));
-                    check_offsets(off, data.len()).map_err(|r| Error::corrupted(path, "var offsets", offsets.start as u64, r))?;
+                    check_offsets(off, data.len())
+                        .map_err(|r| Error::corrupted(path, "var offsets", offsets.start as u64, r))?;
                     ColumnRanges::Var { validity, offsets, data, ty: def.ty }
                 }
                 ty => {
@@ -231,7 +308,18 @@ impl Segment {
             columns.push(col);
             keyword_lookup.push(lookup);
         }
-        Ok(Segment { path: path.to_path_buf(), bytes, header, fields, sections, vectors, ids, id_index, columns, keyword_lookup })
+        Ok(Segment {
+            path: path.to_path_buf(),
+            bytes,
+            header,
+            fields,
+            sections,
+            vectors,
+            ids,
+            id_index,
+            columns,
+            keyword_lookup,
+        })
     }
 
     /// The file this segment was read from.
@@ -356,10 +444,13 @@ impl Segment {
                     return Ok(None);
                 }
                 let off: &[u64] = cast(self.slice(offsets));
-                let (s, e) = (off.get(row).copied().unwrap_or(0) as usize, off.get(row + 1).copied().unwrap_or(0) as usize);
+                let (s, e) =
+                    (off.get(row).copied().unwrap_or(0) as usize, off.get(row + 1).copied().unwrap_or(0) as usize);
                 let bytes = self.slice(data).get(s..e).unwrap_or(&[]);
                 Ok(Some(match ty {
-                    FieldType::Text => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| bad("var data", "text is not UTF-8"))?),
+                    FieldType::Text => Value::Text(
+                        String::from_utf8(bytes.to_vec()).map_err(|_| bad("var data", "text is not UTF-8"))?,
+                    ),
                     _ => Value::Blob(bytes.to_vec()),
                 }))
             }
@@ -369,7 +460,10 @@ impl Segment {
                     return Ok(None);
                 }
                 let off: &[u64] = cast(self.slice(dict_offsets));
-                let (s, e) = (off.get(code as usize).copied().unwrap_or(0) as usize, off.get(code as usize + 1).copied().unwrap_or(0) as usize);
+                let (s, e) = (
+                    off.get(code as usize).copied().unwrap_or(0) as usize,
+                    off.get(code as usize + 1).copied().unwrap_or(0) as usize,
+                );
                 let text = self.slice(dict).get(s..e).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
                 Ok(Some(Value::Keyword(text.to_owned())))
             }
@@ -385,7 +479,10 @@ impl Segment {
             return Ok(RoaringBitmap::new());
         };
         let off: &[u64] = cast(self.slice(bitmap_offsets));
-        let (s, e) = (off.get(*code as usize).copied().unwrap_or(0) as usize, off.get(*code as usize + 1).copied().unwrap_or(0) as usize);
+        let (s, e) = (
+            off.get(*code as usize).copied().unwrap_or(0) as usize,
+            off.get(*code as usize + 1).copied().unwrap_or(0) as usize,
+        );
         let bytes = self.slice(bitmaps).get(s..e).unwrap_or(&[]);
         let bitmap = RoaringBitmap::deserialize_from(bytes)
             .map_err(|e| Error::corrupted(&self.path, "bitmaps", bitmaps.start as u64, e.to_string()))?;

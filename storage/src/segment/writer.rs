@@ -177,13 +177,7 @@ fn write_keyword(sink: &mut Sink, src: &dyn RowSource, field: usize) -> Result<(
 ///
 /// The caller syncs the directory and publishes the segment in the manifest; until then the
 /// file is an orphan that the next writer open removes.
-pub fn write_segment(
-    vfs: &dyn Vfs,
-    path: &Path,
-    segment_id: u64,
-    schema: &Schema,
-    src: &dyn RowSource,
-) -> Result<u64> {
+pub fn write_segment(vfs: &dyn Vfs, path: &Path, segment_id: u64, schema: &Schema, src: &dyn RowSource) -> Result<u64> {
     let rows = src.rows();
     let dim = schema.dim as usize;
     let mut pairs: Vec<(u64, u64)> = (0..rows).map(|r| (src.id(r), r as u64)).collect();
@@ -202,7 +196,13 @@ pub fn write_segment(
         field_count: schema.fields.len() as u32,
         segment_id,
     };
-    let mut sink = Sink { file: vfs.create(path)?, buf: Vec::with_capacity(FLUSH_AT * 2), pos: 0, entries: Vec::new(), open: None };
+    let mut sink = Sink {
+        file: vfs.create(path)?,
+        buf: Vec::with_capacity(FLUSH_AT * 2),
+        pos: 0,
+        entries: Vec::new(),
+        open: None,
+    };
     sink.put(&header.encode())?;
     sink.section(SectionKind::Schema, 0, &encode_schema(schema))?;
 
