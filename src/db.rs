@@ -17,7 +17,9 @@ use skysift_storage::store::{CollectionState, DbState, Store, StoreOptions, Writ
 use skysift_storage::wal::Op;
 
 use crate::error::{Error, Result};
-use crate::index::{Hit, SearchScratch, exact};
+use crate::index::build::HnswIndexer;
+use crate::index::search::search_collection;
+use crate::index::{Hit, IndexParams, SearchParams, SearchScratch, exact};
 
 /// Opens a database with options; see [`Db::builder`].
 #[derive(Debug, Clone)]
@@ -27,10 +29,18 @@ pub struct DbBuilder {
     recover: bool,
     create: bool,
     flush_rows: usize,
+    index_threads: usize,
     vfs: Arc<dyn Vfs>,
 }
 
 impl DbBuilder {
+    /// Threads used to build segment graphs. Default: 0 (all cores).
+    #[must_use]
+    pub fn index_threads(mut self, threads: usize) -> Self {
+        self.index_threads = threads;
+        self
+    }
+
     /// Open without taking the writer lock; writes fail. Default: `false`.
     #[must_use]
     pub fn read_only(mut self, yes: bool) -> Self {
@@ -71,7 +81,13 @@ impl DbBuilder {
     pub fn open(self) -> Result<Db> {
         let store = Store::open(
             &self.path,
-            StoreOptions { read_only: self.read_only, recover: self.recover, create: self.create, vfs: self.vfs },
+            StoreOptions {
+                read_only: self.read_only,
+                recover: self.recover,
+                create: self.create,
+                vfs: self.vfs,
+                indexer: Some(Arc::new(HnswIndexer { threads: self.index_threads })),
+            },
         )?;
         Ok(Db { inner: Arc::new(Inner { store, flush_rows: self.flush_rows }) })
     }
@@ -107,6 +123,14 @@ impl CollectionSpec {
     #[must_use]
     pub fn new(dim: u32, metric: Metric) -> Self {
         CollectionSpec { dim, metric, fields: Vec::new(), params: Vec::new() }
+    }
+
+    /// Sets the index parameters (stored as `index.*` parameters).
+    #[must_use]
+    pub fn index(mut self, p: IndexParams) -> Self {
+        self.params.retain(|(k, _)| !k.starts_with("index."));
+        self.params.extend(p.to_params());
+        self
     }
 
     /// Adds a field.
@@ -163,6 +187,7 @@ impl Db {
             recover: false,
             create: true,
             flush_rows: 100_000,
+            index_threads: 0,
             vfs: Arc::new(RealVfs),
         }
     }
@@ -188,6 +213,7 @@ impl Db {
     pub fn create_collection(&self, name: &str, spec: CollectionSpec) -> Result<()> {
         let fields = spec.fields.into_iter().map(|(name, ty)| FieldDef { name, ty }).collect();
         let schema = Schema::new(spec.dim, spec.metric, fields).map_err(Error::Schema)?;
+        IndexParams::from_params(&spec.params)?;
         self.inner.store.create_collection(name, schema, spec.params)?;
         Ok(())
     }
@@ -230,6 +256,20 @@ impl Db {
     pub fn compact(&self, collection: &str) -> Result<()> {
         self.snapshot().collection(collection)?;
         self.inner.store.compact(collection)?;
+        Ok(())
+    }
+
+    /// Stores a sample of queries (row-major vectors of the collection's dimension) that guides
+    /// the graphs of the collection's next segments (flush, compact) toward out-of-distribution
+    /// queries such as text queries over image vectors.
+    pub fn set_query_sample(&self, collection: &str, sample: &[f32]) -> Result<()> {
+        let col = self.snapshot().collection(collection)?;
+        let dim = col.schema().dim as usize;
+        let mut rows = Vec::with_capacity(sample.len());
+        for q in sample.chunks(dim) {
+            rows.extend(col.prepare_query(q)?);
+        }
+        self.inner.store.set_query_sample(collection, &rows)?;
         Ok(())
     }
 
@@ -284,6 +324,25 @@ pub struct SegmentInfo {
     pub bytes: u64,
     /// File path.
     pub path: PathBuf,
+}
+
+/// Index state of one segment, as shown by `info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentIndexInfo {
+    /// Segment id.
+    pub segment: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Graph levels, when the segment has a graph.
+    pub graph_levels: Option<u32>,
+    /// HNSW neighbour slots per node on layer 0.
+    pub hnsw_slots: Option<u32>,
+    /// Query-guided neighbour slots per node on layer 0.
+    pub guided_slots: Option<u32>,
+    /// Whether the segment has int8 traversal codes.
+    pub int8_codes: bool,
+    /// Bytes of graph and codes.
+    pub index_bytes: u64,
 }
 
 /// A read view of one collection.
@@ -359,6 +418,39 @@ impl CollectionSnapshot {
         scratch.top.reset(k);
         exact::scan(&self.state, &q, &mut scratch.top);
         Ok(scratch.top.drain_sorted())
+    }
+
+    /// Top-`k` by similarity to `query`: graph search on indexed segments (int8 traversal,
+    /// exact rescoring), exact scan elsewhere, merged with the in-memory rows.
+    pub fn search(&self, query: &[f32], p: &SearchParams, scratch: &mut SearchScratch) -> Result<Vec<Hit>> {
+        let q = self.prepare_query(query)?;
+        Ok(search_collection(&self.state, &q, p, scratch))
+    }
+
+    /// Index parameters of the collection.
+    pub fn index_params(&self) -> Result<IndexParams> {
+        IndexParams::from_params(&self.state.params)
+    }
+
+    /// Per segment: rows, whether it has a graph (levels, slots) and codes, and index bytes.
+    #[must_use]
+    pub fn index_state(&self) -> Vec<SegmentIndexInfo> {
+        self.state
+            .segments
+            .iter()
+            .map(|s| {
+                let g = s.segment.graph().and_then(Result::ok);
+                SegmentIndexInfo {
+                    segment: s.segment.segment_id(),
+                    rows: s.segment.rows() as u64,
+                    graph_levels: g.map(|g| g.levels()),
+                    hnsw_slots: g.map(|g| g.base0()),
+                    guided_slots: g.map(|g| g.slots0() - g.base0()),
+                    int8_codes: s.segment.codes().is_some_and(|c| c.is_ok()),
+                    index_bytes: s.segment.index_bytes().iter().map(|(_, b)| b).sum(),
+                }
+            })
+            .collect()
     }
 
     /// Checks a query vector and normalises it for cosine collections.

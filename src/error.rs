@@ -42,6 +42,9 @@ pub enum Error {
     /// A request the API cannot serve as asked.
     #[error("{0}")]
     Invalid(String),
+    /// From the encoders (model files, ONNX Runtime, templates, provenance).
+    #[error(transparent)]
+    Encode(#[from] crate::encode::EncodeError),
 }
 
 impl Error {

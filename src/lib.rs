@@ -30,15 +30,16 @@
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod encode;
 pub mod error;
 pub mod index;
 pub mod ingest;
 
 pub use db::{
-    CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentInfo, Snapshot, StoredRecord,
-    WriteTxn,
+    CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentIndexInfo, SegmentInfo, Snapshot,
+    StoredRecord, WriteTxn,
 };
 pub use error::{Error, Result};
-pub use index::{Hit, SearchScratch};
+pub use index::{Hit, IndexParams, SearchParams, SearchScratch};
 pub use skysift_storage::schema;
 pub use skysift_storage::{io, verify};

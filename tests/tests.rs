@@ -12,5 +12,7 @@ mod common;
 mod concurrency;
 mod corruption;
 mod crash;
+mod encode;
 mod faults;
+mod index;
 mod model;

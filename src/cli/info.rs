@@ -31,6 +31,7 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
     for name in snap.collections() {
         let c = snap.collection(&name)?;
         let segs = c.segments();
+        let index = c.index_state();
         out.push(serde_json::json!({
             "name": name,
             "count": c.count(),
@@ -38,6 +39,12 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
             "metric": c.schema().metric.name(),
             "fields": c.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": f.ty.name()})).collect::<Vec<_>>(),
             "segments": segs.iter().map(|s| serde_json::json!({"id": s.id, "rows": s.rows, "live": s.live, "bytes": s.bytes})).collect::<Vec<_>>(),
+            "index": c.index_params().map(|p| serde_json::json!({"m": p.m, "ef_construction": p.ef_construction,
+                "extra_edges": p.extra_edges, "min_rows": p.min_rows, "quantization": if p.int8 { "int8" } else { "none" }}))
+                .unwrap_or(serde_json::Value::Null),
+            "segment_index": index.iter().map(|s| serde_json::json!({"segment": s.segment, "rows": s.rows,
+                "graph_levels": s.graph_levels, "hnsw_slots": s.hnsw_slots, "guided_slots": s.guided_slots,
+                "int8_codes": s.int8_codes, "index_bytes": s.index_bytes})).collect::<Vec<_>>(),
             "memory_rows": c.memory_rows(),
             "wal_bytes": c.wal_bytes(),
             "bytes": segs.iter().map(|s| s.bytes).sum::<u64>() + c.wal_bytes(),
@@ -71,6 +78,22 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
         println!("  fields: {}", fields.join(", "));
         for s in c["segments"].as_array().into_iter().flatten() {
             println!("  segment {}: {} rows ({} live), {} bytes", s["id"], s["rows"], s["live"], s["bytes"]);
+        }
+        println!("  index: {}", c["index"]);
+        for s in c["segment_index"].as_array().into_iter().flatten() {
+            if s["graph_levels"].is_null() {
+                println!("  segment {}: no graph (exact scan)", s["segment"]);
+            } else {
+                println!(
+                    "  segment {}: graph with {} levels, {} HNSW + {} query-guided slots per node, int8 codes: {}, {} index bytes",
+                    s["segment"],
+                    s["graph_levels"],
+                    s["hnsw_slots"],
+                    s["guided_slots"],
+                    s["int8_codes"],
+                    s["index_bytes"]
+                );
+            }
         }
         println!(
             "  in memory: {} rows; WAL: {} bytes; total on disk: {} bytes",

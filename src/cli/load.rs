@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use skysift::ingest::{metadata, vectors::VectorFile};
 use skysift::schema::{FieldType, Metric};
-use skysift::{CollectionSpec, Db, NewRecord};
+use skysift::{CollectionSpec, Db, IndexParams, NewRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,6 +35,34 @@ pub struct Args {
     /// Replace records whose id exists instead of refusing the load.
     #[arg(long)]
     upsert: bool,
+    /// A sample of queries (.npy/.fbin, same dimension) that guides the graph toward
+    /// out-of-distribution queries (e.g. text queries over image vectors).
+    #[arg(long)]
+    query_sample: Option<PathBuf>,
+    /// Flush to a segment (and build its graph) when this many rows are in memory.
+    #[arg(long, default_value_t = 1_000_000)]
+    flush_rows: usize,
+    /// HNSW M for a new collection.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW efConstruction for a new collection.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// Query-guided edges per node for a new collection (used with --query-sample).
+    #[arg(long, default_value_t = 16)]
+    extra_edges: usize,
+    /// Traversal codes for a new collection: int8 or none.
+    #[arg(long, default_value = "int8")]
+    quantization: String,
+    /// Segments smaller than this are scanned exactly, without a graph.
+    #[arg(long, default_value_t = 2048)]
+    min_index_rows: usize,
+    /// Graph construction: native (skysift's parallel HNSW) or `hnsw_rs`.
+    #[arg(long, default_value = "native")]
+    builder: String,
+    /// Threads for building graphs (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    index_threads: usize,
 }
 
 fn parse_overrides(s: Option<&str>) -> anyhow::Result<Vec<(String, FieldType)>> {
@@ -80,10 +108,38 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let db = Db::open(&a.db)?;
+    let index = IndexParams {
+        m: a.m,
+        ef_construction: a.ef_construction,
+        extra_edges: a.extra_edges,
+        min_rows: a.min_index_rows,
+        int8: match a.quantization.as_str() {
+            "int8" => true,
+            "none" => false,
+            q => bail!("unknown --quantization {q:?}; use int8 or none"),
+        },
+        hnsw_rs: match a.builder.as_str() {
+            "native" => false,
+            "hnsw_rs" => true,
+            b => bail!("unknown --builder {b:?}; use native or hnsw_rs"),
+        },
+    };
+    index.validate()?;
+    let sample = match &a.query_sample {
+        Some(p) => {
+            let mut f = VectorFile::open(p)?;
+            if f.dim() != dim {
+                bail!("{} has dimension {}, the vectors have {dim}", p.display(), f.dim());
+            }
+            let n = f.rows();
+            Some(f.read(0, n)?)
+        }
+        None => None,
+    };
+    let db = Db::builder(&a.db).flush_rows(a.flush_rows).index_threads(a.index_threads).open()?;
     let snap = db.snapshot();
     if snap.collection(&a.collection).is_err() {
-        let mut spec = CollectionSpec::new(u32::try_from(dim).context("dimension too large")?, metric);
+        let mut spec = CollectionSpec::new(u32::try_from(dim).context("dimension too large")?, metric).index(index);
         if let Some(inf) = &inferred {
             spec.fields.clone_from(&inf.fields);
             let shown: Vec<String> = inf.fields.iter().map(|(n, t)| format!("{n}:{}", t.name())).collect();
@@ -95,6 +151,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         db.create_collection(&a.collection, spec)?;
         println!("created collection {} (dim {dim}, {})", a.collection, metric.name());
+    }
+    if let Some(sample) = &sample {
+        db.set_query_sample(&a.collection, sample)?;
+        println!("stored a query sample of {} vectors to guide the graph", sample.len() / dim);
     }
     let col = db.snapshot().collection(&a.collection)?;
     if col.schema().dim as usize != dim {
@@ -164,7 +224,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             total as f64 / secs.max(1e-9)
         );
     }
+    let tf = Instant::now();
     db.flush(&a.collection)?;
+    println!("flushed and indexed in {:.2}s", tf.elapsed().as_secs_f64());
     let secs = t1.elapsed().as_secs_f64();
     println!(
         "loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",

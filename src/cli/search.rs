@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use skysift::ingest::vectors::VectorFile;
-use skysift::{Hit, SearchScratch};
+use skysift::{Hit, SearchParams, SearchScratch};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +24,15 @@ pub struct Args {
     /// Search breadth for the graph index (ignored by the exact scan).
     #[arg(long)]
     ef: Option<usize>,
+    /// Traverse graphs on f32 vectors instead of int8 codes.
+    #[arg(long)]
+    f32_traversal: bool,
+    /// Candidates per segment rescored with exact f32 scores (default: all ef).
+    #[arg(long)]
+    rescore: Option<usize>,
+    /// Scan every row exactly instead of searching the graphs.
+    #[arg(long)]
+    exact: bool,
     /// Search threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -45,7 +54,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let dim = qf.dim();
     let n = qf.rows();
     let queries = qf.read(0, n)?;
-    let mode = "exact";
+    let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
+    let mode = if a.exact || graphs == 0 { "exact" } else { "graph" };
+    let params = SearchParams { k: a.k, ef: a.ef, exact: a.exact, f32_traversal: a.f32_traversal, rescore: a.rescore };
     let start = Instant::now();
     let per = n.div_ceil(a.threads).max(1);
     let results: Vec<anyhow::Result<Vec<Vec<Hit>>>> = std::thread::scope(|s| {
@@ -55,7 +66,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 let col = col.clone();
                 s.spawn(move || {
                     let mut scratch = SearchScratch::default();
-                    chunk.chunks_exact(dim).map(|q| Ok(col.search_exact(q, a.k, &mut scratch)?)).collect()
+                    chunk.chunks_exact(dim).map(|q| Ok(col.search(q, &params, &mut scratch)?)).collect()
                 })
             })
             .collect();
@@ -78,10 +89,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    let _ = a.ef;
     println!(
         "{}",
-        serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k, "threads": a.threads, "mode": mode})
+        serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k,
+            "ef": params.ef_or_default(), "threads": a.threads, "mode": mode})
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -86,12 +86,6 @@ impl TopK {
     }
 }
 
-/// Caller-owned memory reused across searches.
-#[derive(Debug, Default)]
-pub struct SearchScratch {
-    pub(crate) top: TopK,
-}
-
 /// Inner product of two equal-length slices (SIMD).
 #[must_use]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -14,6 +14,7 @@
 //! | [`memtable`] | the mutable in-memory segment |
 //! | [`store`] | the durable state machine: open, commit, flush, compact, snapshots |
 //! | [`verify`] | reads every byte and checks every checksum |
+//! | [`vecblob`] | named vector blobs beside a collection (the query sample) |
 //!
 //! The layouts and the commit protocol are specified in `storage/FORMAT.md`.
 //!
@@ -46,6 +47,7 @@ mod mmap;
 pub mod schema;
 pub mod segment;
 pub mod store;
+pub mod vecblob;
 pub mod verify;
 pub mod wal;
 

@@ -38,8 +38,28 @@ use crate::lock::WriterLock;
 use crate::manifest::{self, CollectionEntry, Manifest, SegmentEntry};
 use crate::memtable::MemTable;
 use crate::schema::{Record, Schema, Value};
+use crate::segment::footer::SectionKind;
 use crate::segment::{RowSource, Segment, write_segment};
+use crate::vecblob;
 use crate::wal::{self, Batch, Op, WalWriter};
+
+/// What an indexer gets to know about the segment it indexes.
+#[derive(Debug)]
+pub struct IndexContext<'a> {
+    /// The collection's schema.
+    pub schema: &'a Schema,
+    /// The collection's parameters (index settings).
+    pub params: &'a [(String, String)],
+    /// The collection's query sample (row-major, `schema.dim` wide), when it has one.
+    pub query_sample: Option<&'a [f32]>,
+}
+
+/// Builds index sections (graph, codes) for a segment about to be written. Implemented by the
+/// root crate, which owns the index algorithms; storage only writes and checksums the bytes.
+pub trait SegmentIndexer: Send + Sync + std::fmt::Debug {
+    /// Returns the sections to append to the segment (none for small segments).
+    fn build(&self, ctx: &IndexContext<'_>, rows: &dyn RowSource) -> Result<Vec<(SectionKind, Vec<u8>)>>;
+}
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -53,11 +73,13 @@ pub struct StoreOptions {
     pub create: bool,
     /// File system. Default: [`RealVfs`].
     pub vfs: Arc<dyn Vfs>,
+    /// Builds index sections for new segments. Default: none (exact scan only).
+    pub indexer: Option<Arc<dyn SegmentIndexer>>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { read_only: false, recover: false, create: true, vfs: Arc::new(RealVfs) }
+        StoreOptions { read_only: false, recover: false, create: true, vfs: Arc::new(RealVfs), indexer: None }
     }
 }
 
@@ -288,6 +310,9 @@ pub struct Store {
     report: OpenReport,
 }
 
+/// Name of the query-sample vector blob.
+pub const QUERY_SAMPLE: &str = "query_sample";
+
 /// Directory of collection `id`.
 #[must_use]
 pub fn collection_dir(dir: &Path, id: u64) -> PathBuf {
@@ -505,6 +530,7 @@ impl Store {
                             .iter()
                             .map(|s| format!("seg-{:06}.seg", s.segment.segment_id()))
                             .chain(std::iter::once(format!("wal-{:06}.log", c.wal_id)))
+                            .chain(c.params.iter().filter_map(|(k, _)| k.strip_prefix("vec.")).map(vecblob::file_name))
                             .collect();
                         for f in vfs.list(&path)? {
                             if !live.contains(&f) && vfs.remove_if_unused(&path.join(&f))? {
@@ -599,6 +625,55 @@ impl Store {
     fn retry_deletes(&self, w: &mut Writer) {
         let vfs = &*self.opts.vfs;
         w.pending_deletes.retain(|p| !matches!(vfs.remove_if_unused(p), Ok(true)));
+    }
+
+    fn index_sections(&self, col: &CollectionState, src: &dyn RowSource) -> Result<Vec<(SectionKind, Vec<u8>)>> {
+        let Some(ix) = &self.opts.indexer else { return Ok(Vec::new()) };
+        let sample = if col.param(&format!("vec.{QUERY_SAMPLE}")).is_some() {
+            Some(vecblob::read(&*self.opts.vfs, &collection_dir(&self.dir, col.id), QUERY_SAMPLE)?)
+        } else {
+            None
+        };
+        let ctx = IndexContext {
+            schema: &col.schema,
+            params: &col.params,
+            query_sample: sample.as_ref().filter(|(d, _)| *d == col.schema.dim as usize).map(|(_, v)| v.as_slice()),
+        };
+        ix.build(&ctx, src)
+    }
+
+    /// The collection's stored query sample, when it has one.
+    pub fn query_sample(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        let state = self.snapshot();
+        let col = state.collections.get(name).ok_or_else(|| Error::Invalid(format!("no collection named {name:?}")))?;
+        if col.param(&format!("vec.{QUERY_SAMPLE}")).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(vecblob::read(&*self.opts.vfs, &collection_dir(&self.dir, col.id), QUERY_SAMPLE)?.1))
+    }
+
+    /// Stores a query sample for a collection (used when its next segments are indexed).
+    pub fn set_query_sample(&self, name: &str, data: &[f32]) -> Result<()> {
+        let mut g = self.try_begin_write()?;
+        let (state, col) = g.collection(name)?;
+        let dim = col.schema.dim as usize;
+        if data.is_empty() || data.len() % dim != 0 || data.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Invalid(format!("a query sample must be finite rows of {dim} components")));
+        }
+        let store = self;
+        Store::guarded(&mut g.w, |_| {
+            vecblob::write(&*store.opts.vfs, &collection_dir(&store.dir, col.id), QUERY_SAMPLE, dim, data)?;
+            let mut c = (*col).clone();
+            c.params.retain(|(k, _)| k != &format!("vec.{QUERY_SAMPLE}"));
+            c.params.push((format!("vec.{QUERY_SAMPLE}"), format!("{} rows", data.len() / dim)));
+            c.params.sort();
+            let mut next = (*state).clone();
+            next.generation += 1;
+            next.collections.insert(name.to_owned(), Arc::new(c));
+            next.manifest()?.publish(&*store.opts.vfs, &store.dir)?;
+            store.publish_state(next);
+            Ok(())
+        })
     }
 
     /// Whether a writer-side handle is held: used by the API to refuse a second writer.
@@ -768,7 +843,9 @@ impl WriteGuard<'_> {
             if !rows.is_empty() {
                 let seg_id = c.next_segment_id;
                 let path = segment_path(&store.dir, col.id, seg_id);
-                write_segment(vfs, &path, seg_id, &col.schema, &MemRows { rows })?;
+                let src = MemRows { rows };
+                let extra = store.index_sections(&col, &src)?;
+                write_segment(vfs, &path, seg_id, &col.schema, &src, &extra)?;
                 let bytes = vfs.map(&path)?;
                 let seg = Segment::open(&path, bytes)?;
                 c.segments.push(SegmentHandle { segment: Arc::new(seg), tombstones: Arc::new(RoaringBitmap::new()) });
@@ -815,7 +892,9 @@ impl WriteGuard<'_> {
             if !rows.is_empty() {
                 let seg_id = c.next_segment_id;
                 let path = segment_path(&store.dir, col.id, seg_id);
-                write_segment(vfs, &path, seg_id, &col.schema, &SegmentRows { segments: &col.segments, rows })?;
+                let src = SegmentRows { segments: &col.segments, rows };
+                let extra = store.index_sections(&col, &src)?;
+                write_segment(vfs, &path, seg_id, &col.schema, &src, &extra)?;
                 vfs.sync_dir(&collection_dir(&store.dir, col.id))?;
                 let seg = Segment::open(&path, vfs.map(&path)?)?;
                 c.segments.push(SegmentHandle { segment: Arc::new(seg), tombstones: Arc::new(RoaringBitmap::new()) });

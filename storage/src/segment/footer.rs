@@ -91,6 +91,10 @@ pub enum SectionKind {
     BitmapOffsets = 12,
     /// Serialized roaring bitmaps (rows holding each dictionary value), in dictionary order.
     BitmapData = 13,
+    /// The frozen HNSW graph (see `graph.rs`).
+    Graph = 14,
+    /// Quantized codes for traversal (see `codes.rs`).
+    QuantCodes = 15,
 }
 
 impl SectionKind {
@@ -112,6 +116,8 @@ impl SectionKind {
             K::Codes,
             K::BitmapOffsets,
             K::BitmapData,
+            K::Graph,
+            K::QuantCodes,
         ]
         .into_iter()
         .find(|k| *k as u16 == v)
@@ -120,7 +126,7 @@ impl SectionKind {
     /// Bulk sections are checksummed by `verify`, not at open.
     #[must_use]
     pub fn is_bulk(self) -> bool {
-        matches!(self, SectionKind::Vectors | SectionKind::VarData)
+        matches!(self, SectionKind::Vectors | SectionKind::VarData | SectionKind::Graph | SectionKind::QuantCodes)
     }
 
     /// Human name used in errors and `verify` reports.
@@ -140,6 +146,8 @@ impl SectionKind {
             SectionKind::Codes => "keyword codes",
             SectionKind::BitmapOffsets => "bitmap offsets",
             SectionKind::BitmapData => "bitmaps",
+            SectionKind::Graph => "graph",
+            SectionKind::QuantCodes => "quantized codes",
         }
     }
 }

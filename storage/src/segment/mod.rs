@@ -5,11 +5,15 @@
 //! | `footer.rs` | container layout: header, section table, footer, section kinds |
 //! | `writer.rs` | `write_segment`: streams rows into a new file, one pass per section |
 //! | `reader.rs` | `Segment`: checks a file at open and views vectors, ids, columns, bitmaps in place |
+//! | `graph.rs` | the frozen HNSW graph: `GraphData` (to write) and `GraphView` (searched in place) |
+//! | `codes.rs` | int8 codes for quantized traversal: `encode_int8` and `CodesView` |
 //!
 //! Invariant: a segment file is written once, synced, published by a manifest, and never
 //! modified again; deletes are tombstones in the manifest.
 
+pub mod codes;
 pub mod footer;
+pub mod graph;
 pub mod reader;
 pub mod writer;
 

@@ -505,6 +505,36 @@ impl Segment {
         Ok(out)
     }
 
+    /// The frozen graph, when the segment has one.
+    pub fn graph(&self) -> Option<Result<super::graph::GraphView<'_>>> {
+        let s = self.sections.iter().find(|s| s.kind == SectionKind::Graph)?;
+        let r = s.offset as usize..(s.offset + s.len) as usize;
+        Some(
+            super::graph::GraphView::parse(self.slice(&r), self.rows())
+                .map_err(|e| Error::corrupted(&self.path, "graph", s.offset, e.0)),
+        )
+    }
+
+    /// The quantized codes, when the segment has them.
+    pub fn codes(&self) -> Option<Result<super::codes::CodesView<'_>>> {
+        let s = self.sections.iter().find(|s| s.kind == SectionKind::QuantCodes)?;
+        let r = s.offset as usize..(s.offset + s.len) as usize;
+        Some(
+            super::codes::CodesView::parse(self.slice(&r), self.rows(), self.dim())
+                .map_err(|e| Error::corrupted(&self.path, "codes", s.offset, e)),
+        )
+    }
+
+    /// Bytes of each index section (graph, codes), for `info`.
+    #[must_use]
+    pub fn index_bytes(&self) -> Vec<(SectionKind, u64)> {
+        self.sections
+            .iter()
+            .filter(|s| matches!(s.kind, SectionKind::Graph | SectionKind::QuantCodes))
+            .map(|s| (s.kind, s.len))
+            .collect()
+    }
+
     /// Checks every section's checksum, including the bulk ones, and decodes every value.
     #[must_use]
     pub fn verify(&self) -> Vec<Damage> {

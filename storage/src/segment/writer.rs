@@ -177,7 +177,14 @@ fn write_keyword(sink: &mut Sink, src: &dyn RowSource, field: usize) -> Result<(
 ///
 /// The caller syncs the directory and publishes the segment in the manifest; until then the
 /// file is an orphan that the next writer open removes.
-pub fn write_segment(vfs: &dyn Vfs, path: &Path, segment_id: u64, schema: &Schema, src: &dyn RowSource) -> Result<u64> {
+pub fn write_segment(
+    vfs: &dyn Vfs,
+    path: &Path,
+    segment_id: u64,
+    schema: &Schema,
+    src: &dyn RowSource,
+    extra: &[(SectionKind, Vec<u8>)],
+) -> Result<u64> {
     let rows = src.rows();
     let dim = schema.dim as usize;
     let mut pairs: Vec<(u64, u64)> = (0..rows).map(|r| (src.id(r), r as u64)).collect();
@@ -238,6 +245,13 @@ pub fn write_segment(vfs: &dyn Vfs, path: &Path, segment_id: u64, schema: &Schem
             FieldType::Text | FieldType::Blob => write_var(&mut sink, src, field)?,
             ty => write_fixed(&mut sink, src, field, ty)?,
         }
+    }
+
+    for (kind, bytes) in extra {
+        if !matches!(kind, SectionKind::Graph | SectionKind::QuantCodes) {
+            return Err(Error::Invalid(format!("{} is not an index section", kind.name())));
+        }
+        sink.section(*kind, 0, bytes)?;
     }
 
     let pad = (8 - (sink.pos as usize % 8)) % 8;

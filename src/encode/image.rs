@@ -1,0 +1,53 @@
+//! The image tower: preprocessing ([`super::Preprocessor`]) and the image ONNX graph.
+//!
+//! Invariants: the input tensor of a run is `[n, 3, H, W]` (or `[n, H, W, 3]`) with `n` at most the
+//! encoder's batch size; output rows come back in input order; one run at a time per session (`Mutex`).
+
+use std::sync::Mutex;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::error::{EncodeError, EncodeResult};
+use super::manifest::{ImageSpec, Layout};
+use super::preprocess::Preprocessor;
+use super::session::rows_of;
+
+pub(crate) struct ImageTower {
+    pub(crate) preprocessor: Preprocessor,
+    session: Mutex<Session>,
+    spec: ImageSpec,
+    dim: usize,
+}
+
+impl ImageTower {
+    pub(crate) fn new(session: Session, spec: &ImageSpec, dim: usize) -> Self {
+        ImageTower { preprocessor: Preprocessor::new(spec), session: Mutex::new(session), spec: spec.clone(), dim }
+    }
+
+    /// Runs a batch already preprocessed into `pixels` (`rows * input_len` values).
+    pub(crate) fn run(&self, pixels: &[f32], rows: usize) -> EncodeResult<Vec<Vec<f32>>> {
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let (h, w) = self.preprocessor.size();
+        let (h, w) = (h as usize, w as usize);
+        let shape = match self.spec.layout {
+            Layout::Nchw => [rows, 3, h, w],
+            Layout::Nhwc => [rows, h, w, 3],
+        };
+        let input = TensorRef::from_array_view((shape, pixels))
+            .map_err(|e| EncodeError::ort("image tower: input tensor", &e))?;
+        let mut session =
+            self.session.lock().map_err(|_| EncodeError::Invalid("image tower session lock poisoned".into()))?;
+        let outputs = session
+            .run(vec![(self.spec.input_name.as_str(), input)])
+            .map_err(|e| EncodeError::ort("image tower: run", &e))?;
+        let out = outputs.get(&self.spec.output_name).ok_or_else(|| EncodeError::Ort {
+            context: "image tower: outputs".into(),
+            reason: format!("no output named {:?} (manifest image.output_name)", self.spec.output_name),
+        })?;
+        let (shape, data) = out.try_extract_tensor::<f32>().map_err(|e| EncodeError::ort("image tower: output", &e))?;
+        rows_of("image", shape, data, rows, self.dim)
+    }
+}

@@ -1,0 +1,216 @@
+//! Building a segment's index: an HNSW graph (constructed by `hnsw_rs`, parallel insert), frozen
+//! into the compact layout of `storage::segment::graph`, optionally improved with query-guided
+//! edges, plus int8 codes for quantized traversal.
+//!
+//! **Query-guided edges** (our answer to out-of-distribution text queries, after RoarGraph,
+//! VLDB 2024): a text query sits far from the image vectors, and its true neighbours are spread
+//! over regions that image-to-image edges do not connect well. Given a sample of queries from
+//! the same distribution (prompt-ensemble embeddings of a label vocabulary, logged queries,
+//! or `query_sample.fbin` of the benchmark), each sample query's approximate top-`T` rows are
+//! found on the frozen graph; the first `H` of them get edges to the others. Across the whole
+//! sample, each node keeps the `extra_edges` targets it was paired with most often (ties: the
+//! most similar). These edges live in extra layer-0 slots, so a search that reaches one of a
+//! query's neighbours can step straight to the rest.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hnsw_rs::prelude::{Distance, Hnsw};
+use skysift_storage::bytes::Bytes;
+use skysift_storage::segment::RowSource;
+use skysift_storage::segment::codes::encode_int8;
+use skysift_storage::segment::footer::SectionKind;
+use skysift_storage::segment::graph::{EMPTY, GraphData, GraphView};
+use skysift_storage::store::{IndexContext, SegmentIndexer};
+
+use super::exact::dot;
+use super::hnsw::{GraphScratch, Scorer, search};
+use super::params::IndexParams;
+
+/// `1 - <a, b>` via SIMD: the distance `hnsw_rs` builds with (a monotone transform of the
+/// inner product, so the graph serves both metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DotDistance;
+
+impl Distance<f32> for DotDistance {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        // hnsw_rs asserts non-negative distances; for unit vectors 1 - dot >= 0 up to rounding.
+        (1.0 - dot(va, vb)).max(0.0)
+    }
+}
+
+/// Rows the query-guided pass collects per sample query.
+const GUIDE_TOP: usize = 32;
+/// Of those, how many get edges to the others.
+const GUIDE_HEADS: usize = 8;
+/// Search width when collecting a sample query's neighbours.
+const GUIDE_EF: usize = 256;
+
+/// Builds the frozen HNSW graph of row-major `vectors` with `hnsw_rs`.
+#[must_use]
+pub fn build_graph_hnsw_rs(vectors: &[f32], dim: usize, p: &IndexParams, threads: usize) -> GraphData {
+    let n = vectors.len() / dim.max(1);
+    let m = p.m;
+    let hnsw: Hnsw<'_, f32, DotDistance> = Hnsw::new(m, n.max(1), 16, p.ef_construction, DotDistance);
+    let data: Vec<(&[f32], usize)> = vectors.chunks_exact(dim).enumerate().map(|(i, v)| (v, i)).collect();
+    let pool = rayon_pool(threads);
+    match &pool {
+        Some(pool) => pool.install(|| hnsw.parallel_insert_slice(&data)),
+        None => hnsw.parallel_insert_slice(&data),
+    }
+    let base0 = 2 * m;
+    let slots0 = base0 + p.extra_edges;
+    let mut layer0 = vec![EMPTY; n * slots0];
+    let mut upper: Vec<Vec<(u32, Vec<u32>)>> = Vec::new();
+    let mut entry = (0u32, 0u8);
+    for point in hnsw.get_point_indexation() {
+        let row = point.get_origin_id();
+        let level = point.get_point_id().0;
+        if level > entry.1 || (level == entry.1 && (row as u32) < entry.0) {
+            entry = (row as u32, level);
+        }
+        let hood = point.get_neighborhood_id();
+        if let Some(l0) = hood.first() {
+            let slots = layer0.get_mut(row * slots0..row * slots0 + base0).unwrap_or(&mut []);
+            for (slot, nb) in slots.iter_mut().zip(l0.iter().filter(|nb| nb.d_id != row)) {
+                *slot = nb.d_id as u32;
+            }
+        }
+        for (l, nbs) in hood.iter().enumerate().skip(1).take(level as usize) {
+            if upper.len() < l {
+                upper.resize_with(l, Vec::new);
+            }
+            let mut adj: Vec<u32> = nbs.iter().filter(|nb| nb.d_id != row).map(|nb| nb.d_id as u32).take(m).collect();
+            adj.resize(m, EMPTY);
+            if let Some(layer) = upper.get_mut(l - 1) {
+                layer.push((row as u32, adj));
+            }
+        }
+    }
+    let upper = upper
+        .into_iter()
+        .map(|mut layer| {
+            layer.sort_by_key(|(n, _)| *n);
+            let nodes = layer.iter().map(|(n, _)| *n).collect();
+            let adj = layer.into_iter().flat_map(|(_, a)| a).collect();
+            (nodes, adj)
+        })
+        .collect();
+    GraphData {
+        rows: n as u32,
+        slots0: slots0 as u32,
+        base0: base0 as u32,
+        slots: m as u32,
+        entry: entry.0,
+        layer0,
+        upper,
+    }
+}
+
+fn rayon_pool(threads: usize) -> Option<rayon::ThreadPool> {
+    if threads == 0 {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()
+}
+
+/// Adds query-guided edges to `graph` from a sample of queries (row-major, `dim` wide).
+pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sample: &[f32], threads: usize) {
+    let extra = (graph.slots0 - graph.base0) as usize;
+    if extra == 0 || sample.is_empty() || graph.rows == 0 {
+        return;
+    }
+    let bytes = Bytes::copy_from(&graph.encode());
+    let Ok(view) = GraphView::parse(bytes.as_slice(), graph.rows as usize) else { return };
+    let queries: Vec<&[f32]> = sample.chunks_exact(dim).collect();
+    let next = AtomicUsize::new(0);
+    let threads = threads.max(1);
+    // For each sample query, its approximate top rows.
+    let lists: Vec<Vec<(usize, Vec<u32>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut scratch = GraphScratch::default();
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(q) = queries.get(i) else { break };
+                        let scorer = Scorer::Exact { vectors, dim, query: q };
+                        let found = search(&view, &scorer, GUIDE_EF, &|_| true, &mut scratch);
+                        out.push((i, found.into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut pairs: HashMap<u32, HashMap<u32, u32>> = HashMap::new();
+    for (_, list) in lists.iter().flatten() {
+        for (i, &a) in list.iter().enumerate().take(GUIDE_HEADS) {
+            for (j, &b) in list.iter().enumerate() {
+                if i != j {
+                    *pairs.entry(a).or_default().entry(b).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    let slots0 = graph.slots0 as usize;
+    let base0 = graph.base0 as usize;
+    for (node, targets) in pairs {
+        let start = node as usize * slots0;
+        let Some(slots) = graph.layer0.get_mut(start..start + slots0) else { continue };
+        let existing: Vec<u32> = slots.get(..base0).unwrap_or(&[]).to_vec();
+        let v = vectors.get(node as usize * dim..(node as usize + 1) * dim).unwrap_or(&[]);
+        let mut ranked: Vec<(u32, f32, u32)> = targets
+            .into_iter()
+            .filter(|(t, _)| !existing.contains(t) && *t != node)
+            .map(|(t, c)| (c, vectors.get(t as usize * dim..(t as usize + 1) * dim).map_or(0.0, |w| dot(v, w)), t))
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+        for (slot, (_, _, t)) in slots.iter_mut().skip(base0).zip(ranked) {
+            *slot = t;
+        }
+    }
+}
+
+/// The indexer the database installs in storage: builds the graph and codes of new segments.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HnswIndexer {
+    /// Build threads (0 = all cores).
+    pub threads: usize,
+}
+
+impl SegmentIndexer for HnswIndexer {
+    fn build(
+        &self,
+        ctx: &IndexContext<'_>,
+        rows: &dyn RowSource,
+    ) -> skysift_storage::Result<Vec<(SectionKind, Vec<u8>)>> {
+        let p = IndexParams::from_params(ctx.params).map_err(|e| skysift_storage::Error::Invalid(e.to_string()))?;
+        let n = rows.rows();
+        if n < p.min_rows.max(2) {
+            return Ok(Vec::new());
+        }
+        let dim = ctx.schema.dim as usize;
+        let mut vectors = Vec::with_capacity(n * dim);
+        for r in 0..n {
+            vectors.extend_from_slice(rows.vector(r));
+        }
+        let threads =
+            if self.threads == 0 { std::thread::available_parallelism().map_or(1, usize::from) } else { self.threads };
+        let mut graph = if p.hnsw_rs {
+            build_graph_hnsw_rs(&vectors, dim, &p, threads)
+        } else {
+            super::native::build(&vectors, dim, &p, threads)
+        };
+        if let Some(sample) = ctx.query_sample {
+            add_query_edges(&mut graph, &vectors, dim, sample, threads);
+        }
+        let mut out = vec![(SectionKind::Graph, graph.encode())];
+        if p.int8 {
+            out.push((SectionKind::QuantCodes, encode_int8(&vectors, dim)));
+        }
+        Ok(out)
+    }
+}

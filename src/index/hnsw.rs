@@ -1,0 +1,186 @@
+//! Search over a frozen graph, in place from the map (paper names: `ef`, `M`, entry point).
+//!
+//! Traversal scores candidates with int8 codes when the segment has them (4x fewer bytes per
+//! visited node than f32), then rescores the `ef` best with the exact f32 vectors. Tombstoned
+//! rows are traversed but never returned. Every neighbour id read from the graph is
+//! bounds-checked, so a damaged graph degrades results, never panics.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use simsimd::SpatialSimilarity;
+use skysift_storage::segment::codes::CodesView;
+use skysift_storage::segment::graph::GraphView;
+
+use super::exact::dot;
+
+/// An `f32` score ordered totally (NaN sorts lowest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Score(pub f32);
+
+impl Eq for Score {}
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Reusable per-thread memory for graph search.
+#[derive(Debug, Default)]
+pub struct GraphScratch {
+    visited: Vec<u32>,
+    epoch: u32,
+    candidates: BinaryHeap<(Score, u32)>,
+    results: BinaryHeap<Reverse<(Score, u32)>>,
+    qcodes: Vec<i8>,
+    /// Distance evaluations in the last search (for `EXPLAIN` and benchmarks).
+    pub evaluations: usize,
+}
+
+impl GraphScratch {
+    pub(crate) fn qcodes_mut(&mut self) -> &mut Vec<i8> {
+        &mut self.qcodes
+    }
+
+    fn start(&mut self, rows: usize) {
+        if self.visited.len() < rows {
+            self.visited.resize(rows, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.visited.iter_mut().for_each(|v| *v = 0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.results.clear();
+        self.evaluations = 0;
+    }
+
+    /// Marks `node` visited; returns false when it already was.
+    fn visit(&mut self, node: u32) -> bool {
+        match self.visited.get_mut(node as usize) {
+            Some(v) if *v != self.epoch => {
+                *v = self.epoch;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How traversal scores a node.
+pub(crate) enum Scorer<'a> {
+    /// Exact inner product on f32 vectors.
+    Exact { vectors: &'a [f32], dim: usize, query: &'a [f32] },
+    /// Approximate inner product on int8 codes (query quantized with scale `t`).
+    Int8 { codes: CodesView<'a>, query: &'a [i8], t: f32 },
+}
+
+impl Scorer<'_> {
+    #[inline]
+    fn score(&self, node: u32) -> f32 {
+        match self {
+            Scorer::Exact { vectors, dim, query } => {
+                let start = node as usize * dim;
+                vectors.get(start..start + dim).map_or(f32::NEG_INFINITY, |v| dot(v, query))
+            }
+            Scorer::Int8 { codes, query, t } => {
+                let row = codes.row(node as usize);
+                if row.len() != query.len() {
+                    return f32::NEG_INFINITY;
+                }
+                match i8::dot(row, query) {
+                    Some(d) => d as f32 * t,
+                    None => f32::NEG_INFINITY,
+                }
+            }
+        }
+    }
+}
+
+/// Quantizes `query` for int8 traversal against `codes`: `score ≈ t · (qcodes · codes)` plus a
+/// per-query constant, which does not change the ranking.
+pub(crate) fn quantize_query(codes: &CodesView<'_>, query: &[f32], out: &mut Vec<i8>) -> f32 {
+    let w: Vec<f32> = query.iter().zip(codes.scale()).map(|(q, s)| q * s).collect();
+    let max = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let t = if max > 0.0 { max / 127.0 } else { 1.0 };
+    out.clear();
+    out.extend(w.iter().map(|x| (x / t).round().clamp(-127.0, 127.0) as i8));
+    t
+}
+
+/// Runs HNSW search: greedy descent through the upper levels, then a best-first search of
+/// width `ef` on layer 0. Returns up to `ef` live `(approx score, row)` pairs, best first.
+pub(crate) fn search(
+    graph: &GraphView<'_>,
+    scorer: &Scorer<'_>,
+    ef: usize,
+    live: &dyn Fn(u32) -> bool,
+    scratch: &mut GraphScratch,
+) -> Vec<(f32, u32)> {
+    let rows = graph.rows();
+    if rows == 0 {
+        return Vec::new();
+    }
+    scratch.start(rows as usize);
+    let mut cur = graph.entry();
+    let mut cur_s = scorer.score(cur);
+    scratch.evaluations += 1;
+    for level in (1..graph.levels()).rev() {
+        loop {
+            let mut moved = false;
+            for &nb in graph.neighbours(level, cur) {
+                if nb >= rows {
+                    continue;
+                }
+                let s = scorer.score(nb);
+                scratch.evaluations += 1;
+                if s > cur_s {
+                    cur = nb;
+                    cur_s = s;
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    let ef = ef.max(1);
+    scratch.visit(cur);
+    scratch.candidates.push((Score(cur_s), cur));
+    if live(cur) {
+        scratch.results.push(Reverse((Score(cur_s), cur)));
+    }
+    while let Some((Score(cs), c)) = scratch.candidates.pop() {
+        let worst = scratch.results.peek().map_or(f32::NEG_INFINITY, |r| r.0.0.0);
+        if scratch.results.len() >= ef && cs < worst {
+            break;
+        }
+        for &nb in graph.neighbours(0, c) {
+            if nb >= rows || !scratch.visit(nb) {
+                continue;
+            }
+            let s = scorer.score(nb);
+            scratch.evaluations += 1;
+            let worst = scratch.results.peek().map_or(f32::NEG_INFINITY, |r| r.0.0.0);
+            if scratch.results.len() < ef || s > worst {
+                scratch.candidates.push((Score(s), nb));
+                if live(nb) {
+                    scratch.results.push(Reverse((Score(s), nb)));
+                    if scratch.results.len() > ef {
+                        scratch.results.pop();
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<(f32, u32)> = scratch.results.drain().map(|Reverse((Score(s), n))| (s, n)).collect();
+    out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    out
+}
