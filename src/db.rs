@@ -404,6 +404,17 @@ impl CollectionSnapshot {
             .collect()
     }
 
+    /// Every live id: segments in order, then the in-memory rows.
+    pub fn ids(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(self.count() as usize);
+        for s in &self.state.segments {
+            let ids = s.segment.ids();
+            out.extend(ids.iter().enumerate().filter(|(r, _)| !s.tombstones.contains(*r as u32)).map(|(_, id)| *id));
+        }
+        out.extend(self.state.mem.live_rows().map(|(_, r)| r.id));
+        Ok(out)
+    }
+
     /// The live record `id`.
     pub fn get(&self, id: u64) -> Result<Option<StoredRecord>> {
         let Some(r) = self.state.get(id)? else { return Ok(None) };

@@ -34,6 +34,7 @@ pub mod encode;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod session;
 
 pub use db::{
     CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentIndexInfo, SegmentInfo, Snapshot,

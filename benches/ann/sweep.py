@@ -78,9 +78,10 @@ def main():
                     hits += len(set(r["ids"][:10]) & set(gt[r["query"]][:10]))
             recall = hits / (10 * len(gt))
             row = {"variant": variant, "ef": ef, "recall": round(recall, 4), "qps": round(summary["qps"], 1),
-                   "threads": a.threads}
+                   "threads": a.threads, "evals": round(summary.get("evaluations_per_query", 0))}
             rows.append(row)
-            print(f"  skysift {variant:14s} ef={ef:4d}: recall={recall:.3f} qps={summary['qps']:.0f}", file=sys.stderr)
+            print(f"  skysift {variant:14s} ef={ef:4d}: recall={recall:.3f} qps={summary['qps']:.0f} "
+                  f"evals/query={row['evals']}", file=sys.stderr)
     result = {"build_seconds": build_s, "query_sample": a.query_sample, "rows": rows}
     if a.out:
         with open(a.out, "w") as f:

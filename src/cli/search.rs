@@ -30,6 +30,9 @@ pub struct Args {
     /// Candidates per segment rescored with exact f32 scores (default: all ef).
     #[arg(long)]
     rescore: Option<usize>,
+    /// Learned anchors scored per segment to seed the search (default: all the graph has).
+    #[arg(long)]
+    anchors: Option<usize>,
     /// Scan every row exactly instead of searching the graphs.
     #[arg(long)]
     exact: bool,
@@ -56,17 +59,26 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let queries = qf.read(0, n)?;
     let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
     let mode = if a.exact || graphs == 0 { "exact" } else { "graph" };
-    let params = SearchParams { k: a.k, ef: a.ef, exact: a.exact, f32_traversal: a.f32_traversal, rescore: a.rescore };
+    let params = SearchParams { k: a.k, ef: a.ef, exact: a.exact, f32_traversal: a.f32_traversal, rescore: a.rescore, anchors: a.anchors };
     let start = Instant::now();
     let per = n.div_ceil(a.threads).max(1);
+    let evaluations = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<anyhow::Result<Vec<Vec<Hit>>>> = std::thread::scope(|s| {
         let handles: Vec<_> = queries
             .chunks(per * dim)
             .map(|chunk| {
                 let col = col.clone();
+                let evaluations = &evaluations;
                 s.spawn(move || {
                     let mut scratch = SearchScratch::default();
-                    chunk.chunks_exact(dim).map(|q| Ok(col.search(q, &params, &mut scratch)?)).collect()
+                    chunk
+                        .chunks_exact(dim)
+                        .map(|q| {
+                            let hits = col.search(q, &params, &mut scratch)?;
+                            evaluations.fetch_add(scratch.evaluations, std::sync::atomic::Ordering::Relaxed);
+                            Ok(hits)
+                        })
+                        .collect()
                 })
             })
             .collect();
@@ -92,7 +104,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     println!(
         "{}",
         serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k,
-            "ef": params.ef_or_default(), "threads": a.threads, "mode": mode})
+            "ef": params.ef_or_default(), "threads": a.threads, "mode": mode,
+            "evaluations_per_query": evaluations.into_inner() as f64 / n.max(1) as f64})
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,8 @@ const GUIDE_TOP: usize = 32;
 const GUIDE_HEADS: usize = 8;
 /// Search width when collecting a sample query's neighbours.
 const GUIDE_EF: usize = 256;
+/// Layer-0 entry anchors kept from the query sample.
+const ANCHORS: usize = 512;
 
 /// Builds the frozen HNSW graph of row-major `vectors` with `hnsw_rs`.
 #[must_use]
@@ -104,6 +106,7 @@ pub fn build_graph_hnsw_rs(vectors: &[f32], dim: usize, p: &IndexParams, threads
         entry: entry.0,
         layer0,
         upper,
+        anchors: Vec::new(),
     }
 }
 
@@ -116,8 +119,7 @@ fn rayon_pool(threads: usize) -> Option<rayon::ThreadPool> {
 
 /// Adds query-guided edges to `graph` from a sample of queries (row-major, `dim` wide).
 pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sample: &[f32], threads: usize) {
-    let extra = (graph.slots0 - graph.base0) as usize;
-    if extra == 0 || sample.is_empty() || graph.rows == 0 {
+    if sample.is_empty() || graph.rows == 0 {
         return;
     }
     let bytes = Bytes::copy_from(&graph.encode());
@@ -136,7 +138,7 @@ pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sampl
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(q) = queries.get(i) else { break };
                         let scorer = Scorer::Exact { vectors, dim, query: q };
-                        let found = search(&view, &scorer, GUIDE_EF, &|_| true, &mut scratch);
+                        let found = search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch);
                         out.push((i, found.into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()));
                     }
                     out
@@ -145,6 +147,15 @@ pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sampl
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
+    // Anchors: the nearest rows of an evenly spread subset of the sample queries, so that a
+    // new query from the same distribution can start its layer-0 search next to its answer.
+    let mut all: Vec<&(usize, Vec<u32>)> = lists.iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    let step = (all.len() / ANCHORS).max(1);
+    let mut anchors: Vec<u32> = all.iter().step_by(step).filter_map(|(_, l)| l.first().copied()).collect();
+    anchors.sort_unstable();
+    anchors.dedup();
+    graph.anchors = anchors;
     let mut pairs: HashMap<u32, HashMap<u32, u32>> = HashMap::new();
     for (_, list) in lists.iter().flatten() {
         for (i, &a) in list.iter().enumerate().take(GUIDE_HEADS) {

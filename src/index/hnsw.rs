@@ -30,6 +30,9 @@ impl Ord for Score {
     }
 }
 
+/// Anchors a search starts from, besides the greedy descent's node.
+const ANCHOR_STARTS: usize = 4;
+
 /// Reusable per-thread memory for graph search.
 #[derive(Debug, Default)]
 pub struct GraphScratch {
@@ -120,6 +123,7 @@ pub(crate) fn search(
     graph: &GraphView<'_>,
     scorer: &Scorer<'_>,
     ef: usize,
+    anchors: Option<usize>,
     live: &dyn Fn(u32) -> bool,
     scratch: &mut GraphScratch,
 ) -> Vec<(f32, u32)> {
@@ -156,6 +160,32 @@ pub(crate) fn search(
     scratch.candidates.push((Score(cur_s), cur));
     if live(cur) {
         scratch.results.push(Reverse((Score(cur_s), cur)));
+    }
+    // Learned anchors: also start from the best few of them.
+    let all = graph.anchors();
+    let anchors = all.get(..anchors.unwrap_or(all.len()).min(all.len())).unwrap_or(&[]);
+    if !anchors.is_empty() {
+        let mut best: Vec<(f32, u32)> = Vec::with_capacity(ANCHOR_STARTS + 1);
+        for &a in anchors {
+            if a >= rows {
+                continue;
+            }
+            let s = scorer.score(a);
+            scratch.evaluations += 1;
+            if best.len() < ANCHOR_STARTS || best.last().is_some_and(|l| s > l.0) {
+                best.push((s, a));
+                best.sort_by(|x, y| y.0.total_cmp(&x.0));
+                best.truncate(ANCHOR_STARTS);
+            }
+        }
+        for (s, a) in best {
+            if scratch.visit(a) {
+                scratch.candidates.push((Score(s), a));
+                if live(a) {
+                    scratch.results.push(Reverse((Score(s), a)));
+                }
+            }
+        }
     }
     while let Some((Score(cs), c)) = scratch.candidates.pop() {
         let worst = scratch.results.peek().map_or(f32::NEG_INFINITY, |r| r.0.0.0);

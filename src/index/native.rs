@@ -308,5 +308,6 @@ fn freeze(b: &Builder<'_>, n: usize, extra: usize) -> GraphData {
         entry: b.entry,
         layer0,
         upper,
+        anchors: Vec::new(),
     }
 }

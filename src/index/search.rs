@@ -22,13 +22,15 @@ pub struct SearchParams {
     pub f32_traversal: bool,
     /// Candidates rescored with f32 per segment; `None` rescores all `ef`.
     pub rescore: Option<usize>,
+    /// Learned anchors scored per segment to seed layer 0; `None` uses all the graph has.
+    pub anchors: Option<usize>,
 }
 
 impl SearchParams {
     /// `k` results with the default `ef`.
     #[must_use]
     pub fn k(k: usize) -> Self {
-        SearchParams { k, ef: None, exact: false, f32_traversal: false, rescore: None }
+        SearchParams { k, ef: None, exact: false, f32_traversal: false, rescore: None, anchors: None }
     }
 
     /// The `ef` used.
@@ -83,11 +85,11 @@ pub fn search_collection(
                 Some(codes) => {
                     let t = quantize_query(&codes, query, &mut qcodes);
                     let scorer = Scorer::Int8 { codes, query: &qcodes, t };
-                    search(&graph, &scorer, ef, &live, &mut scratch.graph)
+                    search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
                 }
                 None => {
                     let scorer = Scorer::Exact { vectors: seg.vectors(), dim, query };
-                    search(&graph, &scorer, ef, &live, &mut scratch.graph)
+                    search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
                 }
             };
             scratch.evaluations += scratch.graph.evaluations;

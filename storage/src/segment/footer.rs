@@ -95,6 +95,10 @@ pub enum SectionKind {
     Graph = 14,
     /// Quantized codes for traversal (see `codes.rs`).
     QuantCodes = 15,
+    /// Range index of an integer, float, timestamp or bool field (see `ranges.rs`).
+    Ranges = 20,
+    /// Spatial index of a geo bbox field (see `geo.rs`).
+    Geo = 21,
 }
 
 impl SectionKind {
@@ -118,6 +122,8 @@ impl SectionKind {
             K::BitmapData,
             K::Graph,
             K::QuantCodes,
+            K::Ranges,
+            K::Geo,
         ]
         .into_iter()
         .find(|k| *k as u16 == v)
@@ -148,6 +154,8 @@ impl SectionKind {
             SectionKind::BitmapData => "bitmaps",
             SectionKind::Graph => "graph",
             SectionKind::QuantCodes => "quantized codes",
+            SectionKind::Ranges => "range index",
+            SectionKind::Geo => "geo index",
         }
     }
 }

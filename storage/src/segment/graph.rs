@@ -6,6 +6,7 @@
 //! | version u32 | rows u32 | slots0 u32 | slots u32 | levels u32 | entry u32 | base0 u32 | reserved u32 |
 //! | layer 0: rows x slots0 u32 neighbour rows, unused slots = u32::MAX                                 |
 //! | for l in 1..levels: | count_l u32 | nodes_l: count_l u32, sorted | adj_l: count_l x slots u32     |
+//! | anchor_count u32 | anchors: anchor_count u32 (layer-0 entry candidates learned from queries)    |
 //! ```
 //!
 //! `slots0` = `base0` HNSW neighbours (2·M) plus extra query-guided edges; `slots` = M for upper
@@ -44,6 +45,8 @@ pub struct GraphData {
     pub layer0: Vec<u32>,
     /// Upper layers: (sorted nodes, adjacency `nodes x slots` padded with [`EMPTY`]).
     pub upper: Vec<(Vec<u32>, Vec<u32>)>,
+    /// Extra layer-0 entry candidates (the nearest rows of sample queries).
+    pub anchors: Vec<u32>,
 }
 
 impl GraphData {
@@ -69,6 +72,10 @@ impl GraphData {
                 e.u32(*x);
             }
         }
+        e.u32(self.anchors.len() as u32);
+        for x in &self.anchors {
+            e.u32(*x);
+        }
         e.buf
     }
 }
@@ -85,6 +92,7 @@ pub struct GraphView<'a> {
     /// Byte slice of the upper layers, parsed on demand.
     upper: &'a [u32],
     levels: u32,
+    anchors: &'a [u32],
 }
 
 /// Why a graph section was refused.
@@ -116,7 +124,6 @@ impl<'a> GraphView<'a> {
         let n0 = rows.checked_mul(slots0 as usize).ok_or(GraphError("layer 0 too large"))?;
         let layer0 = all.get(..n0).ok_or(GraphError("layer 0 truncated"))?;
         let upper = all.get(n0..).unwrap_or(&[]);
-        let view = GraphView { rows: grows, slots0, base0, slots, entry, layer0, upper, levels };
         // Walk the upper layers once to check that they fit.
         let mut at = 0usize;
         for _ in 1..levels {
@@ -127,7 +134,13 @@ impl<'a> GraphView<'a> {
                 return Err(GraphError("upper layer truncated"));
             }
         }
-        Ok(view)
+        let count = *upper.get(at).ok_or(GraphError("anchor list truncated"))? as usize;
+        let anchors = upper.get(at + 1..at + 1 + count).ok_or(GraphError("anchor list truncated"))?;
+        if upper.len() != at + 1 + count {
+            return Err(GraphError("trailing bytes after the anchor list"));
+        }
+        let upper = upper.get(..at).unwrap_or(&[]);
+        Ok(GraphView { rows: grows, slots0, base0, slots, entry, layer0, upper, levels, anchors })
     }
 
     /// Number of levels (1 = layer 0 only).
@@ -158,6 +171,13 @@ impl<'a> GraphView<'a> {
     #[must_use]
     pub fn slots(&self) -> u32 {
         self.slots
+    }
+
+    /// Layer-0 entry candidates learned from a query sample (may hold ids out of range in a
+    /// damaged file: callers skip ids `>= rows`).
+    #[must_use]
+    pub fn anchors(&self) -> &'a [u32] {
+        self.anchors
     }
 
     /// Nodes.
@@ -219,6 +239,7 @@ mod tests {
             entry: 2,
             layer0: vec![1, 2, EMPTY, 0, 2, 3, 0, 1, EMPTY, 2, EMPTY, EMPTY],
             upper: vec![(vec![0, 2], vec![2, EMPTY, 0, EMPTY])],
+            anchors: vec![3],
         }
     }
 
@@ -231,6 +252,7 @@ mod tests {
         assert_eq!(g.neighbours(1, 2), &[0, EMPTY]);
         assert_eq!(g.neighbours(1, 1), &[] as &[u32]);
         assert_eq!(g.level_nodes(1), &[0, 2]);
+        assert_eq!(g.anchors(), &[3]);
     }
 
     #[test]

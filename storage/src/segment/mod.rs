@@ -7,13 +7,17 @@
 //! | `reader.rs` | `Segment`: checks a file at open and views vectors, ids, columns, bitmaps in place |
 //! | `graph.rs` | the frozen HNSW graph: `GraphData` (to write) and `GraphView` (searched in place) |
 //! | `codes.rs` | int8 codes for quantized traversal: `encode_int8` and `CodesView` |
+//! | `ranges.rs` | per-field range index (sorted values + bucket bitmaps): `RangesWriter`, `RangesView` |
+//! | `geo.rs` | per-field spatial index (packed Hilbert R-tree of bboxes): `GeoWriter`, `GeoView` |
 //!
 //! Invariant: a segment file is written once, synced, published by a manifest, and never
 //! modified again; deletes are tombstones in the manifest.
 
 pub mod codes;
 pub mod footer;
+pub mod geo;
 pub mod graph;
+pub mod ranges;
 pub mod reader;
 pub mod writer;
 

@@ -525,6 +525,35 @@ impl Segment {
         )
     }
 
+    fn field_section(&self, kind: SectionKind, field: usize) -> Option<(u64, &[u8])> {
+        let s = self.sections.iter().find(|s| s.kind == kind && usize::from(s.field) == field)?;
+        Some((s.offset, self.slice(&(s.offset as usize..(s.offset + s.len) as usize))))
+    }
+
+    /// The range index of `field` (integer, float, timestamp, bool), when the segment has one.
+    pub fn ranges(&self, field: usize) -> Option<Result<super::ranges::RangesView<'_>>> {
+        let (offset, b) = self.field_section(SectionKind::Ranges, field)?;
+        Some(
+            super::ranges::RangesView::parse(b, self.rows())
+                .map_err(|e| Error::corrupted(&self.path, "range index", offset, e)),
+        )
+    }
+
+    /// The spatial index of geo bbox `field`, when the segment has one.
+    pub fn geo(&self, field: usize) -> Option<Result<super::geo::GeoView<'_>>> {
+        let (offset, b) = self.field_section(SectionKind::Geo, field)?;
+        Some(super::geo::GeoView::parse(b, self.rows()).map_err(|e| Error::corrupted(&self.path, "geo index", offset, e)))
+    }
+
+    /// Rows where `field` is not null (from its validity bits).
+    #[must_use]
+    pub fn present_rows(&self, field: usize) -> Option<RoaringBitmap> {
+        let (_, bits) = self.field_section(SectionKind::Validity, field)?;
+        let mut out = RoaringBitmap::from_lsb0_bytes(0, bits);
+        out.remove_range(self.rows() as u32..);
+        Some(out)
+    }
+
     /// Bytes of each index section (graph, codes), for `info`.
     #[must_use]
     pub fn index_bytes(&self) -> Vec<(SectionKind, u64)> {

@@ -245,6 +245,12 @@ pub fn write_segment(
             FieldType::Text | FieldType::Blob => write_var(&mut sink, src, field)?,
             ty => write_fixed(&mut sink, src, field, ty)?,
         }
+        if let Some(bytes) = super::ranges::index_field(src, field, def.ty)? {
+            sink.section(SectionKind::Ranges, field, &bytes)?;
+        }
+        if let Some(bytes) = super::geo::index_field(src, field, def.ty)? {
+            sink.section(SectionKind::Geo, field, &bytes)?;
+        }
     }
 
     for (kind, bytes) in extra {

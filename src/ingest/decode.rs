@@ -1,0 +1,340 @@
+//! Opening a file as a raster: the format from its signature (never its name), limits checked on
+//! declared sizes before anything is allocated, and one interface for JPEG/PNG (decoded whole, within
+//! [`Limits::max_memory_pixels`]) and TIFF (read window by window, [`super::tiff`]).
+//!
+//! Invariants: every failure is a [`Problem`] with a [`Reason`], never a panic of ours (decoder
+//! panics are caught one level up, in the pipeline); no decode starts before the declared width and
+//! height are checked.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, RgbImage};
+
+use super::bands::{SampleKind, Stretch, blit, collect};
+use super::geo::GeoTags;
+use super::report::{Problem, Reason};
+use super::tiff::TiffRaster;
+
+/// Decoder limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest JPEG or PNG decoded (they are decoded whole), in pixels. Default: 64 Mpx.
+    pub max_memory_pixels: u64,
+    /// Largest TIFF scene (read window by window), in pixels. Default: 2^32 (65,536 x 65,536).
+    pub max_scene_pixels: u64,
+    /// Largest raw TIFF chunk (one strip or tile), in bytes. Default: 256 MiB.
+    pub max_chunk_bytes: u64,
+    /// Largest JPEG or PNG file read into memory, in bytes. Default: 1 GiB.
+    pub max_memory_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_memory_pixels: 64 << 20,
+            max_scene_pixels: 1 << 32,
+            max_chunk_bytes: 256 << 20,
+            max_memory_file_bytes: 1 << 30,
+        }
+    }
+}
+
+/// A file format, from the first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JPEG (`FF D8 FF`).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// TIFF or BigTIFF, either byte order.
+    Tiff,
+}
+
+/// The format of a file starting with `head`; `None` when unknown.
+#[must_use]
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    match head {
+        [0xFF, 0xD8, 0xFF, ..] => Some(Format::Jpeg),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some(Format::Png),
+        [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
+        _ => None,
+    }
+}
+
+/// A JPEG or PNG decoded whole.
+#[derive(Debug)]
+pub struct MemRaster {
+    src: Option<DynamicImage>,
+    rgb: Option<RgbImage>,
+    width: u32,
+    height: u32,
+    channels: usize,
+    sample: SampleKind,
+    peak: u64,
+}
+
+/// An open raster of any supported format.
+#[derive(Debug)]
+pub enum Raster {
+    /// JPEG or PNG.
+    Memory(MemRaster),
+    /// TIFF or GeoTIFF.
+    Tiff(Box<TiffRaster>),
+}
+
+fn image_problem(e: &ImageError) -> Problem {
+    let d = e.to_string();
+    let eof = d.contains("EOF") || d.contains("end of") || d.contains("unexpected end") || d.contains("No more bytes");
+    match e {
+        ImageError::Limits(_) => Problem::new(Reason::TooLarge, d),
+        ImageError::Unsupported(_) => Problem::new(Reason::UnsupportedFormat, d),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Problem::new(Reason::Truncated, d),
+        _ if eof => Problem::new(Reason::Truncated, d),
+        ImageError::IoError(_) => Problem::new(Reason::Unreadable, d),
+        _ => Problem::new(Reason::Corrupt, d),
+    }
+}
+
+fn reader(bytes: &[u8], format: ImageFormat, limits: &Limits) -> ImageReader<Cursor<&[u8]>> {
+    let mut r = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(limits.max_memory_pixels.saturating_mul(16));
+    r.limits(l);
+    r
+}
+
+impl MemRaster {
+    /// Decodes a JPEG or PNG held in `bytes`, after checking its declared size.
+    pub fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<MemRaster, Problem> {
+        let fmt = match format {
+            Format::Jpeg => ImageFormat::Jpeg,
+            Format::Png => ImageFormat::Png,
+            Format::Tiff => return Err(Problem::new(Reason::UnsupportedFormat, "TIFF is read by the TIFF reader")),
+        };
+        let (w, h) = reader(bytes, fmt, limits).into_dimensions().map_err(|e| image_problem(&e))?;
+        if w == 0 || h == 0 {
+            return Err(Problem::new(Reason::Corrupt, format!("declares {w}x{h} pixels")));
+        }
+        if u64::from(w) * u64::from(h) > limits.max_memory_pixels {
+            return Err(Problem::new(
+                Reason::TooLarge,
+                format!("declares {w}x{h} pixels, over the limit of {} for JPEG/PNG", limits.max_memory_pixels),
+            ));
+        }
+        if format == Format::Jpeg && !has_jpeg_end(bytes) {
+            return Err(Problem::new(Reason::Truncated, "no end-of-image marker: the JPEG is cut short"));
+        }
+        let img = reader(bytes, fmt, limits).decode().map_err(|e| image_problem(&e))?;
+        let color = img.color();
+        let sample = match (color.bytes_per_pixel() / color.channel_count().max(1), color.has_alpha()) {
+            (1, _) => SampleKind::U8,
+            (2, _) => SampleKind::U16,
+            _ => SampleKind::F32,
+        };
+        let peak = img.as_bytes().len() as u64;
+        Ok(MemRaster {
+            width: img.width(),
+            height: img.height(),
+            channels: usize::from(color.channel_count()),
+            sample,
+            src: Some(img),
+            rgb: None,
+            peak,
+        })
+    }
+
+    fn prepare(&mut self, bands: [usize; 3]) -> Result<Stretch, Problem> {
+        let Some(src) = self.src.take() else {
+            return Err(Problem::new(Reason::Corrupt, "image already prepared"));
+        };
+        let (w, h, spp) = (self.width as usize, self.height as usize, self.channels);
+        let mut out = RgbImage::new(self.width, self.height);
+        let buf: &mut [u8] = &mut out;
+        let pixels = w * h;
+        let step = (pixels / super::bands::STRETCH_SAMPLES).max(1);
+        let stretch = if let Some(s) = src.as_flat_samples_u8() {
+            let st = Stretch::identity();
+            blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
+            st
+        } else if let Some(s) = src.as_flat_samples_u16() {
+            let mut acc: [Vec<f32>; 3] = Default::default();
+            collect(s.samples, spp, bands, step, None, &mut acc);
+            let st = Stretch::from_samples(acc, None);
+            blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
+            st
+        } else if let Some(s) = src.as_flat_samples_f32() {
+            let mut acc: [Vec<f32>; 3] = Default::default();
+            collect(s.samples, spp, bands, step, None, &mut acc);
+            let st = Stretch::from_samples(acc, None);
+            blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
+            st
+        } else {
+            return Err(Problem::new(Reason::UnsupportedBandLayout, format!("pixel type {:?}", src.color())));
+        };
+        self.peak = self.peak.max(src.as_bytes().len() as u64 + out.len() as u64);
+        self.rgb = Some(out);
+        Ok(stretch)
+    }
+}
+
+/// Whether a JPEG ends with its end-of-image marker (some writers pad after it: the last 64 KiB are
+/// searched).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = bytes.get(bytes.len().saturating_sub(64 << 10)..).unwrap_or(bytes);
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+impl Raster {
+    /// Opens `path`: JPEG/PNG from `bytes` (the file's content, already read), TIFF window by window.
+    pub fn open(path: &Path, bytes: Option<&[u8]>, format: Format, file_len: u64, limits: &Limits) -> Result<Raster, Problem> {
+        match format {
+            Format::Tiff => Ok(Raster::Tiff(Box::new(TiffRaster::open(path, file_len, limits)?))),
+            Format::Jpeg | Format::Png => {
+                let bytes = bytes.ok_or_else(|| Problem::new(Reason::Unreadable, "file content not read"))?;
+                Ok(Raster::Memory(MemRaster::decode(bytes, format, limits)?))
+            }
+        }
+    }
+
+    /// Width in pixels.
+    #[must_use]
+    pub fn width(&self) -> u32 {
+        match self {
+            Raster::Memory(m) => m.width,
+            Raster::Tiff(t) => t.width,
+        }
+    }
+
+    /// Height in pixels.
+    #[must_use]
+    pub fn height(&self) -> u32 {
+        match self {
+            Raster::Memory(m) => m.height,
+            Raster::Tiff(t) => t.height,
+        }
+    }
+
+    /// Samples (bands) per pixel.
+    #[must_use]
+    pub fn samples(&self) -> usize {
+        match self {
+            Raster::Memory(m) => m.channels,
+            Raster::Tiff(t) => t.samples,
+        }
+    }
+
+    /// Sample type.
+    #[must_use]
+    pub fn sample(&self) -> SampleKind {
+        match self {
+            Raster::Memory(m) => m.sample,
+            Raster::Tiff(t) => t.sample,
+        }
+    }
+
+    /// Whether the first three samples are R, G, B by the file's own declaration.
+    #[must_use]
+    pub fn rgb(&self) -> bool {
+        match self {
+            Raster::Memory(m) => m.channels >= 3,
+            Raster::Tiff(t) => t.rgb,
+        }
+    }
+
+    /// GeoTIFF tags, when a TIFF has any.
+    #[must_use]
+    pub fn geo_tags(&self) -> Option<&GeoTags> {
+        match self {
+            Raster::Memory(_) => None,
+            Raster::Tiff(t) => t.geo.any().then_some(&t.geo),
+        }
+    }
+
+    /// Selects the bands drawn as RGB and computes the stretch; call once before reading windows.
+    pub fn prepare(&mut self, bands: [usize; 3]) -> Result<Stretch, Problem> {
+        match self {
+            Raster::Memory(m) => m.prepare(bands),
+            Raster::Tiff(t) => t.prepare(bands),
+        }
+    }
+
+    /// The window `[x, y, w, h]` as 8-bit RGB.
+    pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
+        match self {
+            Raster::Memory(m) => {
+                let [x, y, w, h] = win;
+                let rgb = m.rgb.as_ref().ok_or_else(|| Problem::new(Reason::Corrupt, "image not prepared"))?;
+                if w == 0 || h == 0 || x + w > m.width || y + h > m.height {
+                    return Err(Problem::new(Reason::Corrupt, format!("window {win:?} outside {}x{}", m.width, m.height)));
+                }
+                if (x, y, w, h) == (0, 0, m.width, m.height) {
+                    return Ok(rgb.clone());
+                }
+                Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image())
+            }
+            Raster::Tiff(t) => t.read_rgb(win),
+        }
+    }
+
+    /// Most bytes of pixels held at once.
+    #[must_use]
+    pub fn peak_bytes(&self) -> u64 {
+        match self {
+            Raster::Memory(m) => m.peak,
+            Raster::Tiff(t) => t.peak_bytes(),
+        }
+    }
+
+    /// A one-line description for reports (`tiff u16 x13, tiled 256x256, chunky`).
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Raster::Memory(m) => format!("{}x{} {} x{}", m.width, m.height, m.sample.name(), m.channels),
+            Raster::Tiff(t) => format!("{}x{} {} x{}, {}", t.width, t.height, t.sample.name(), t.samples, t.layout()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Format::Jpeg));
+        assert_eq!(sniff(b"II*\0...."), Some(Format::Tiff));
+        assert_eq!(sniff(b"MM\0*...."), Some(Format::Tiff));
+        assert_eq!(sniff(b"II+\0...."), Some(Format::Tiff));
+        assert_eq!(sniff(b"GIF89a"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn png_bomb_is_refused_before_decoding() {
+        // A PNG header declaring 100,000 x 100,000 pixels, and nothing else.
+        let mut png = Vec::new();
+        png.extend_from_slice(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(b"IHDR");
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let e = MemRaster::decode(&png, Format::Png, &Limits::default()).unwrap_err();
+        assert_eq!(e.reason, Reason::TooLarge, "{e}");
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+}
