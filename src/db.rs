@@ -404,6 +404,12 @@ impl CollectionSnapshot {
             .collect()
     }
 
+    /// Checks a filter expression against the schema without running it.
+    pub fn check_filter(&self, expr: &str) -> Result<()> {
+        let _ = expr;
+        Err(Error::Invalid("filter expressions are not available in this build yet".into()))
+    }
+
     /// Every live id: segments in order, then the in-memory rows.
     pub fn ids(&self) -> Result<Vec<u64>> {
         let mut out = Vec::with_capacity(self.count() as usize);

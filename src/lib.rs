@@ -32,8 +32,10 @@
 pub mod db;
 pub mod encode;
 pub mod error;
+pub mod gallery;
 pub mod index;
 pub mod ingest;
+pub mod repl;
 pub mod session;
 
 pub use db::{

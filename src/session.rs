@@ -101,7 +101,11 @@ impl Session {
             Some(c) => c.to_owned(),
             None => match names.as_slice() {
                 [one] => one.clone(),
-                [] => return Err(Error::Invalid("the database has no collections; import or load some data first".into())),
+                [] => {
+                    return Err(Error::Invalid(
+                        "the database has no collections; import or load some data first".into(),
+                    ));
+                }
                 many => {
                     return Err(Error::Invalid(format!(
                         "the database has several collections ({}); pick one with --collection",
@@ -228,7 +232,9 @@ impl Session {
                 v
             }
             QueryInput::Like(id) => {
-                col.get(*id)?.ok_or_else(|| Error::Invalid(format!("no record with id {id} in {:?}", self.collection)))?.vector
+                col.get(*id)?
+                    .ok_or_else(|| Error::Invalid(format!("no record with id {id} in {:?}", self.collection)))?
+                    .vector
             }
             QueryInput::Vector(v) => v.clone(),
         };
@@ -255,6 +261,43 @@ impl Session {
             rows.push(AnswerRow { rank: i + 1, id: h.id, score: h.score, fields, thumbnail });
         }
         Ok(Answer { rows, language, prompts, encode_time, search_time, notes })
+    }
+
+    /// Runs one query with an optional filter expression; `explain` adds the plan to the notes.
+    pub fn ask_filtered(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
+        match filter {
+            None => {
+                let mut a = self.ask(input)?;
+                if explain {
+                    let col = self.snapshot()?;
+                    let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
+                    a.notes.push(format!(
+                        "plan: {} segment(s), {graphs} searched by graph (int8 traversal, exact rescoring), the rest and {} in-memory rows scanned exactly; ef {}",
+                        col.segments().len(),
+                        col.memory_rows(),
+                        SearchParams { ef: self.ef, ..SearchParams::k(self.k) }.ef_or_default()
+                    ));
+                }
+                Ok(a)
+            }
+            Some(_) => Err(Error::Invalid("filter expressions are not available in this build yet".into())),
+        }
+    }
+
+    /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.
+    pub fn label_ids(&mut self, ids: &[u64], labels: &[String]) -> Result<Vec<(u64, Vec<(String, f32)>)>> {
+        let enc = self.encoder()?;
+        let lang = self.lang.clone().unwrap_or_else(|| "en".into());
+        let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
+        let zs = ZeroShot::new(&enc, &set, self.prompting)?;
+        let col = self.snapshot()?;
+        let mut out = Vec::new();
+        for &id in ids {
+            let Some(r) = col.get(id)? else { continue };
+            let best = zs.top(&r.vector, 3)?;
+            out.push((id, best.into_iter().map(|l| (l.label, l.score)).collect()));
+        }
+        Ok(out)
     }
 
     /// Zero-shot labels for every record: `(id, [(label, score)])`, best first.

@@ -418,7 +418,7 @@ fn german_and_chinese_queries_find_the_same_top_class_as_english() {
         let mut line = format!("{en:?} -> {ce}; {de:?} -> {cd}; {zh:?} -> {cz}");
         if cd != ce {
             let bare = top_class(&enc.query(&TextQuery::new(de).prompting(Prompting::Off)).unwrap().vector);
-            line.push_str(&format!(" (German without templates -> {bare})"));
+            line += &[" (German without templates -> ", &bare, ")"].concat();
         }
         if i < CORE_PHRASES && (cd != ce || cz != ce) {
             core_misses.push(en);

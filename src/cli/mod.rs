@@ -6,6 +6,8 @@
 
 mod info;
 mod load;
+mod query;
+mod repl;
 mod search;
 
 use std::path::PathBuf;
@@ -48,6 +50,12 @@ enum Command {
     },
     /// Run a batch of query vectors and write one JSON line of results per query.
     Search(search::Args),
+    /// Ask a question in natural language (or by image, or by record) and see ranked results.
+    Query(query::Args),
+    /// Give every record its best labels from a label list (zero-shot, image -> text).
+    Label(query::LabelArgs),
+    /// Interactive shell: questions, filters, galleries.
+    Repl(repl::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +67,9 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => info::verify(&a),
         Command::Compact { db, collection } => compact(&db, &collection),
         Command::Search(a) => search::run(&a),
+        Command::Query(a) => query::run(&a),
+        Command::Label(a) => query::label(&a),
+        Command::Repl(a) => repl::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -59,7 +59,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let queries = qf.read(0, n)?;
     let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
     let mode = if a.exact || graphs == 0 { "exact" } else { "graph" };
-    let params = SearchParams { k: a.k, ef: a.ef, exact: a.exact, f32_traversal: a.f32_traversal, rescore: a.rescore, anchors: a.anchors };
+    let params = SearchParams {
+        k: a.k,
+        ef: a.ef,
+        exact: a.exact,
+        f32_traversal: a.f32_traversal,
+        rescore: a.rescore,
+        anchors: a.anchors,
+    };
     let start = Instant::now();
     let per = n.div_ceil(a.threads).max(1);
     let evaluations = std::sync::atomic::AtomicUsize::new(0);

@@ -208,7 +208,14 @@ pub fn blit_plane<T: Sample>(
 }
 
 /// Appends every `step`-th pixel's selected samples (NaN and `nodata` left out) to `acc`.
-pub fn collect<T: Sample>(src: &[T], spp: usize, bands: [usize; 3], step: usize, nodata: Option<f32>, acc: &mut [Vec<f32>; 3]) {
+pub fn collect<T: Sample>(
+    src: &[T],
+    spp: usize,
+    bands: [usize; 3],
+    step: usize,
+    nodata: Option<f32>,
+    acc: &mut [Vec<f32>; 3],
+) {
     for px in src.chunks_exact(spp).step_by(step.max(1)) {
         for (c, a) in acc.iter_mut().enumerate() {
             if let Some(v) = px.get(bands[c]).map(|s| s.to_f32())
@@ -225,7 +232,12 @@ pub fn collect<T: Sample>(src: &[T], spp: usize, bands: [usize; 3], step: usize,
 /// Default RGB bands (0-based) for `samples` bands, from band names, then the platform, then the
 /// band count. Returns the bands and a note saying which rule chose them.
 #[must_use]
-pub fn default_bands(samples: usize, rgb_photometric: bool, platform: Option<&str>, names: &[String]) -> ([usize; 3], String) {
+pub fn default_bands(
+    samples: usize,
+    rgb_photometric: bool,
+    platform: Option<&str>,
+    names: &[String],
+) -> ([usize; 3], String) {
     if samples < 3 {
         return ([0, 0, 0], "single band drawn as grey".into());
     }
@@ -239,7 +251,9 @@ pub fn default_bands(samples: usize, rgb_photometric: bool, platform: Option<&st
         }
     }
     let p = platform.unwrap_or_default().to_ascii_lowercase();
-    let (bands, why): ([usize; 3], &str) = if p.starts_with("sentinel-2") || (p.is_empty() && matches!(samples, 12 | 13)) {
+    let (bands, why): ([usize; 3], &str) = if p.starts_with("sentinel-2")
+        || (p.is_empty() && matches!(samples, 12 | 13))
+    {
         ([3, 2, 1], "Sentinel-2 order (B4, B3, B2)")
     } else if p.starts_with("landsat-8") || p.starts_with("landsat-9") || (p.is_empty() && samples == 11) {
         ([3, 2, 1], "Landsat 8/9 order (B4, B3, B2)")
@@ -249,7 +263,8 @@ pub fn default_bands(samples: usize, rgb_photometric: bool, platform: Option<&st
         ([5, 3, 1], "PlanetScope 8-band order (coastal, blue, green I, green, yellow, red, ...)")
     } else if p.starts_with("worldview") && samples >= 8 {
         ([4, 2, 1], "WorldView 8-band order (coastal, blue, green, yellow, red, ...)")
-    } else if (p.starts_with("planetscope") || p.starts_with("worldview") || p.starts_with("superdove")) && samples == 4 {
+    } else if (p.starts_with("planetscope") || p.starts_with("worldview") || p.starts_with("superdove")) && samples == 4
+    {
         ([2, 1, 0], "4-band order blue, green, red, NIR")
     } else {
         ([0, 1, 2], "bands 1, 2, 3 taken as red, green, blue")

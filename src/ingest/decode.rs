@@ -96,7 +96,7 @@ fn image_problem(e: &ImageError) -> Problem {
     }
 }
 
-fn reader(bytes: &[u8], format: ImageFormat, limits: &Limits) -> ImageReader<Cursor<&[u8]>> {
+fn reader<'b>(bytes: &'b [u8], format: ImageFormat, limits: &Limits) -> ImageReader<Cursor<&'b [u8]>> {
     let mut r = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = image::Limits::default();
     l.max_alloc = Some(limits.max_memory_pixels.saturating_mul(16));
@@ -187,7 +187,13 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 
 impl Raster {
     /// Opens `path`: JPEG/PNG from `bytes` (the file's content, already read), TIFF window by window.
-    pub fn open(path: &Path, bytes: Option<&[u8]>, format: Format, file_len: u64, limits: &Limits) -> Result<Raster, Problem> {
+    pub fn open(
+        path: &Path,
+        bytes: Option<&[u8]>,
+        format: Format,
+        file_len: u64,
+        limits: &Limits,
+    ) -> Result<Raster, Problem> {
         match format {
             Format::Tiff => Ok(Raster::Tiff(Box::new(TiffRaster::open(path, file_len, limits)?))),
             Format::Jpeg | Format::Png => {
@@ -266,7 +272,10 @@ impl Raster {
                 let [x, y, w, h] = win;
                 let rgb = m.rgb.as_ref().ok_or_else(|| Problem::new(Reason::Corrupt, "image not prepared"))?;
                 if w == 0 || h == 0 || x + w > m.width || y + h > m.height {
-                    return Err(Problem::new(Reason::Corrupt, format!("window {win:?} outside {}x{}", m.width, m.height)));
+                    return Err(Problem::new(
+                        Reason::Corrupt,
+                        format!("window {win:?} outside {}x{}", m.width, m.height),
+                    ));
                 }
                 if (x, y, w, h) == (0, 0, m.width, m.height) {
                     return Ok(rgb.clone());

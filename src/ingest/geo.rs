@@ -259,7 +259,8 @@ impl GeoRef {
     pub fn footprint(&self, window: [u32; 4]) -> Option<[f64; 4]> {
         let [x, y, w, h] = window.map(f64::from);
         let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
-        for (fx, fy) in [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.0, 0.5), (1.0, 0.5), (0.0, 1.0), (0.5, 1.0), (1.0, 1.0)] {
+        for (fx, fy) in [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.0, 0.5), (1.0, 0.5), (0.0, 1.0), (0.5, 1.0), (1.0, 1.0)]
+        {
             let (cx, cy) = self.transform.apply(x + fx * w, y + fy * h);
             let (lon, lat) = self.crs.to_wgs84(cx, cy)?;
             if !(-180.0 - 1e-9..=180.0 + 1e-9).contains(&lon) || !(-90.0 - 1e-9..=90.0 + 1e-9).contains(&lat) {

@@ -199,6 +199,8 @@ pub struct Summary {
     pub metadata_notes: Vec<String>,
     /// Whether the import was stopped before the end.
     pub interrupted: bool,
+    /// Files not reached because the import was stopped (no report line; a rerun imports them).
+    pub not_started: u64,
     /// Seconds from start to the last commit.
     pub seconds: f64,
     /// Seconds the encoder spent running batches.
@@ -227,6 +229,7 @@ impl Summary {
     pub fn clean(&self) -> bool {
         self.count(Status::Skipped) + self.count(Status::Failed) + self.count(Status::Interrupted) == 0
             && !self.interrupted
+            && self.not_started == 0
     }
 
     /// Fraction of the encoder stage spent running batches (0 when nothing was encoded).

@@ -100,8 +100,10 @@ pub struct MetaSet {
 /// Makes `name` a valid schema field name.
 #[must_use]
 pub fn sanitize_name(name: &str) -> String {
-    let mut s: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') { c } else { '_' }).collect();
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') { c } else { '_' })
+        .collect();
     if !s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         s.insert(0, '_');
     }
@@ -128,7 +130,9 @@ pub fn to_value(v: &Json, ty: FieldType) -> Option<Value> {
             Some(if ty == FieldType::Keyword { Value::Keyword(s) } else { Value::Text(s) })
         }
         FieldType::Integer => match v {
-            Json::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+            Json::Number(n) => {
+                n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            }
             Json::String(s) => s.trim().parse().ok(),
             _ => None,
         }
@@ -230,7 +234,10 @@ pub fn resolve_href(root: &Path, doc_dir: &Path, href: &str) -> Result<String, P
     let local = if let Some(rest) = href.strip_prefix("file://") {
         rest
     } else if href.contains("://") {
-        return Err(Problem::new(Reason::RemoteHref, format!("{href:?} is not a local file; only local assets are imported")));
+        return Err(Problem::new(
+            Reason::RemoteHref,
+            format!("{href:?} is not a local file; only local assets are imported"),
+        ));
     } else {
         href
     };
@@ -343,7 +350,9 @@ impl Collector<'_> {
             return;
         }
         let targets = self.sidecar_targets(rel);
-        let parsed = fs::read(path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Json>(&b).map_err(|e| e.to_string()));
+        let parsed = fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Json>(&b).map_err(|e| e.to_string()));
         let doc = match parsed {
             Ok(Json::Object(o)) => o,
             Ok(_) => {
@@ -355,11 +364,14 @@ impl Collector<'_> {
                 return;
             }
             Err(e) => {
-                self.set.problems.push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read JSON: {e}"))));
+                self.set
+                    .problems
+                    .push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read JSON: {e}"))));
                 return;
             }
         };
-        let is_stac = doc.get("type").and_then(Json::as_str) == Some("Feature") && doc.get("properties").is_some_and(Json::is_object);
+        let is_stac = doc.get("type").and_then(Json::as_str) == Some("Feature")
+            && doc.get("properties").is_some_and(Json::is_object);
         let mut meta = ImageMeta::default();
         if is_stac {
             if let Some(Json::Object(p)) = doc.get("properties") {
@@ -391,8 +403,11 @@ impl Collector<'_> {
         if is_stac && let Some(Json::Object(assets)) = doc.get("assets") {
             for (name, a) in assets {
                 let Some(href) = a.get("href").and_then(Json::as_str) else { continue };
-                let roles: Vec<&str> =
-                    a.get("roles").and_then(Json::as_array).map(|r| r.iter().filter_map(Json::as_str).collect()).unwrap_or_default();
+                let roles: Vec<&str> = a
+                    .get("roles")
+                    .and_then(Json::as_array)
+                    .map(|r| r.iter().filter_map(Json::as_str).collect())
+                    .unwrap_or_default();
                 if roles.iter().any(|r| matches!(*r, "thumbnail" | "overview" | "metadata")) {
                     continue;
                 }
@@ -414,7 +429,10 @@ impl Collector<'_> {
                     }
                     Ok(target) => self.set.problems.push((
                         format!("{rel}#{name}"),
-                        Problem::new(Reason::BadMetadata, format!("asset {href:?} ({target}) is not imagery found in the archive")),
+                        Problem::new(
+                            Reason::BadMetadata,
+                            format!("asset {href:?} ({target}) is not imagery found in the archive"),
+                        ),
                     )),
                     Err(p) => self.set.problems.push((format!("{rel}#{name}"), p)),
                 }
@@ -435,14 +453,18 @@ impl Collector<'_> {
         let mut rdr = match csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_path(path) {
             Ok(r) => r,
             Err(e) => {
-                self.set.problems.push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read CSV: {e}"))));
+                self.set
+                    .problems
+                    .push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read CSV: {e}"))));
                 return;
             }
         };
         let headers: Vec<String> = match rdr.headers() {
             Ok(h) => h.iter().map(str::to_owned).collect(),
             Err(e) => {
-                self.set.problems.push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read CSV header: {e}"))));
+                self.set
+                    .problems
+                    .push((rel.to_owned(), Problem::new(Reason::BadMetadata, format!("cannot read CSV header: {e}"))));
                 return;
             }
         };
@@ -450,12 +472,16 @@ impl Collector<'_> {
         let Some(path_col) = PATH_COLUMNS.iter().find_map(|p| lower.iter().position(|h| h == p)) else {
             self.set.problems.push((
                 rel.to_owned(),
-                Problem::new(Reason::BadMetadata, format!("no column naming the image (one of {})", PATH_COLUMNS.join(", "))),
+                Problem::new(
+                    Reason::BadMetadata,
+                    format!("no column naming the image (one of {})", PATH_COLUMNS.join(", ")),
+                ),
             ));
             return;
         };
         let col = |names: [&str; 2]| names.iter().find_map(|n| lower.iter().position(|h| h == n));
-        let corners = [col(["min_lon", "west"]), col(["min_lat", "south"]), col(["max_lon", "east"]), col(["max_lat", "north"])];
+        let corners =
+            [col(["min_lon", "west"]), col(["min_lat", "south"]), col(["max_lon", "east"]), col(["max_lat", "north"])];
         let bbox_col = lower.iter().position(|h| h == "bbox");
         let doc_dir = self.root.join(Path::new(rel).parent().unwrap_or(Path::new("")));
         let (mut bad_rows, mut unmatched, mut matched) = (0usize, 0usize, 0usize);
@@ -495,10 +521,7 @@ impl Collector<'_> {
                 }
             }
             for (j, (h, l)) in headers.iter().zip(&lower).enumerate() {
-                let skip = j == path_col
-                    || Some(j) == bbox_col
-                    || corners.contains(&Some(j))
-                    || l.is_empty();
+                let skip = j == path_col || Some(j) == bbox_col || corners.contains(&Some(j)) || l.is_empty();
                 let Some(s) = row.get(j).filter(|s| !s.is_empty() && !skip) else { continue };
                 self.add_scalar(&mut meta, h, &sniff(s));
             }
@@ -508,7 +531,9 @@ impl Collector<'_> {
             self.set.unused += 1;
         }
         if bad_rows + unmatched > 0 {
-            self.set.notes.push(format!("{rel}: {bad_rows} unreadable rows, {unmatched} rows naming no imagery of the archive"));
+            self.set
+                .notes
+                .push(format!("{rel}: {bad_rows} unreadable rows, {unmatched} rows naming no imagery of the archive"));
         }
     }
 }
@@ -605,7 +630,7 @@ fn infer(set: &mut MetaSet, overrides: &[(String, FieldType)]) {
             fields.push((name.clone(), *ty));
         }
     }
-    fields.sort();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
     set.fields = fields;
 }
 

@@ -192,7 +192,11 @@ impl TiffRaster {
             (3, 16) => SampleKind::F16,
             (3, 32) => SampleKind::F32,
             (3, 64) => SampleKind::F64,
-            _ => return Err(unsupported(format!("{b}-bit samples of format {fmt} (8/16/32-bit integers and floats are read)"))),
+            _ => {
+                return Err(unsupported(format!(
+                    "{b}-bit samples of format {fmt} (8/16/32-bit integers and floats are read)"
+                )));
+            }
         };
         let rgb = match photometric {
             1 => false,
@@ -405,14 +409,18 @@ impl TiffRaster {
     pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
         let [x, y, w, h] = win;
         if w == 0 || h == 0 || x + w > self.width || y + h > self.height {
-            return Err(Problem::new(Reason::Corrupt, format!("window {win:?} outside {}x{}", self.width, self.height)));
+            return Err(Problem::new(
+                Reason::Corrupt,
+                format!("window {win:?} outside {}x{}", self.width, self.height),
+            ));
         }
         let (first, last) = (y / self.chunk_h, (y + h - 1) / self.chunk_h);
         self.rows.retain(|&k, _| k >= first);
         for cr in first..=last {
             if !self.rows.contains_key(&cr) {
                 let held: u64 = self.rows.values().map(|r| r.len() as u64).sum();
-                self.peak = self.peak.max(held + self.chunk_raw_bytes() + u64::from(self.width) * u64::from(self.chunk_h) * 3);
+                self.peak =
+                    self.peak.max(held + self.chunk_raw_bytes() + u64::from(self.width) * u64::from(self.chunk_h) * 3);
                 let row = self.build_row(cr)?;
                 self.rows.insert(cr, row);
             }
@@ -456,4 +464,3 @@ fn check_len(r: &DecodingResult, w: u32, h: u32, spp: usize) -> Result<(), Probl
     }
     Ok(())
 }
-

@@ -657,7 +657,7 @@ impl Store {
         let mut g = self.try_begin_write()?;
         let (state, col) = g.collection(name)?;
         let dim = col.schema.dim as usize;
-        if data.is_empty() || data.len() % dim != 0 || data.iter().any(|x| !x.is_finite()) {
+        if data.is_empty() || !data.len().is_multiple_of(dim) || data.iter().any(|x| !x.is_finite()) {
             return Err(Error::Invalid(format!("a query sample must be finite rows of {dim} components")));
         }
         let store = self;

@@ -104,7 +104,8 @@ impl GeoWriter {
         while levels.last().is_some_and(|l| l.len() > 1) {
             let below = levels.last().map_or(&[][..], Vec::as_slice);
             let base: usize = levels.iter().rev().skip(1).map(Vec::len).sum();
-            let up = below.chunks(NODE_SIZE).enumerate().map(|(i, c)| (union(c), (base + i * NODE_SIZE) as u32)).collect();
+            let up =
+                below.chunks(NODE_SIZE).enumerate().map(|(i, c)| (union(c), (base + i * NODE_SIZE) as u32)).collect();
             levels.push(up);
         }
         let mut e = Enc::default();
@@ -183,8 +184,9 @@ impl<'a> GeoView<'a> {
         let boxes_end = boxes_start + total * 32;
         let boxes: &[f64] = bytemuck::try_cast_slice(b.get(boxes_start..boxes_end).ok_or("geo index truncated")?)
             .map_err(|_| "geo index misaligned")?;
-        let index: &[u32] = bytemuck::try_cast_slice(b.get(boxes_end..boxes_end + total * 4).ok_or("geo index truncated")?)
-            .map_err(|_| "geo index misaligned")?;
+        let index: &[u32] =
+            bytemuck::try_cast_slice(b.get(boxes_end..boxes_end + total * 4).ok_or("geo index truncated")?)
+                .map_err(|_| "geo index misaligned")?;
         Ok(GeoView { rows, node_size, level_end, boxes: boxes.as_chunks::<4>().0, index })
     }
 
@@ -273,7 +275,9 @@ mod tests {
         let b = &bytemuck::cast_slice::<u64, u8>(&a)[..bytes.len()];
         let view = GeoView::parse(b, 3000).unwrap();
         assert_eq!(view.count(), boxes.len());
-        for q in [[0.0, 0.0, 10.0, 10.0], [-180.0, -90.0, 180.0, 90.0], [5.0, 5.0, 5.0, 5.0], [170.0, 80.0, 180.0, 90.0]] {
+        for q in
+            [[0.0, 0.0, 10.0, 10.0], [-180.0, -90.0, 180.0, 90.0], [5.0, 5.0, 5.0, 5.0], [170.0, 80.0, 180.0, 90.0]]
+        {
             let mut got = Vec::new();
             let visited = view.search(&q, |r, _| got.push(r)).unwrap();
             got.sort_unstable();

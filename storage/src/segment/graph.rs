@@ -117,7 +117,7 @@ impl<'a> GraphView<'a> {
         if levels == 0 || levels > MAX_LEVELS || (rows > 0 && entry >= grows) {
             return Err(GraphError("bad level count or entry point"));
         }
-        if b.len() % 4 != 0 || (b.as_ptr() as usize) % 4 != 0 {
+        if !b.len().is_multiple_of(4) || !(b.as_ptr() as usize).is_multiple_of(4) {
             return Err(GraphError("graph section misaligned"));
         }
         let all = words(b.get(HEADER_LEN..).unwrap_or(&[]));

@@ -287,7 +287,12 @@ mod tests {
     }
 
     fn model(values: &[Option<i64>], lo: i64, hi: i64) -> RoaringBitmap {
-        values.iter().enumerate().filter(|(_, v)| v.is_some_and(|v| (lo..=hi).contains(&v))).map(|(r, _)| r as u32).collect()
+        values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_some_and(|v| (lo..=hi).contains(&v)))
+            .map(|(r, _)| r as u32)
+            .collect()
     }
 
     #[test]

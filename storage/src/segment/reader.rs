@@ -506,6 +506,7 @@ impl Segment {
     }
 
     /// The frozen graph, when the segment has one.
+    #[must_use]
     pub fn graph(&self) -> Option<Result<super::graph::GraphView<'_>>> {
         let s = self.sections.iter().find(|s| s.kind == SectionKind::Graph)?;
         let r = s.offset as usize..(s.offset + s.len) as usize;
@@ -516,6 +517,7 @@ impl Segment {
     }
 
     /// The quantized codes, when the segment has them.
+    #[must_use]
     pub fn codes(&self) -> Option<Result<super::codes::CodesView<'_>>> {
         let s = self.sections.iter().find(|s| s.kind == SectionKind::QuantCodes)?;
         let r = s.offset as usize..(s.offset + s.len) as usize;
@@ -542,7 +544,10 @@ impl Segment {
     /// The spatial index of geo bbox `field`, when the segment has one.
     pub fn geo(&self, field: usize) -> Option<Result<super::geo::GeoView<'_>>> {
         let (offset, b) = self.field_section(SectionKind::Geo, field)?;
-        Some(super::geo::GeoView::parse(b, self.rows()).map_err(|e| Error::corrupted(&self.path, "geo index", offset, e)))
+        Some(
+            super::geo::GeoView::parse(b, self.rows())
+                .map_err(|e| Error::corrupted(&self.path, "geo index", offset, e)),
+        )
     }
 
     /// Rows where `field` is not null (from its validity bits).

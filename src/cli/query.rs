@@ -1,0 +1,255 @@
+//! `skysift query` and `skysift label`: natural-language, image and record queries; zero-shot
+//! labels.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use skysift::Db;
+use skysift::encode::{Device, Prompting};
+use skysift::session::{Answer, QueryInput, Session, display_value, json_value};
+
+/// Options shared by `query` and the REPL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryOpts {
+    /// Collection (default: the only one).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Results per query.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    pub k: usize,
+    /// Language of the text (default: detected): en, de, fr, es, pt, it, nl, zh, ko, ru.
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Negative prompt subtracted from the query (repeatable).
+    #[arg(long = "not")]
+    pub not: Vec<String>,
+    /// Prompt templates: `ensemble` (default), `single`, or `off` (encode the bare text).
+    #[arg(long, default_value = "ensemble")]
+    pub templates: String,
+    /// Model directory (default: the one the collection was imported with, else models/demo).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Where the encoder runs: cpu, cuda or auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Graph search width.
+    #[arg(long)]
+    pub ef: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Database directory.
+    db: PathBuf,
+    /// The question, in natural language (omit with --image, --like or --file).
+    text: Option<String>,
+    /// Find images like this image file.
+    #[arg(long, conflicts_with = "like")]
+    image: Option<PathBuf>,
+    /// Find records like this record id.
+    #[arg(long)]
+    like: Option<u64>,
+    /// Run one query per line of this file (JSON lines out, one per query, in order).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    opts: QueryOpts,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabelArgs {
+    /// Database directory.
+    db: PathBuf,
+    /// Collection.
+    collection: String,
+    /// Labels, one per line.
+    #[arg(long)]
+    labels: PathBuf,
+    /// Labels per record.
+    #[arg(long, default_value_t = 1)]
+    top: usize,
+    /// Prompt templates: ensemble, single or off.
+    #[arg(long, default_value = "ensemble")]
+    templates: String,
+    /// Language of the labels.
+    #[arg(long, default_value = "en")]
+    lang: String,
+    /// Model directory.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn prompting(s: &str) -> anyhow::Result<Prompting> {
+    Ok(match s {
+        "ensemble" => Prompting::Ensemble,
+        "single" => Prompting::Single,
+        "off" => Prompting::Off,
+        other => bail!("unknown --templates {other:?}; use ensemble, single or off"),
+    })
+}
+
+pub fn device(s: &str) -> anyhow::Result<Device> {
+    Ok(match s {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda,
+        "auto" => Device::Auto,
+        other => bail!("unknown --device {other:?}; use cpu, cuda or auto"),
+    })
+}
+
+/// Opens a session with the options applied.
+pub fn session(db: &std::path::Path, o: &QueryOpts) -> anyhow::Result<Session> {
+    let db = super::open_read(db)?;
+    let mut s = Session::open(db, o.collection.as_deref(), o.model.as_deref())?;
+    s.k = o.k;
+    s.lang.clone_from(&o.lang);
+    s.negatives.clone_from(&o.not);
+    s.prompting = prompting(&o.templates)?;
+    s.ef = o.ef;
+    s.set_device(device(&o.device)?);
+    Ok(s)
+}
+
+/// Escapes control characters so that stored text cannot drive the terminal.
+#[must_use]
+pub fn clean(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// Renders an answer as a table.
+pub fn print_table(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
+    if a.rows.is_empty() {
+        writeln!(out, "no results")?;
+    }
+    writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source")?;
+    for r in &a.rows {
+        let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
+        let fields: Vec<String> =
+            r.fields.iter().filter(|(n, _)| n != "source").map(|(n, v)| format!("{n}={}", display_value(v))).collect();
+        writeln!(
+            out,
+            "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
+            r.rank,
+            r.score,
+            r.id,
+            clean(&source),
+            clean(&fields.join(" "))
+        )?;
+    }
+    let lang = a.language.as_deref().map_or(String::new(), |l| format!("language {l}, "));
+    writeln!(
+        out,
+        "{} results ({lang}{} prompts; encode {:.1} ms, search {:.1} ms)",
+        a.rows.len(),
+        a.prompts.len(),
+        a.encode_time.as_secs_f64() * 1e3,
+        a.search_time.as_secs_f64() * 1e3
+    )?;
+    for n in &a.notes {
+        writeln!(out, "note: {}", clean(n))?;
+    }
+    Ok(())
+}
+
+/// An answer as one JSON object.
+#[must_use]
+pub fn answer_json(query: &str, a: &Answer) -> serde_json::Value {
+    serde_json::json!({
+        "query": query,
+        "language": a.language,
+        "prompts": a.prompts,
+        "encode_ms": a.encode_time.as_secs_f64() * 1e3,
+        "search_ms": a.search_time.as_secs_f64() * 1e3,
+        "results": a.rows.iter().map(|r| serde_json::json!({
+            "rank": r.rank, "id": r.id, "score": r.score,
+            "fields": r.fields.iter().map(|(n, v)| (n.clone(), json_value(v))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+        "notes": a.notes,
+    })
+}
+
+pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
+    let mut s = session(&a.db, &a.opts)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Some(file) = &a.file {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line?;
+            let text = line.trim();
+            if text.is_empty() {
+                continue;
+            }
+            match s.ask(&QueryInput::Text(text.to_owned())) {
+                Ok(ans) => writeln!(out, "{}", answer_json(text, &ans))?,
+                Err(e) => writeln!(out, "{}", serde_json::json!({"query": text, "error": e.to_string()}))?,
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (input, label) = match (&a.text, &a.image, a.like) {
+        (_, Some(p), _) => (QueryInput::Image(p.clone()), p.display().to_string()),
+        (_, _, Some(id)) => (QueryInput::Like(id), format!("like {id}")),
+        (Some(t), None, None) => (QueryInput::Text(t.clone()), t.clone()),
+        (None, None, None) => bail!("give a question, --image PATH, --like ID or --file FILE"),
+    };
+    let ans = s.ask(&input)?;
+    if a.opts.json {
+        writeln!(out, "{}", answer_json(&label, &ans))?;
+    } else {
+        print_table(&mut out, &ans)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
+    let labels: Vec<String> = std::fs::read_to_string(&a.labels)
+        .with_context(|| format!("reading {}", a.labels.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if labels.is_empty() {
+        bail!("{} has no labels (one per line)", a.labels.display());
+    }
+    let db = super::open_read(&a.db)?;
+    let _ = Db::path(&db);
+    let mut s = Session::open(db, Some(&a.collection), a.model.as_deref())?;
+    s.prompting = prompting(&a.templates)?;
+    s.lang = Some(a.lang.clone());
+    let all = s.label_all(&labels, a.top.max(1))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (id, best) in &all {
+        if let Some((l, _)) = best.first() {
+            *counts.entry(l.as_str()).or_default() += 1;
+        }
+        if a.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"id": id, "labels": best.iter().map(|(l, s)| serde_json::json!({"label": l, "score": s})).collect::<Vec<_>>()})
+            )?;
+        } else {
+            let shown: Vec<String> = best.iter().map(|(l, s)| format!("{} ({s:.3})", clean(l))).collect();
+            writeln!(out, "{id:>12}  {}", shown.join(", "))?;
+        }
+    }
+    if !a.json {
+        writeln!(out, "labelled {} records:", all.len())?;
+        for (l, n) in counts {
+            writeln!(out, "  {n:>6}  {}", clean(l))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,156 @@
+//! Semantic localisation: how similar each tile of an imported scene is to a query, drawn as a heat map
+//! over the scene (assembled from the tiles' own thumbnails, so no file outside the database is read).
+//!
+//! A scene's tiles are found through their ids ([`record_id`]`(scene, i)` for `i < tile_count`), so no
+//! scan or filter is needed. Scores are cosine similarities (stored vectors are normalised); colours are
+//! scaled between the scene's lowest and highest tile score.
+
+use image::{Rgb, RgbImage};
+use skysift_storage::schema::Value;
+
+use super::tile::record_id;
+use crate::db::CollectionSnapshot;
+use crate::error::{Error, Result};
+
+/// Opacity of the heat layer over the scene.
+pub const HEAT_ALPHA: f32 = 0.55;
+
+/// One tile of a scene.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneTile {
+    /// Record id.
+    pub id: u64,
+    /// Tile index in the scene.
+    pub index: u32,
+    /// Window `[x, y, w, h]` in scene pixels.
+    pub window: [u32; 4],
+    /// WGS84 footprint.
+    pub footprint: Option<[f64; 4]>,
+    /// JPEG thumbnail.
+    pub thumbnail: Option<Vec<u8>>,
+    /// Stored (normalised) vector.
+    pub vector: Vec<f32>,
+}
+
+/// The tiles of `scene` (its path relative to the archive root, as in the `scene` field), in order.
+pub fn scene_tiles(col: &CollectionSnapshot, scene: &str) -> Result<Vec<SceneTile>> {
+    let Some(first) = col.get(record_id(scene, 0))? else {
+        return Err(Error::Invalid(format!(
+            "no scene {scene:?} in collection {:?}; a scene is the imported file's path relative to the archive root",
+            col.name()
+        )));
+    };
+    let count = first
+        .fields
+        .iter()
+        .find_map(|(n, v)| if let (true, Value::Integer(c)) = (n == "tile_count", v) { Some(*c) } else { None })
+        .unwrap_or(1)
+        .clamp(1, i64::from(u32::MAX)) as u32;
+    let mut out = Vec::new();
+    for i in 0..count {
+        let Some(r) = col.get(record_id(scene, i))? else { continue };
+        let mut t =
+            SceneTile { id: r.id, index: i, window: [0; 4], footprint: None, thumbnail: None, vector: r.vector };
+        for (n, v) in r.fields {
+            match (n.as_str(), v) {
+                ("window", Value::Window(w)) => t.window = w,
+                ("footprint", Value::GeoBbox(b)) => t.footprint = Some(b),
+                ("thumbnail", Value::Blob(b)) => t.thumbnail = Some(b),
+                _ => {}
+            }
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Cosine similarity of each tile with `query` (normalised here).
+#[must_use]
+pub fn scores(tiles: &[SceneTile], query: &[f32]) -> Vec<f32> {
+    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    tiles.iter().map(|t| t.vector.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm).collect()
+}
+
+/// A perceptual dark-to-bright ramp (close to matplotlib's "inferno").
+fn ramp(t: f32) -> [f32; 3] {
+    const STOPS: [[f32; 3]; 5] =
+        [[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
+    let t = t.clamp(0.0, 1.0) * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let (a, b) = (STOPS.get(i).copied().unwrap_or_default(), STOPS.get(i + 1).copied().unwrap_or_default());
+    [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f]
+}
+
+/// Draws the scene from its tiles' thumbnails, longest side `max_side`, with the scores as a heat layer.
+#[must_use]
+pub fn render(tiles: &[SceneTile], scores: &[f32], max_side: u32) -> RgbImage {
+    let sw = tiles.iter().map(|t| t.window[0] + t.window[2]).max().unwrap_or(1).max(1);
+    let sh = tiles.iter().map(|t| t.window[1] + t.window[3]).max().unwrap_or(1).max(1);
+    let scale = f64::from(max_side.max(1)) / f64::from(sw.max(sh));
+    let (cw, ch) = (((f64::from(sw) * scale).round() as u32).max(1), ((f64::from(sh) * scale).round() as u32).max(1));
+    let mut base = RgbImage::new(cw, ch);
+    let mut sum = vec![0f32; cw as usize * ch as usize];
+    let mut cover = vec![0u16; cw as usize * ch as usize];
+    let lo = scores.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let px = |v: u32| (f64::from(v) * scale).round() as u32;
+    for (t, s) in tiles.iter().zip(scores) {
+        let [x, y, w, h] = t.window;
+        let (x0, y0, x1, y1) = (px(x).min(cw), px(y).min(ch), px(x + w).min(cw), px(y + h).min(ch));
+        if x1 <= x0 || y1 <= y0 {
+            continue;
+        }
+        if let Some(img) = t.thumbnail.as_ref().and_then(|b| image::load_from_memory(b).ok()) {
+            let small =
+                image::imageops::resize(&img.to_rgb8(), x1 - x0, y1 - y0, image::imageops::FilterType::Triangle);
+            image::imageops::replace(&mut base, &small, i64::from(x0), i64::from(y0));
+        }
+        let v = (s - lo) / span;
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                let i = yy as usize * cw as usize + xx as usize;
+                if let (Some(a), Some(c)) = (sum.get_mut(i), cover.get_mut(i)) {
+                    *a += v;
+                    *c = c.saturating_add(1);
+                }
+            }
+        }
+    }
+    for (i, p) in base.pixels_mut().enumerate() {
+        let c = cover.get(i).copied().unwrap_or(0);
+        if c == 0 {
+            continue;
+        }
+        let heat = ramp(sum.get(i).copied().unwrap_or(0.0) / f32::from(c));
+        let Rgb(old) = *p;
+        *p = Rgb([0, 1, 2]
+            .map(|k| (f32::from(old[k]) * (1.0 - HEAT_ALPHA) + heat[k] * HEAT_ALPHA).round().clamp(0.0, 255.0) as u8));
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hottest_tile_is_brightest() {
+        let tile = |i: u32, x: u32, v: Vec<f32>| SceneTile {
+            id: u64::from(i),
+            index: i,
+            window: [x, 0, 10, 10],
+            footprint: None,
+            thumbnail: None,
+            vector: v,
+        };
+        let tiles = vec![tile(0, 0, vec![1.0, 0.0]), tile(1, 10, vec![0.0, 1.0])];
+        let s = scores(&tiles, &[0.0, 2.0]);
+        assert_eq!(s, vec![0.0, 1.0]);
+        let img = render(&tiles, &s, 20);
+        assert_eq!(img.dimensions(), (20, 10));
+        let l = |p: &Rgb<u8>| p.0.iter().map(|&c| u32::from(c)).sum::<u32>();
+        assert!(l(img.get_pixel(15, 5)) > l(img.get_pixel(5, 5)));
+    }
+}

@@ -1,0 +1,410 @@
+//! The REPL's line handling, independent of any terminal so that it can be tested and fuzzed:
+//! [`Repl::handle_line`] takes one line and returns what to print.
+//!
+//! Grammar: a plain line is a text query; `WHERE expr` sets the filter for the next queries
+//! (`WHERE` alone clears it); `text WHERE expr` filters one query; backslash commands:
+//! `\like ID`, `\not TEXT` (`\not` clears), `\k N`, `\lang xx|auto`, `\templates
+//! ensemble|single|off`, `\explain`, `\schema`, `\stats`, `\label L1, L2, ...`, `\use NAME`,
+//! `\show`, `\help`, `\q`.
+//!
+//! Invariants: no input makes it panic; it never runs a shell; everything it prints that came
+//! from the database or the user is stripped of control characters.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::encode::Prompting;
+use crate::session::{Answer, QueryInput, Session, display_value};
+
+/// Commands offered for completion.
+pub const COMMANDS: [&str; 15] = [
+    "\\like",
+    "\\not",
+    "\\k",
+    "\\lang",
+    "\\templates",
+    "\\explain",
+    "\\schema",
+    "\\stats",
+    "\\label",
+    "\\use",
+    "\\show",
+    "\\import",
+    "\\help",
+    "\\q",
+    "WHERE",
+];
+
+/// Longest line handled.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What a line produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Text to print.
+    pub output: String,
+    /// Whether this was an error.
+    pub error: bool,
+    /// Whether to leave the REPL.
+    pub quit: bool,
+}
+
+impl Outcome {
+    fn ok(output: String) -> Self {
+        Outcome { output, ..Outcome::default() }
+    }
+    fn err(msg: impl std::fmt::Display) -> Self {
+        Outcome { output: format!("error: {}", clean(&msg.to_string())), error: true, quit: false }
+    }
+}
+
+/// Escapes control characters (terminal escapes cannot pass through).
+#[must_use]
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// REPL state around a [`Session`].
+#[derive(Debug)]
+pub struct Repl {
+    session: Session,
+    filter: Option<String>,
+    explain: bool,
+    last: Option<(String, Answer)>,
+    gallery_dir: PathBuf,
+}
+
+const HELP: &str = "\
+type a question in any of en, de, fr, es, pt, it, nl, zh, ko, ru to search by text
+  WHERE expr           filter the next queries (WHERE alone clears); or: text WHERE expr
+  \\like ID             records like record ID
+  \\not TEXT            subtract a negative prompt (\\not alone clears)
+  \\k N                 results per query
+  \\lang xx|auto        language of queries
+  \\templates MODE      ensemble, single or off
+  \\explain             toggle query plans
+  \\schema              fields and types       \\stats   counts and segments
+  \\label A, B, C       zero-shot labels for the last results
+  \\use NAME            switch collection
+  \\show                write an HTML gallery of the last results
+  \\help                this text              \\q       quit (or Ctrl-D)";
+
+impl Repl {
+    /// A REPL over `session`; galleries are written to `gallery_dir`.
+    #[must_use]
+    pub fn new(session: Session, gallery_dir: PathBuf) -> Repl {
+        Repl { session, filter: None, explain: false, last: None, gallery_dir }
+    }
+
+    /// The session.
+    #[must_use]
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The prompt to show.
+    #[must_use]
+    pub fn prompt(&self) -> String {
+        let f = if self.filter.is_some() { " [filtered]" } else { "" };
+        format!("skysift:{}{f}> ", clean(self.session.collection()))
+    }
+
+    /// Completions for the word being typed at the end of `line`.
+    #[must_use]
+    pub fn complete(&self, line: &str) -> Vec<String> {
+        let word = line.rsplit(|c: char| c.is_whitespace() || c == '(' || c == ',').next().unwrap_or("");
+        let mut out: Vec<String> = Vec::new();
+        if line.trim_start().starts_with('\\') && !line.contains(' ') {
+            out.extend(COMMANDS.iter().filter(|c| c.starts_with(word)).map(|c| (*c).to_owned()));
+        } else if line.trim_start().starts_with("\\use ") {
+            out.extend(self.session.db().collections().into_iter().filter(|c| c.starts_with(word)));
+        } else if let Ok(col) = self.session.snapshot() {
+            out.extend(
+                col.schema().fields.iter().map(|f| f.name.clone()).filter(|n| !word.is_empty() && n.starts_with(word)),
+            );
+            if "WHERE".starts_with(word) && !word.is_empty() {
+                out.push("WHERE".into());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Handles one line.
+    pub fn handle_line(&mut self, line: &str) -> Outcome {
+        if line.len() > MAX_LINE {
+            return Outcome::err(format!("line longer than {MAX_LINE} bytes"));
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            return Outcome::default();
+        }
+        if let Some(cmd) = line.strip_prefix('\\') {
+            return self.command(cmd);
+        }
+        if let Some(rest) = strip_keyword(line, "WHERE") {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                self.filter = None;
+                return Outcome::ok("filter cleared".into());
+            }
+            if let Err(e) = self.check_filter(rest) {
+                return Outcome::err(e);
+            }
+            self.filter = Some(rest.to_owned());
+            return Outcome::ok(format!("filter set: {}", clean(rest)));
+        }
+        let (text, filter) = match find_keyword(line, "WHERE") {
+            Some(i) => (line.get(..i).unwrap_or("").trim(), Some(line.get(i + 5..).unwrap_or("").trim().to_owned())),
+            None => (line, self.filter.clone()),
+        };
+        if text.is_empty() {
+            return Outcome::err("nothing to search for before WHERE");
+        }
+        self.run(text.to_owned(), QueryInput::Text(text.to_owned()), filter.as_deref())
+    }
+
+    fn check_filter(&self, expr: &str) -> Result<(), String> {
+        let col = self.session.snapshot().map_err(|e| e.to_string())?;
+        col.check_filter(expr).map_err(|e| e.to_string())
+    }
+
+    fn run(&mut self, label: String, input: QueryInput, filter: Option<&str>) -> Outcome {
+        match self.session.ask_filtered(&input, filter, self.explain) {
+            Ok(ans) => {
+                let mut out = String::new();
+                render(&mut out, &ans);
+                self.last = Some((label, ans));
+                Outcome::ok(out)
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn command(&mut self, cmd: &str) -> Outcome {
+        let (name, arg) = match cmd.split_once(char::is_whitespace) {
+            Some((n, a)) => (n, a.trim()),
+            None => (cmd, ""),
+        };
+        match name {
+            "q" | "quit" | "exit" => Outcome { quit: true, ..Outcome::default() },
+            "help" | "h" | "?" => Outcome::ok(HELP.into()),
+            "k" => match arg.parse::<usize>() {
+                Ok(k) if (1..=10_000).contains(&k) => {
+                    self.session.k = k;
+                    Outcome::ok(format!("k = {k}"))
+                }
+                _ => Outcome::err("\\k takes a number from 1 to 10000"),
+            },
+            "lang" => match arg {
+                "" | "auto" => {
+                    self.session.lang = None;
+                    Outcome::ok("language: detected per query".into())
+                }
+                l if crate::encode::valid_code(l) => {
+                    self.session.lang = Some(l.to_owned());
+                    Outcome::ok(format!("language: {l}"))
+                }
+                l => {
+                    Outcome::err(format!("unknown language {l:?}; use en, de, fr, es, pt, it, nl, zh, ko, ru or auto"))
+                }
+            },
+            "templates" => {
+                let p = match arg {
+                    "ensemble" => Prompting::Ensemble,
+                    "single" => Prompting::Single,
+                    "off" => Prompting::Off,
+                    _ => return Outcome::err("\\templates takes ensemble, single or off"),
+                };
+                self.session.prompting = p;
+                Outcome::ok(format!("templates: {arg}"))
+            }
+            "not" => {
+                if arg.is_empty() {
+                    self.session.negatives.clear();
+                    Outcome::ok("negative prompts cleared".into())
+                } else {
+                    self.session.negatives.push(arg.to_owned());
+                    Outcome::ok(format!("negative prompts: {}", clean(&self.session.negatives.join("; "))))
+                }
+            }
+            "like" => match arg.parse::<u64>() {
+                Ok(id) => self.run(format!("like {id}"), QueryInput::Like(id), self.filter.clone().as_deref()),
+                Err(_) => Outcome::err("\\like takes a record id"),
+            },
+            "explain" => {
+                self.explain = !self.explain;
+                Outcome::ok(format!("explain {}", if self.explain { "on" } else { "off" }))
+            }
+            "schema" => self.schema(),
+            "stats" => self.stats(),
+            "use" => match self.session.use_collection(arg) {
+                Ok(()) => {
+                    self.filter = None;
+                    Outcome::ok(format!("using {}", clean(arg)))
+                }
+                Err(e) => Outcome::err(e),
+            },
+            "label" => self.label(arg),
+            "show" => self.show(),
+            "import" => Outcome::err(
+                "\\import: run `skysift import DB PATH` in another terminal; this REPL follows new data with \\stats",
+            ),
+            other => Outcome::err(format!("unknown command \\{}; \\help lists them", clean(other))),
+        }
+    }
+
+    fn schema(&self) -> Outcome {
+        match self.session.snapshot() {
+            Ok(col) => {
+                let mut s =
+                    format!("{} (dim {}, {})\n", clean(col.name()), col.schema().dim, col.schema().metric.name());
+                for f in &col.schema().fields {
+                    let _ = writeln!(s, "  {:<24} {}", clean(&f.name), f.ty.name());
+                }
+                Outcome::ok(s.trim_end().to_owned())
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn stats(&self) -> Outcome {
+        if let Err(e) = self.session.db().refresh() {
+            return Outcome::err(e);
+        }
+        match self.session.snapshot() {
+            Ok(col) => {
+                let mut s = format!("{}: {} records\n", clean(col.name()), col.count());
+                for seg in col.index_state() {
+                    let _ = writeln!(
+                        s,
+                        "  segment {}: {} rows, {}",
+                        seg.segment,
+                        seg.rows,
+                        if seg.graph_levels.is_some() { "graph + int8 codes" } else { "exact scan" }
+                    );
+                }
+                let _ = write!(s, "  in memory: {} rows", col.memory_rows());
+                Outcome::ok(s)
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn label(&mut self, arg: &str) -> Outcome {
+        let labels: Vec<String> = arg.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if labels.is_empty() {
+            return Outcome::err("\\label takes labels separated by commas");
+        }
+        let Some((_, ans)) = &self.last else { return Outcome::err("run a query first; \\label labels its results") };
+        let ids: Vec<u64> = ans.rows.iter().map(|r| r.id).collect();
+        match self.session.label_ids(&ids, &labels) {
+            Ok(rows) => {
+                let mut s = String::new();
+                for (id, best) in rows {
+                    let shown: Vec<String> = best.iter().map(|(l, sc)| format!("{} ({sc:.3})", clean(l))).collect();
+                    let _ = writeln!(s, "{id:>12}  {}", shown.join(", "));
+                }
+                Outcome::ok(s.trim_end().to_owned())
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn show(&self) -> Outcome {
+        let Some((label, ans)) = &self.last else { return Outcome::err("run a query first; \\show draws its results") };
+        match crate::gallery::write(&self.gallery_dir, label, ans) {
+            Ok(path) => Outcome::ok(format!("gallery: {}", path.display())),
+            Err(e) => Outcome::err(e),
+        }
+    }
+}
+
+/// Renders an answer as a table.
+pub fn render(out: &mut String, a: &Answer) {
+    if a.rows.is_empty() {
+        out.push_str("no results\n");
+    }
+    let _ = writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source");
+    for r in &a.rows {
+        let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
+        let fields: Vec<String> =
+            r.fields.iter().filter(|(n, _)| n != "source").map(|(n, v)| format!("{n}={}", display_value(v))).collect();
+        let _ = writeln!(
+            out,
+            "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
+            r.rank,
+            r.score,
+            r.id,
+            clean(&source),
+            clean(&fields.join(" "))
+        );
+    }
+    let lang = a.language.as_deref().map_or(String::new(), |l| format!("language {l}, "));
+    let _ = writeln!(
+        out,
+        "{} results ({lang}{} prompts; encode {:.1} ms, search {:.1} ms)",
+        a.rows.len(),
+        a.prompts.len(),
+        a.encode_time.as_secs_f64() * 1e3,
+        a.search_time.as_secs_f64() * 1e3
+    );
+    for n in &a.notes {
+        let _ = writeln!(out, "note: {}", clean(n));
+    }
+    if out.ends_with('\n') {
+        out.pop();
+    }
+}
+
+/// The rest of `line` after a leading case-insensitive keyword followed by a space or the end.
+fn strip_keyword<'a>(line: &'a str, kw: &str) -> Option<&'a str> {
+    let head = line.get(..kw.len())?;
+    let rest = line.get(kw.len()..)?;
+    (head.eq_ignore_ascii_case(kw) && (rest.is_empty() || rest.starts_with(char::is_whitespace))).then_some(rest)
+}
+
+/// Byte offset of a standalone case-insensitive keyword outside quotes.
+fn find_keyword(line: &str, kw: &str) -> Option<usize> {
+    let mut quote = None;
+    let bytes = line.as_bytes();
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, _) => {
+                let before_ok = i == 0 || bytes.get(i - 1).is_some_and(u8::is_ascii_whitespace);
+                if before_ok && strip_keyword(line.get(i..).unwrap_or(""), kw).is_some() {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_found_outside_quotes_only() {
+        assert_eq!(find_keyword("ports WHERE year > 2020", "WHERE"), Some(6));
+        assert_eq!(find_keyword("ports where year > 2020", "WHERE"), Some(6));
+        assert_eq!(find_keyword("'a WHERE b'", "WHERE"), None);
+        assert_eq!(find_keyword("nowhere", "WHERE"), None);
+        assert_eq!(strip_keyword("WHERE", "WHERE"), Some(""));
+        assert_eq!(strip_keyword("WHEREVER", "WHERE"), None);
+        assert_eq!(clean("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+    }
+}
