@@ -444,6 +444,82 @@ impl CollectionSnapshot {
         Ok(search_collection(&self.state, &q, p, scratch))
     }
 
+    /// Checks a filter (text such as `"class = 'Port' AND year >= 2020"`, a built
+    /// [`crate::filter::Expr`], or a [`crate::filter::Filter`]) against the schema and evaluates
+    /// it on this snapshot, once, for any number of [`CollectionSnapshot::search_filtered`] calls.
+    pub fn prepare_filter(&self, filter: impl crate::filter::IntoFilter) -> Result<crate::query::PreparedFilter> {
+        let f = filter.into_filter(&self.state.schema)?;
+        crate::query::PreparedFilter::new(Arc::clone(&self.state), f)
+    }
+
+    /// Live records passing `filter`.
+    pub fn count_where(&self, filter: impl crate::filter::IntoFilter) -> Result<u64> {
+        Ok(self.prepare_filter(filter)?.count())
+    }
+
+    /// Ids of the live records passing `filter`, ascending.
+    pub fn ids_where(&self, filter: impl crate::filter::IntoFilter) -> Result<Vec<u64>> {
+        Ok(self.prepare_filter(filter)?.ids())
+    }
+
+    /// Top-`k` among the live records passing a prepared filter. The planner picks, per segment,
+    /// an exact scan of the passing rows or a graph traversal restricted to them; the result holds
+    /// `min(k, passing records)` hits.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        filter: &crate::query::PreparedFilter,
+        p: &SearchParams,
+        scratch: &mut SearchScratch,
+    ) -> Result<Vec<Hit>> {
+        self.check_prepared(filter)?;
+        let q = self.prepare_query(query)?;
+        Ok(crate::query::exec::search(filter, &q, p, scratch, None))
+    }
+
+    /// [`CollectionSnapshot::search_filtered`] with a filter given as text or AST.
+    pub fn search_where(
+        &self,
+        query: &[f32],
+        filter: impl crate::filter::IntoFilter,
+        p: &SearchParams,
+        scratch: &mut SearchScratch,
+    ) -> Result<Vec<Hit>> {
+        let prepared = self.prepare_filter(filter)?;
+        self.search_filtered(query, &prepared, p, scratch)
+    }
+
+    /// Runs a filtered search and reports, per segment, the estimated and actual passing rows,
+    /// the chosen strategy and why, and the time spent.
+    pub fn explain(
+        &self,
+        query: &[f32],
+        filter: &crate::query::PreparedFilter,
+        p: &SearchParams,
+        scratch: &mut SearchScratch,
+    ) -> Result<(Vec<Hit>, crate::query::Explain)> {
+        self.check_prepared(filter)?;
+        let q = self.prepare_query(query)?;
+        let mut e = crate::query::Explain { filter: filter.filter().to_string(), k: p.k, ..Default::default() };
+        let hits = crate::query::exec::search(filter, &q, p, scratch, Some(&mut e));
+        e.hits = hits.len();
+        for (x, s) in e.segments.iter_mut().zip(&self.state.segments) {
+            x.estimated = Some(crate::filter::eval::estimate(filter.filter(), &s.segment)?);
+        }
+        Ok((hits, e))
+    }
+
+    fn check_prepared(&self, filter: &crate::query::PreparedFilter) -> Result<()> {
+        if Arc::ptr_eq(&filter.state, &self.state) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "the filter was prepared on another snapshot of {:?}; prepare it on this one",
+                self.state.name
+            )))
+        }
+    }
+
     /// Index parameters of the collection.
     pub fn index_params(&self) -> Result<IndexParams> {
         IndexParams::from_params(&self.state.params)

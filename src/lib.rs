@@ -5,6 +5,8 @@
 //! | [`db`] | `Db` handle, builder, collections, write transactions, snapshots |
 //! | [`index`] | search over a snapshot (exact SIMD scan today) |
 //! | [`ingest`] | reading vector files and JSON-lines metadata |
+//! | [`filter`] | the filter language: parse, type-check, evaluate to per-segment bitmaps |
+//! | [`query`] | filtered search: planner (cost model), executor, `EXPLAIN` |
 //! | [`error`] | the crate's error type |
 //!
 //! Every byte on disk belongs to the `skysift-storage` crate; this crate has no `unsafe`.
@@ -32,9 +34,12 @@
 pub mod db;
 pub mod encode;
 pub mod error;
+pub mod filter;
+pub mod fuzzing;
 pub mod gallery;
 pub mod index;
 pub mod ingest;
+pub mod query;
 pub mod repl;
 pub mod session;
 

@@ -210,7 +210,7 @@ impl Repl {
                     self.session.lang = None;
                     Outcome::ok("language: detected per query".into())
                 }
-                l if crate::encode::valid_code(l) => {
+                l if crate::encode::SUPPORTED_LANGUAGES.contains(&l) => {
                     self.session.lang = Some(l.to_owned());
                     Outcome::ok(format!("language: {l}"))
                 }

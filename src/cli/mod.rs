@@ -2,8 +2,10 @@
 //! and print.
 //!
 //! Exit codes: 0 success; 1 error (message on stderr); 2 usage error (clap); 3 `verify`
-//! found damage.
+//! found damage; 4 `import` skipped or failed some files; 130 `import` stopped by Ctrl-C.
 
+mod heatmap;
+mod import;
 mod info;
 mod load;
 mod query;
@@ -36,6 +38,12 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Count only records passing this filter, e.g. "year >= 2020 AND cloud_cover < 10".
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// Print per segment the passing rows (estimated and actual) and the time spent.
+        #[arg(long)]
+        explain: bool,
     },
     /// Show collections, schemas, segments and sizes.
     Info(info::InfoArgs),
@@ -56,13 +64,20 @@ enum Command {
     Label(query::LabelArgs),
     /// Interactive shell: questions, filters, galleries.
     Repl(repl::Args),
+    /// Import an archive of imagery (JPEG, PNG, TIFF, GeoTIFF) with its metadata; resumable.
+    Import(import::Args),
+    /// Draw how similar each tile of an imported scene is to a text query.
+    Heatmap(heatmap::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Load(a) => load::run(&a),
-        Command::Count { db, collection, json } => count(&db, &collection, json),
+        Command::Count { db, collection, json, filter, explain } => match filter {
+            Some(f) => count_where(&db, &collection, &f, json, explain),
+            None => count(&db, &collection, json),
+        },
         Command::Info(a) => info::info(&a),
         Command::Verify(a) => info::verify(&a),
         Command::Compact { db, collection } => compact(&db, &collection),
@@ -70,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Query(a) => query::run(&a),
         Command::Label(a) => query::label(&a),
         Command::Repl(a) => repl::run(&a),
+        Command::Import(a) => import::run(&a),
+        Command::Heatmap(a) => heatmap::run(&a),
     };
     match result {
         Ok(code) => code,
@@ -93,6 +110,43 @@ fn count(db: &std::path::Path, collection: &str, json: bool) -> anyhow::Result<E
     let n = db.snapshot().collection(collection)?.count();
     if json {
         println!("{}", serde_json::json!({ "collection": collection, "count": n }));
+    } else {
+        println!("{n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn count_where(
+    db: &std::path::Path,
+    collection: &str,
+    filter: &str,
+    json: bool,
+    explain: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = open_read(db)?;
+    let col = db.snapshot().collection(collection)?;
+    let t = std::time::Instant::now();
+    let prepared = col.prepare_filter(filter)?;
+    let secs = t.elapsed().as_secs_f64();
+    let n = prepared.count();
+    if explain {
+        eprintln!("filter: {}", prepared.filter());
+        for ((s, a), info) in col.state().segments.iter().zip(prepared.segments()).zip(col.segments()) {
+            let est = skysift::filter::eval::estimate(prepared.filter(), &s.segment)?;
+            eprintln!(
+                "segment {}: {} rows, {} live; passing: estimated {est:.0}, actual {} ({:.3} ms)",
+                info.id,
+                info.rows,
+                info.live,
+                a.rows.len(),
+                a.eval_time.as_secs_f64() * 1e3
+            );
+        }
+        eprintln!("in memory: {} live rows, evaluated row by row", col.memory_rows());
+        eprintln!("total: {:.3} ms", secs * 1e3);
+    }
+    if json {
+        println!("{}", serde_json::json!({ "collection": collection, "count": n, "filter": filter, "seconds": secs }));
     } else {
         println!("{n}");
     }

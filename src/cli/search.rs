@@ -42,6 +42,17 @@ pub struct Args {
     /// Where to write results (JSON lines).
     #[arg(long)]
     output: PathBuf,
+    /// Only records passing this filter, e.g. "class = 'Port' AND year BETWEEN 2019 AND 2023".
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// Print the plan of the first query to stderr: per segment the passing rows (estimated and
+    /// actual), the strategy and why, and the time spent.
+    #[arg(long)]
+    explain: bool,
+    /// Force one strategy on every segment for filtered search: exact, graph or two-hop
+    /// (benchmarks; the planner chooses by itself otherwise).
+    #[arg(long, value_name = "STRATEGY")]
+    plan: Option<String>,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
@@ -67,6 +78,25 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         rescore: a.rescore,
         anchors: a.anchors,
     };
+    let force = match a.plan.as_deref() {
+        None => None,
+        Some(p) => Some(
+            skysift::query::Strategy::from_name(p)
+                .with_context(|| format!("--plan {p:?}: use exact, graph or two-hop"))?,
+        ),
+    };
+    let filter_start = Instant::now();
+    let prepared = match (&a.filter, a.explain || force.is_some()) {
+        (Some(f), _) => Some(col.prepare_filter(f.as_str())?.force(force)),
+        (None, true) => Some(col.prepare_filter(skysift::filter::Filter::all())?.force(force)),
+        (None, false) => None,
+    };
+    let filter_secs = filter_start.elapsed().as_secs_f64();
+    if let (true, Some(pf), Some(q)) = (a.explain, &prepared, queries.chunks_exact(dim).next()) {
+        let (_, e) = col.explain(q, pf, &params, &mut SearchScratch::default())?;
+        eprintln!("{e}");
+    }
+    let prepared = prepared.as_ref();
     let start = Instant::now();
     let per = n.div_ceil(a.threads).max(1);
     let evaluations = std::sync::atomic::AtomicUsize::new(0);
@@ -81,7 +111,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                     chunk
                         .chunks_exact(dim)
                         .map(|q| {
-                            let hits = col.search(q, &params, &mut scratch)?;
+                            let hits = match prepared {
+                                Some(pf) => col.search_filtered(q, pf, &params, &mut scratch)?,
+                                None => col.search(q, &params, &mut scratch)?,
+                            };
                             evaluations.fetch_add(scratch.evaluations, std::sync::atomic::Ordering::Relaxed);
                             Ok(hits)
                         })
@@ -112,7 +145,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         "{}",
         serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k,
             "ef": params.ef_or_default(), "threads": a.threads, "mode": mode,
-            "evaluations_per_query": evaluations.into_inner() as f64 / n.max(1) as f64})
+            "evaluations_per_query": evaluations.into_inner() as f64 / n.max(1) as f64,
+            "filter": a.filter, "passing": prepared.map(skysift::query::PreparedFilter::count),
+            "filter_seconds": filter_secs})
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -116,6 +116,43 @@ impl Filter {
     }
 }
 
+/// What the library accepts as a filter: text, a built [`Expr`], or a checked [`Filter`].
+pub trait IntoFilter {
+    /// Checks against `schema` (a [`Filter`] is taken as it is).
+    fn into_filter(self, schema: &Schema) -> Result<Filter, FilterError>;
+}
+
+impl IntoFilter for &str {
+    fn into_filter(self, schema: &Schema) -> Result<Filter, FilterError> {
+        Filter::parse(self, schema)
+    }
+}
+impl IntoFilter for &String {
+    fn into_filter(self, schema: &Schema) -> Result<Filter, FilterError> {
+        Filter::parse(self, schema)
+    }
+}
+impl IntoFilter for Expr {
+    fn into_filter(self, schema: &Schema) -> Result<Filter, FilterError> {
+        Filter::new(self, schema)
+    }
+}
+impl IntoFilter for &Expr {
+    fn into_filter(self, schema: &Schema) -> Result<Filter, FilterError> {
+        Filter::new(self.clone(), schema)
+    }
+}
+impl IntoFilter for Filter {
+    fn into_filter(self, _: &Schema) -> Result<Filter, FilterError> {
+        Ok(self)
+    }
+}
+impl IntoFilter for &Filter {
+    fn into_filter(self, _: &Schema) -> Result<Filter, FilterError> {
+        Ok(self.clone())
+    }
+}
+
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.expr {
@@ -220,7 +257,9 @@ impl Checker<'_> {
             return Ok(Target::Id);
         }
         match self.schema.field_index(name) {
-            Some(index) => Ok(Target::Field { index, ty: self.schema.fields.get(index).map_or(FieldType::Blob, |f| f.ty) }),
+            Some(index) => {
+                Ok(Target::Field { index, ty: self.schema.fields.get(index).map_or(FieldType::Blob, |f| f.ty) })
+            }
             None => {
                 let names: Vec<&str> = self.schema.fields.iter().map(|f| f.name.as_str()).chain(["id"]).collect();
                 let mut e = self.err(At::Field, format!("unknown field `{name}`"));
@@ -295,7 +334,10 @@ impl Checker<'_> {
         matches!(t, Target::Id)
             || matches!(
                 t,
-                Target::Field { ty: FieldType::Integer | FieldType::Float | FieldType::Timestamp | FieldType::Bool, .. }
+                Target::Field {
+                    ty: FieldType::Integer | FieldType::Float | FieldType::Timestamp | FieldType::Bool,
+                    ..
+                }
             )
     }
 
@@ -324,7 +366,10 @@ impl Checker<'_> {
                 let t = self.target(field)?;
                 if !matches!(t, Target::Field { ty: FieldType::Bool, .. }) {
                     return Err(self
-                        .err(At::Field, format!("`{field}` is {}, not a bool, so it cannot stand alone", Self::type_name(t)))
+                        .err(
+                            At::Field,
+                            format!("`{field}` is {}, not a bool, so it cannot stand alone", Self::type_name(t)),
+                        )
                         .expected(format!("a comparison such as `{field} = ...`")));
                 }
                 let k = key_i64(1);
@@ -335,7 +380,10 @@ impl Checker<'_> {
                 if Self::stringly(t) {
                     if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
                         return Err(self
-                            .err(At::Field, format!("`{field}` is {} and is compared only with = and !=", Self::type_name(t)))
+                            .err(
+                                At::Field,
+                                format!("`{field}` is {} and is compared only with = and !=", Self::type_name(t)),
+                            )
                             .help(format!("to match several values write `{field} IN ('a', 'b')`")));
                     }
                     let s = self.string(t, field, value, At::Value(0))?;
@@ -361,7 +409,10 @@ impl Checker<'_> {
                 let t = self.target(field)?;
                 if !Self::ordered(t) || matches!(t, Target::Field { ty: FieldType::Bool, .. }) {
                     return Err(if Self::stringly(t) {
-                        self.err(At::Field, format!("`{field}` is {}: BETWEEN needs numbers or timestamps", Self::type_name(t)))
+                        self.err(
+                            At::Field,
+                            format!("`{field}` is {}: BETWEEN needs numbers or timestamps", Self::type_name(t)),
+                        )
                     } else {
                         self.no_values(t, field)
                     });
@@ -389,11 +440,18 @@ impl Checker<'_> {
                 if !Self::ordered(t) {
                     return Err(self.no_values(t, field));
                 }
-                let mut keys =
-                    values.iter().enumerate().map(|(i, v)| self.key(t, field, v, At::Value(i))).collect::<Result<Vec<_>, _>>()?;
+                let mut keys = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.key(t, field, v, At::Value(i)))
+                    .collect::<Result<Vec<_>, _>>()?;
                 keys.sort_unstable();
                 keys.dedup();
-                leaf(t, Test::Keys(keys.into_iter().map(|k| (Bound::Included(k), Bound::Included(k))).collect()), *negated)
+                leaf(
+                    t,
+                    Test::Keys(keys.into_iter().map(|k| (Bound::Included(k), Bound::Included(k))).collect()),
+                    *negated,
+                )
             }
             Expr::Geo { op, field, shape } => {
                 let t = self.target(field)?;

@@ -29,6 +29,12 @@ pub struct FilterError {
 
 impl std::error::Error for FilterError {}
 
+impl From<FilterError> for crate::error::Error {
+    fn from(e: FilterError) -> Self {
+        crate::error::Error::Invalid(format!("filter: {e}"))
+    }
+}
+
 impl FilterError {
     /// An error without a position (filters built as an AST).
     #[must_use]
@@ -97,9 +103,9 @@ impl fmt::Display for FilterError {
             }
             let text = src.lines().nth(line - 1).unwrap_or("");
             let start = col - 1;
-            let width = src.get(span.start..span.end.min(span.start + text.len())).map_or(1, |s| {
-                s.split('\n').next().map_or(1, |s| s.chars().count().max(1))
-            });
+            let width = src
+                .get(span.start..span.end.min(span.start + text.len()))
+                .map_or(1, |s| s.split('\n').next().map_or(1, |s| s.chars().count().max(1)));
             write!(f, "\n  {text}\n  {}{}", " ".repeat(start), "^".repeat(width))?;
         }
         if let Some(h) = &self.help {

@@ -86,7 +86,12 @@ fn test_rows(seg: &Segment, leaf: &Leaf) -> Result<RoaringBitmap> {
             match points {
                 Some(p) if p.len() <= ID_LOOKUPS => Ok(p.iter().filter_map(|id| seg.row_of(*id)).collect()),
                 _ => {
-                    let rows = seg.ids().iter().enumerate().filter(|(_, id)| keys_contain(ranges, **id)).map(|(r, _)| r as u32);
+                    let rows = seg
+                        .ids()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, id)| keys_contain(ranges, **id))
+                        .map(|(r, _)| r as u32);
                     RoaringBitmap::from_sorted_iter(rows).map_err(|_| Error::Invalid("rows out of order".into()))
                 }
             }

@@ -52,11 +52,14 @@ impl GeoShape {
                 distinct.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
                 distinct.dedup();
                 if distinct.len() < 3 {
-                    return Err("a polygon needs at least three distinct points: polygon((lon lat, lon lat, lon lat))".into());
+                    return Err(
+                        "a polygon needs at least three distinct points: polygon((lon lat, lon lat, lon lat))".into()
+                    );
                 }
-                let bbox = ring.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |u, p| {
-                    [u[0].min(p[0]), u[1].min(p[1]), u[2].max(p[0]), u[3].max(p[1])]
-                });
+                let bbox =
+                    ring.iter().fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |u, p| {
+                        [u[0].min(p[0]), u[1].min(p[1]), u[2].max(p[0]), u[3].max(p[1])]
+                    });
                 Ok(GeoShape { bbox, ring: Some(ring) })
             }
         }

@@ -223,7 +223,10 @@ mod tests {
                 Tok::End
             ]
         );
-        assert_eq!(kinds("x=-9223372036854775808"), vec![Tok::Ident("x".into()), Tok::Op("="), Tok::Int(i64::MIN), Tok::End]);
+        assert_eq!(
+            kinds("x=-9223372036854775808"),
+            vec![Tok::Ident("x".into()), Tok::Op("="), Tok::Int(i64::MIN), Tok::End]
+        );
         assert!(tokenize("x = 99999999999999999999").is_err());
         assert!(tokenize("x = 'open").is_err());
         assert!(tokenize("x ; 1").is_err());

@@ -39,8 +39,7 @@ mod lexer;
 mod parser;
 
 pub use ast::{CmpOp, Expr, FieldRef, GeoOp, Literal, Shape, field};
-pub(crate) use check::{Pred, Target, Test};
-pub use check::Filter;
+pub use check::{Filter, IntoFilter};
 pub use error::{FilterError, closest, edit_distance};
 pub use geo::{GeoShape, polygon_intersects_box};
 pub use lexer::{Tok, Token, tokenize};

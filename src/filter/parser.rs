@@ -53,7 +53,9 @@ pub fn parse(src: &str) -> Result<Parsed, FilterError> {
     let expr = p.or(0)?;
     if p.peek() != &Tok::End {
         let what = if p.peek() == &Tok::RParen { "`)` without a matching `(`" } else { "unexpected input" };
-        return Err(p.error_here(format!("{what}: {}", p.peek().describe())).expected("AND, OR or the end of the filter"));
+        return Err(p
+            .error_here(format!("{what}: {}", p.peek().describe()))
+            .expected("AND, OR or the end of the filter"));
     }
     Ok(Parsed { expr, spans: p.spans })
 }
@@ -105,11 +107,7 @@ impl Parser<'_> {
     }
 
     fn expect(&mut self, tok: &Tok, what: &str) -> Result<Range<usize>, FilterError> {
-        if self.peek() == tok {
-            Ok(self.bump().span)
-        } else {
-            Err(self.unexpected(what))
-        }
+        if self.peek() == tok { Ok(self.bump().span) } else { Err(self.unexpected(what)) }
     }
 
     fn deep(&self, depth: usize) -> Result<(), FilterError> {
@@ -316,7 +314,10 @@ impl Parser<'_> {
                 let mut v = [0.0; 4];
                 for (i, slot) in v.iter_mut().enumerate() {
                     if i > 0 {
-                        self.expect(&Tok::Comma, "`,` between the four bbox numbers (min_lon, min_lat, max_lon, max_lat)")?;
+                        self.expect(
+                            &Tok::Comma,
+                            "`,` between the four bbox numbers (min_lon, min_lat, max_lon, max_lat)",
+                        )?;
                     }
                     *slot = self.number()?;
                 }
@@ -375,11 +376,10 @@ mod tests {
                 .intersects(Shape::Bbox([1.0, 2.0, 3.5, 4.0]))
                 .and(field("foot print").within(Shape::Polygon(vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])))
         );
-        assert_eq!(parse("x IS NOT NULL and y not in (1)").unwrap().expr, field("x").is_not_null().and(Expr::In {
-            field: "y".into(),
-            values: vec![Literal::Int(1)],
-            negated: true
-        }));
+        assert_eq!(
+            parse("x IS NOT NULL and y not in (1)").unwrap().expr,
+            field("x").is_not_null().and(Expr::In { field: "y".into(), values: vec![Literal::Int(1)], negated: true })
+        );
         assert_eq!(parse("cloudy OR (flag)").unwrap().expr, Expr::Flag("cloudy".into()).or(Expr::Flag("flag".into())));
     }
 

@@ -102,7 +102,7 @@ impl Stretch {
     /// Whether this is [`Stretch::identity`].
     #[must_use]
     pub fn is_identity(&self) -> bool {
-        self.lo == [0.0; 3] && self.hi == [255.0; 3]
+        self.lo.map(f32::to_bits) == [0f32.to_bits(); 3] && self.hi.map(f32::to_bits) == [255f32.to_bits(); 3]
     }
 
     /// Maps `v` of output channel `c`.
@@ -169,8 +169,8 @@ pub fn blit<T: Sample>(
             return;
         };
         for (px, o) in line.chunks_exact(spp).zip(dst.chunks_exact_mut(3)) {
-            for c in 0..3 {
-                let v = px.get(bands[c]).map_or(0.0, |s| s.to_f32());
+            for (c, &band) in bands.iter().enumerate() {
+                let v = px.get(band).map_or(0.0, |s| s.to_f32());
                 if let Some(slot) = o.get_mut(c) {
                     *slot = stretch.map(c, v);
                 }

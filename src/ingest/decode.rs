@@ -47,7 +47,7 @@ pub enum Format {
     Jpeg,
     /// PNG.
     Png,
-    /// TIFF or BigTIFF, either byte order.
+    /// TIFF or `BigTIFF`, either byte order.
     Tiff,
 }
 
@@ -79,7 +79,7 @@ pub struct MemRaster {
 pub enum Raster {
     /// JPEG or PNG.
     Memory(MemRaster),
-    /// TIFF or GeoTIFF.
+    /// TIFF or `GeoTIFF`.
     Tiff(Box<TiffRaster>),
 }
 
@@ -112,7 +112,12 @@ impl MemRaster {
             Format::Png => ImageFormat::Png,
             Format::Tiff => return Err(Problem::new(Reason::UnsupportedFormat, "TIFF is read by the TIFF reader")),
         };
-        let (w, h) = reader(bytes, fmt, limits).into_dimensions().map_err(|e| image_problem(&e))?;
+        // PNG's header is read here, not by the decoder: it wants more than the header before it says
+        // how large the image is, and a bomb may have nothing after it.
+        let (w, h) = match (format, png_size(bytes)) {
+            (Format::Png, Some(wh)) => wh,
+            _ => reader(bytes, fmt, limits).into_dimensions().map_err(|e| image_problem(&e))?,
+        };
         if w == 0 || h == 0 {
             return Err(Problem::new(Reason::Corrupt, format!("declares {w}x{h} pixels")));
         }
@@ -176,6 +181,16 @@ impl MemRaster {
         self.rgb = Some(out);
         Ok(stretch)
     }
+}
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24, big-endian).
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?);
+    let h = u32::from_be_bytes(bytes.get(20..24)?.try_into().ok()?);
+    Some((w, h))
 }
 
 /// Whether a JPEG ends with its end-of-image marker (some writers pad after it: the last 64 KiB are
@@ -248,7 +263,7 @@ impl Raster {
         }
     }
 
-    /// GeoTIFF tags, when a TIFF has any.
+    /// `GeoTIFF` tags, when a TIFF has any.
     #[must_use]
     pub fn geo_tags(&self) -> Option<&GeoTags> {
         match self {
@@ -266,6 +281,7 @@ impl Raster {
     }
 
     /// The window `[x, y, w, h]` as 8-bit RGB.
+    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
     pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
         match self {
             Raster::Memory(m) => {

@@ -1,4 +1,4 @@
-//! Georeferencing: GeoTIFF tags -> an affine pixel-to-CRS transform -> WGS84 footprints.
+//! Georeferencing: `GeoTIFF` tags -> an affine pixel-to-CRS transform -> WGS84 footprints.
 //!
 //! What is understood:
 //! - `ModelTiepointTag` + `ModelPixelScaleTag` (the usual north-up case) or `ModelTransformationTag`
@@ -122,6 +122,7 @@ impl Crs {
 /// Inverse transverse Mercator for a UTM zone on the WGS84 ellipsoid (Snyder, *Map Projections: A
 /// Working Manual*, USGS PP 1395, eqs. 8-18 to 8-25): `(longitude, latitude)` in degrees. Accurate to
 /// well under a metre within a zone and its usual overlap.
+#[expect(clippy::many_single_char_names, reason = "the symbols of Snyder's formulas")]
 #[must_use]
 pub fn utm_to_wgs84(zone: u8, north: bool, easting: f64, northing: f64) -> (f64, f64) {
     let a = WGS84_A;
@@ -168,6 +169,7 @@ pub struct Affine(pub [f64; 6]);
 
 impl Affine {
     /// The CRS coordinates of pixel corner `(col, row)`.
+    #[expect(clippy::many_single_char_names, reason = "GDAL geotransform coefficients a..f")]
     #[must_use]
     pub fn apply(&self, col: f64, row: f64) -> (f64, f64) {
         let [a, b, c, d, e, f] = self.0;
@@ -184,7 +186,7 @@ pub struct GeoRef {
     pub transform: Affine,
 }
 
-/// Raw GeoTIFF tag values, as read from a file.
+/// Raw `GeoTIFF` tag values, as read from a file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GeoTags {
     /// `ModelPixelScaleTag`.
@@ -198,14 +200,14 @@ pub struct GeoTags {
 }
 
 impl GeoTags {
-    /// Whether any GeoTIFF tag is present.
+    /// Whether any `GeoTIFF` tag is present.
     #[must_use]
     pub fn any(&self) -> bool {
         self.pixel_scale.is_some() || self.tiepoints.is_some() || self.transformation.is_some() || self.keys.is_some()
     }
 }
 
-/// The value of a short GeoKey stored inline (`TIFFTagLocation` 0).
+/// The value of a short `GeoKey` stored inline (`TIFFTagLocation` 0).
 #[must_use]
 pub fn geo_key(keys: &[u16], id: u16) -> Option<u16> {
     let count = usize::from(*keys.get(3)?);
@@ -213,8 +215,9 @@ pub fn geo_key(keys: &[u16], id: u16) -> Option<u16> {
 }
 
 impl GeoRef {
-    /// Georeferencing from GeoTIFF tags: `Ok(None)` when the file has none, `Err` when what it has
+    /// Georeferencing from `GeoTIFF` tags: `Ok(None)` when the file has none, `Err` when what it has
     /// cannot be used (the reason names the tag).
+    #[expect(clippy::many_single_char_names, reason = "GDAL geotransform coefficients a..f")]
     pub fn from_tags(tags: &GeoTags) -> Result<Option<GeoRef>, String> {
         if !tags.any() {
             return Ok(None);
@@ -276,6 +279,7 @@ impl GeoRef {
 
     /// Approximate ground size of one pixel, metres (the mean of its two sides), at the raster's
     /// centre `(cx, cy)` in pixels.
+    #[expect(clippy::many_single_char_names, reason = "GDAL geotransform coefficients a..f")]
     #[must_use]
     pub fn pixel_size_m(&self, cx: f64, cy: f64) -> Option<f64> {
         let [_, b, c, _, e, f] = self.transform.0;

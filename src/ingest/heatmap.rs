@@ -72,6 +72,7 @@ pub fn scores(tiles: &[SceneTile], query: &[f32]) -> Vec<f32> {
 }
 
 /// A perceptual dark-to-bright ramp (close to matplotlib's "inferno").
+#[expect(clippy::many_single_char_names, reason = "interpolation symbols")]
 fn ramp(t: f32) -> [f32; 3] {
     const STOPS: [[f32; 3]; 5] =
         [[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
@@ -83,6 +84,7 @@ fn ramp(t: f32) -> [f32; 3] {
 }
 
 /// Draws the scene from its tiles' thumbnails, longest side `max_side`, with the scores as a heat layer.
+#[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
 #[must_use]
 pub fn render(tiles: &[SceneTile], scores: &[f32], max_side: u32) -> RgbImage {
     let sw = tiles.iter().map(|t| t.window[0] + t.window[2]).max().unwrap_or(1).max(1);

@@ -17,6 +17,7 @@
 //! | `import.rs` | the import: collection and provenance, ledger (resume, idempotence), records, commits |
 //! | `report.rs` | reasons, per-file JSON-lines report, summary |
 //! | `heatmap.rs` | similarity of each tile of a scene to a query, drawn over the scene |
+//! | `synth.rs` | synthetic TIFF/`GeoTIFF` scenes (tests, benchmarks) |
 
 pub mod bands;
 pub mod decode;
@@ -27,6 +28,7 @@ pub mod metadata;
 pub mod pipeline;
 pub mod report;
 pub mod sidecar;
+pub mod synth;
 pub mod thumbnail;
 pub mod tiff;
 pub mod tile;

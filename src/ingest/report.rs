@@ -64,7 +64,7 @@ pub enum Reason {
     Unchanged,
     /// Imported; the CRS is not one skysift converts, so records have no footprint.
     CrsUnsupported,
-    /// Imported; the GeoTIFF tags could not be used, so records have no footprint.
+    /// Imported; the `GeoTIFF` tags could not be used, so records have no footprint.
     BadGeoreference,
     /// Imported; `--gsd` was asked for but the file's ground resolution is unknown.
     GsdUnknown,
@@ -251,14 +251,18 @@ impl Summary {
     }
 }
 
+/// Sees every report line (the CLI prints problems as they come).
+pub type Observer = Box<dyn FnMut(&serde_json::Value) + Send>;
+
 /// Writes report lines (JSON, one object per line) to any sink.
 pub struct ReportWriter {
     out: Option<Box<dyn Write + Send>>,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for ReportWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReportWriter").field("enabled", &self.out.is_some()).finish()
+        f.debug_struct("ReportWriter").field("enabled", &self.out.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -266,23 +270,36 @@ impl ReportWriter {
     /// A writer to `out`.
     #[must_use]
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        ReportWriter { out: Some(out) }
+        ReportWriter { out: Some(out), observer: None }
     }
 
     /// A writer that drops everything.
     #[must_use]
     pub fn none() -> Self {
-        ReportWriter { out: None }
+        ReportWriter { out: None, observer: None }
+    }
+
+    /// Also hands every line, as JSON, to `f`.
+    #[must_use]
+    pub fn observe(mut self, f: Observer) -> Self {
+        self.observer = Some(f);
+        self
     }
 
     /// Writes one line; the report is best effort, so an I/O error disables it rather than failing
     /// the import.
     pub fn line<T: Serialize>(&mut self, kind: &str, value: &T) {
-        let Some(out) = self.out.as_mut() else { return };
+        if self.out.is_none() && self.observer.is_none() {
+            return;
+        }
         let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
         if let Some(obj) = v.as_object_mut() {
             obj.insert("kind".into(), serde_json::Value::String(kind.into()));
         }
+        if let Some(f) = self.observer.as_mut() {
+            f(&v);
+        }
+        let Some(out) = self.out.as_mut() else { return };
         let ok = serde_json::to_writer(&mut *out, &v).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok();
         if !ok {
             self.out = None;
@@ -293,12 +310,13 @@ impl ReportWriter {
 /// A path for people and JSON: UTF-8 as is, other bytes as `\xNN`.
 #[must_use]
 pub fn display_path(p: &OsStr) -> String {
+    use std::fmt::Write as _;
     use std::os::unix::ffi::OsStrExt;
     let mut out = String::new();
     for chunk in p.as_bytes().utf8_chunks() {
         out.push_str(chunk.valid());
         for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
+            let _ = write!(out, "\\x{b:02X}");
         }
     }
     out
@@ -310,8 +328,8 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(Reason::ZeroByte.name(), "zero_byte");
         use std::os::unix::ffi::OsStrExt;
+        assert_eq!(Reason::ZeroByte.name(), "zero_byte");
         assert_eq!(display_path(OsStr::from_bytes(b"a/\xffb.tif")), "a/\\xFFb.tif");
         let mut s = Summary::default();
         s.add(&FileReport::problem("x".into(), Status::Skipped, Problem::new(Reason::Truncated, "short")));

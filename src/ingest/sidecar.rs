@@ -6,7 +6,7 @@
 //!    `filename`, `image`, `source`, `href` or `location` (relative to the CSV's folder, else to the
 //!    archive root); a `bbox` column (`min_lon,min_lat,max_lon,max_lat`, brackets optional) or four
 //!    columns `min_lon,min_lat,max_lon,max_lat` (or `west,south,east,north`) give the footprint;
-//! 2. STAC Items (GeoJSON Features with `properties`): every asset whose media type is an image or
+//! 2. STAC Items (`GeoJSON` Features with `properties`): every asset whose media type is an image or
 //!    whose roles include `data` (thumbnails and overviews excluded) is imagery described by the item;
 //!    `bbox` (else the bounding box of `geometry`) is the footprint; `properties` become fields;
 //!    `eo:bands` (item or asset) name the bands; the item `id` becomes `item_id`;
@@ -22,7 +22,7 @@
 //! - only scalars become fields: arrays of scalars are joined with `,`, nested objects are skipped and
 //!   noted once per name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
@@ -157,6 +157,7 @@ pub fn to_value(v: &Json, ty: FieldType) -> Option<Value> {
     }
 }
 
+#[expect(clippy::many_single_char_names, reason = "bbox corners")]
 fn bbox_of(v: &Json) -> Option<[f64; 4]> {
     let a = v.as_array()?;
     let n: Vec<f64> = a.iter().filter_map(Json::as_f64).collect();
@@ -185,7 +186,9 @@ fn geometry_bbox(g: &Json) -> Option<[f64; 4]> {
             if let (Some(x), Some(y)) = (a.first().and_then(Json::as_f64), a.get(1).and_then(Json::as_f64)) {
                 *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
             } else {
-                a.iter().for_each(|c| walk(c, b));
+                for c in a {
+                    walk(c, b);
+                }
             }
         }
     }
@@ -256,7 +259,7 @@ pub fn resolve_href(root: &Path, doc_dir: &Path, href: &str) -> Result<String, P
 }
 
 #[derive(Default)]
-struct Kinds {
+struct Observed {
     kinds: BTreeSet<&'static str>,
     all_time: bool,
     max_len: usize,
@@ -265,7 +268,7 @@ struct Kinds {
 
 struct Collector<'a> {
     root: &'a Path,
-    images: &'a HashMap<String, ()>,
+    images: &'a HashSet<String>,
     by_stem: HashMap<String, Vec<String>>,
     set: MetaSet,
     nested: BTreeSet<String>,
@@ -334,7 +337,7 @@ impl Collector<'_> {
     fn sidecar_targets(&self, rel: &str) -> Vec<String> {
         let stem = rel.strip_suffix(".json").or_else(|| rel.strip_suffix(".JSON")).unwrap_or(rel);
         let mut out = self.by_stem.get(stem).cloned().unwrap_or_default();
-        if self.images.contains_key(stem) && !out.iter().any(|s| s == stem) {
+        if self.images.contains(stem) && !out.iter().any(|s| s == stem) {
             out.push(stem.to_owned());
         }
         out
@@ -419,7 +422,7 @@ impl Collector<'_> {
                     continue;
                 }
                 match resolve_href(self.root, &doc_dir, href) {
-                    Ok(target) if self.images.contains_key(&target) => {
+                    Ok(target) if self.images.contains(&target) => {
                         let mut m = meta.clone();
                         let names = band_names(a.get("eo:bands"));
                         if !names.is_empty() {
@@ -495,9 +498,9 @@ impl Collector<'_> {
                 continue;
             };
             let target = match resolve_href(self.root, &doc_dir, href) {
-                Ok(t) if self.images.contains_key(&t) => t,
+                Ok(t) if self.images.contains(&t) => t,
                 Ok(_) => match resolve_href(self.root, self.root, href) {
-                    Ok(t) if self.images.contains_key(&t) => t,
+                    Ok(t) if self.images.contains(&t) => t,
                     _ => {
                         unmatched += 1;
                         continue;
@@ -558,7 +561,7 @@ fn sniff(s: &str) -> Json {
 /// Reads every metadata file of the inventory: per-image metadata and inferred field types.
 #[must_use]
 pub fn collect(root: &Path, inv: &Inventory, overrides: &[(String, FieldType)]) -> MetaSet {
-    let images: HashMap<String, ()> = inv.images.iter().map(|e| (e.rel.clone(), ())).collect();
+    let images: HashSet<String> = inv.images.iter().map(|e| e.rel.clone()).collect();
     let mut by_stem: HashMap<String, Vec<String>> = HashMap::new();
     for e in &inv.images {
         if let Some(dot) = e.rel.rfind('.').filter(|d| !e.rel[*d..].contains('/')) {
@@ -581,10 +584,10 @@ pub fn collect(root: &Path, inv: &Inventory, overrides: &[(String, FieldType)]) 
 }
 
 fn infer(set: &mut MetaSet, overrides: &[(String, FieldType)]) {
-    let mut kinds: BTreeMap<String, Kinds> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, Observed> = BTreeMap::new();
     for m in set.by_image.values() {
         for (k, v) in &m.values {
-            let e = kinds.entry(k.clone()).or_insert_with(|| Kinds { all_time: true, ..Kinds::default() });
+            let e = kinds.entry(k.clone()).or_insert_with(|| Observed { all_time: true, ..Observed::default() });
             e.seen = true;
             match v {
                 Json::Bool(_) => {
@@ -614,7 +617,7 @@ fn infer(set: &mut MetaSet, overrides: &[(String, FieldType)]) {
         let ty = forced.unwrap_or_else(|| match list.as_slice() {
             ["bool"] => FieldType::Bool,
             ["int"] if !FLOAT_PROPERTIES.contains(&name.as_str()) => FieldType::Integer,
-            ["int"] | ["float"] | ["float", "int"] => FieldType::Float,
+            ["int" | "float"] | ["float", "int"] => FieldType::Float,
             ["string"] if k.all_time => FieldType::Timestamp,
             ["string"] if k.max_len > MAX_KEYWORD_LEN => FieldType::Text,
             ["string"] => FieldType::Keyword,

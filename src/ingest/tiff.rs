@@ -1,5 +1,5 @@
-//! TIFF and GeoTIFF scenes read window by window (crate `tiff`): striped or tiled (cloud-optimised
-//! GeoTIFFs are tiled TIFFs), chunky or planar, 8/16/32-bit integer and 16/32/64-bit float samples,
+//! TIFF and `GeoTIFF` scenes read window by window (crate `tiff`): striped or tiled (cloud-optimised
+//! `GeoTIFFs` are tiled TIFFs), chunky or planar, 8/16/32-bit integer and 16/32/64-bit float samples,
 //! 1..N bands.
 //!
 //! Memory: the reader keeps the 8-bit RGB rendering of the chunk rows (strips, or rows of tiles) that
@@ -96,7 +96,7 @@ pub struct TiffRaster {
     pub sample: SampleKind,
     /// `PhotometricInterpretation` is RGB (or YCbCr decoded to RGB).
     pub rgb: bool,
-    /// GeoTIFF tags.
+    /// `GeoTIFF` tags.
     pub geo: GeoTags,
     /// GDAL no-data value.
     pub nodata: Option<f64>,
@@ -358,8 +358,8 @@ impl TiffRaster {
             let i = (u64::from(k) * u64::from(n) / u64::from(picks)) as u32;
             let (cr, cc) = (i / self.across, i % self.across);
             if self.planar {
-                for c in 0..3 {
-                    let idx = self.index(cr, cc, bands[c]);
+                for (c, &band) in bands.iter().enumerate() {
+                    let idx = self.index(cr, cc, band);
                     let Some((r, _, _)) = self.read(idx)? else { continue };
                     let mut one: [Vec<f32>; 3] = Default::default();
                     with_samples!(&r, s => collect(s, 1, [0, 0, 0], step, nodata, &mut one));
@@ -387,8 +387,8 @@ impl TiffRaster {
         for cc in 0..self.across {
             let x0 = (cc * self.chunk_w) as usize;
             if self.planar {
-                for c in 0..3 {
-                    let idx = self.index(cr, cc, bands[c]);
+                for (c, &band) in bands.iter().enumerate() {
+                    let idx = self.index(cr, cc, band);
                     let Some((r, w, h)) = self.read(idx)? else { continue };
                     check_len(&r, w, h, 1)?;
                     let out: &mut [u8] = &mut img;
@@ -406,6 +406,7 @@ impl TiffRaster {
     }
 
     /// The window `[x, y, w, h]` (inside the scene) as 8-bit RGB, after [`TiffRaster::prepare`].
+    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
     pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
         let [x, y, w, h] = win;
         if w == 0 || h == 0 || x + w > self.width || y + h > self.height {

@@ -56,7 +56,7 @@ fn starts(size: u32, win: u32, stride: u32) -> Vec<u32> {
     if size <= win {
         return vec![0];
     }
-    let mut v: Vec<u32> = (0..).map(|i: u32| i * stride).take_while(|&p| p + win < size).collect();
+    let mut v: Vec<u32> = (0..=size / stride.max(1)).map(|i| i * stride).take_while(|&p| p + win < size).collect();
     let last = size - win;
     if v.last() != Some(&last) {
         v.push(last);
@@ -69,11 +69,13 @@ fn starts(size: u32, win: u32, stride: u32) -> Vec<u32> {
 pub fn plan(width: u32, height: u32, t: &Tiling, src_gsd: Option<f64>) -> Plan {
     // Source pixels per output pixel.
     let ratio = match (t.gsd, src_gsd) {
-        (Some(g), Some(s)) if g > 0.0 && s > 0.0 && (g / s - 1.0).abs() > 1e-6 => g / s,
-        _ => 1.0,
+        (Some(g), Some(s)) if g > 0.0 && s > 0.0 && (g / s - 1.0).abs() > 1e-6 => Some(g / s),
+        _ => None,
     };
+    let resampled = ratio.is_some();
+    let ratio = ratio.unwrap_or(1.0);
     if width <= t.chip_max && height <= t.chip_max {
-        let out = (ratio != 1.0).then(|| {
+        let out = resampled.then(|| {
             (((f64::from(width) / ratio).round() as u32).max(1), ((f64::from(height) / ratio).round() as u32).max(1))
         });
         return Plan { windows: vec![[0, 0, width, height]], out, scale: 1.0 / ratio };
@@ -89,7 +91,7 @@ pub fn plan(width: u32, height: u32, t: &Tiling, src_gsd: Option<f64>) -> Plan {
             windows.push([x, y, ww, wh]);
         }
     }
-    let out = (ratio != 1.0)
+    let out = resampled
         .then(|| (((f64::from(ww) / ratio).round() as u32).max(1), ((f64::from(wh) / ratio).round() as u32).max(1)));
     Plan { windows, out, scale: 1.0 / ratio }
 }

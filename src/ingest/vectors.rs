@@ -88,6 +88,11 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     rest.get(..end)
 }
 
+/// Parses the header of a `.npy` file held in `head`: `(rows, dim, data offset)`.
+pub fn parse_header(head: &[u8]) -> Result<(usize, usize, u64)> {
+    parse_npy_header(Path::new("<bytes>"), head).map(|(r, d, _, o)| (r, d, o))
+}
+
 impl VectorFile {
     /// Opens and checks a `.npy` or `.fbin` file (by extension).
     pub fn open(path: &Path) -> Result<VectorFile> {

@@ -14,6 +14,7 @@
 //! | [`memtable`] | the mutable in-memory segment |
 //! | [`store`] | the durable state machine: open, commit, flush, compact, snapshots |
 //! | [`verify`] | reads every byte and checks every checksum |
+//! | [`fuzzing`] | byte-level entry points of the fuzz targets and the corpus replay |
 //! | [`vecblob`] | named vector blobs beside a collection (the query sample) |
 //!
 //! The layouts and the commit protocol are specified in `storage/FORMAT.md`.
@@ -39,6 +40,7 @@
 pub mod bytes;
 pub mod codec;
 pub mod error;
+pub mod fuzzing;
 pub mod io;
 pub mod lock;
 pub mod manifest;

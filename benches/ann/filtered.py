@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Filtered search, skysift against its peers: recall@10 and QPS per selectivity.
+
+Loads a ../shared/bench dataset (gen_data.py output) with its metadata into skysift, then runs the
+bench's filters f50 / f5 / f05 plus filters added here (f20, f2 and f005, a geo box near 0.05 %),
+with the planner choosing per segment and with each strategy forced, and prints a table next to
+hnswlib (filter callback) and faiss (IDSelectorBitmap) at their best QPS with recall >= 0.95.
+
+Needs numpy (the bench's venv has it; hnswlib and faiss too, for --peers):
+
+    /work/bench/.venv/bin/python benches/ann/filtered.py --data /work/bench/data/small \\
+        --db /tmp/ann-filtered [--reload] [--peers] [--filters f50,f5,f05,f005] [--out results.json]
+
+Metadata goes to skysift as JSON lines: class, sensor and year as integers, cloud_cover as a
+float, and footprint as the point box [lon, lat, lon, lat]. Ground truth for the added filters is
+computed here by exact numpy scan of the passing rows. One search thread throughout; the machine
+is shared, so QPS compares only within one run.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release", "skysift")
+K = 10
+TARGET = 0.95
+
+# name -> (skysift filter, numpy mask over the metadata columns)
+FILTERS = {
+    "f50": ("year >= 2020", lambda m: m["year"] >= 2020),
+    "f20": ("year >= 2022", lambda m: m["year"] >= 2022),
+    "f5": ("sensor = 2 AND cloud_cover < 10.0", lambda m: (m["sensor"] == 2) & (m["cloud_cover"] < 10.0)),
+    "f2": ("sensor = 2 AND cloud_cover < 4.0", lambda m: (m["sensor"] == 2) & (m["cloud_cover"] < 4.0)),
+    "f05": ("class = 7 AND sensor = 0 AND year >= 2019",
+            lambda m: (m["class"] == 7) & (m["sensor"] == 0) & (m["year"] >= 2019)),
+    "f005": ("intersects(footprint, bbox(100, 30, 105, 35))",
+             lambda m: (m["lon"] >= 100) & (m["lon"] <= 105) & (m["lat"] >= 30) & (m["lat"] <= 35)),
+}
+
+
+def read_bin(path, dtype="<f4"):
+    with open(path, "rb") as f:
+        rows, cols = np.fromfile(f, dtype="<u4", count=2)
+    return np.fromfile(path, dtype=dtype, offset=8).reshape(int(rows), int(cols))
+
+
+def run(args):
+    t = time.time()
+    out = subprocess.run([BIN] + args, check=True, capture_output=True, text=True)
+    return out.stdout, out.stderr, time.time() - t
+
+
+def write_metadata(data, meta, path):
+    n = len(meta["year"])
+    cols = {c: meta[c].tolist() for c in ("class", "sensor", "year", "cloud_cover", "lat", "lon")}
+    with open(path, "w") as f:
+        for i in range(n):
+            lon, lat = cols["lon"][i], cols["lat"][i]
+            f.write(json.dumps({"class": cols["class"][i], "sensor": cols["sensor"][i], "year": cols["year"][i],
+                                "cloud_cover": cols["cloud_cover"][i], "footprint": [lon, lat, lon, lat]}))
+            f.write("\n")
+
+
+def exact_gt(base, queries, mask):
+    ids = np.nonzero(mask)[0]
+    sub = base[ids]
+    out = np.full((len(queries), K), -1, dtype=np.int64)
+    for s in range(0, len(queries), 100):
+        scores = queries[s:s + 100] @ sub.T
+        kk = min(K, len(ids))
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+        out[s:s + 100, :kk] = ids[np.take_along_axis(top, order, 1)]
+    return out
+
+
+def recall(found, gt, passing):
+    want = min(K, passing)
+    hits = sum(len(set(f[:K]) & set(int(x) for x in g[:want] if x >= 0)) for f, g in zip(found, gt))
+    return hits / (want * len(gt))
+
+
+def skysift_search(a, name, where, plan=None, ef=None):
+    res = os.path.join(a.db, f"res-{name}-{plan or 'planner'}-{ef or 0}.jsonl")
+    cmd = ["search", a.db, "ann", "--queries", os.path.join(a.data, "query.fbin"), "-k", str(K), "--threads", "1",
+           "--where", where, "--output", res, "--explain"]
+    if plan:
+        cmd += ["--plan", plan]
+    if ef:
+        cmd += ["--ef", str(ef)]
+    out, err, _ = run(cmd)
+    summary = json.loads(out.strip().splitlines()[-1])
+    found = [None] * summary["queries"]
+    with open(res) as f:
+        for line in f:
+            r = json.loads(line)
+            found[r["query"]] = r["ids"]
+    strategy = next((ln.split()[1] for ln in err.splitlines() if ln.strip().startswith("strategy:")), "?")
+    return found, summary, strategy, err
+
+
+def peers(a, base, queries, masks, gts, names):
+    sys.path.insert(0, a.bench)
+    import peers as bench_peers  # noqa: E402
+
+    class D:  # the part of peers.Data the peer classes read
+        pass
+
+    d = D()
+    d.base, d.n, d.d = base, base.shape[0], base.shape[1]
+    d.masks = {n: masks[n] for n in names}
+    efs = [int(x) for x in a.peer_efs.split(",")]
+    out = {}
+    workdir = os.path.join(a.db, "peers")
+    os.makedirs(workdir, exist_ok=True)
+    for cls in (bench_peers.HnswlibPeer, bench_peers.FaissPeer):
+        print(f"  building {cls.name} ...", file=sys.stderr, flush=True)
+        p = cls(d, workdir)
+        print(f"  built {cls.name} in {p.build_seconds:.0f}s", file=sys.stderr, flush=True)
+        for n in names:
+            rows = []
+            for ef in efs:
+                nq = len(queries)
+                t = time.perf_counter()
+                labels = p.search(queries[:nq], K, ef, 1, n)
+                secs = time.perf_counter() - t
+                r = recall(np.asarray(labels).tolist(), gts[n][:nq], int(masks[n].sum()))
+                rows.append({"ef": ef, "recall": round(r, 4), "qps": round(nq / secs, 1)})
+                print(f"    {cls.name} {n} ef={ef}: recall={r:.3f} qps={nq / secs:.0f}", file=sys.stderr, flush=True)
+                if r >= 0.999 or secs > a.peer_budget:
+                    break
+            ok = [r for r in rows if r["recall"] >= TARGET]
+            out[(cls.name, n)] = {"best": max(ok, key=lambda r: r["qps"]) if ok else None,
+                                  "max_recall": max(r["recall"] for r in rows), "rows": rows}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--bench", default="/work/bench", help="the bench folder (for --peers)")
+    ap.add_argument("--reload", action="store_true")
+    ap.add_argument("--filters", default="f50,f20,f5,f2,f05,f005")
+    ap.add_argument("--plans", default="exact,graph,two-hop", help="strategies also run forced")
+    ap.add_argument("--peers", action="store_true", help="also run hnswlib and faiss on the same filters")
+    ap.add_argument("--peer-efs", default="16,32,64,128,256,512,1024")
+    ap.add_argument("--peer-budget", type=float, default=30.0, help="stop a peer's ef sweep past this many seconds")
+    ap.add_argument("--out", help="write results JSON here")
+    a = ap.parse_args()
+    manifest = json.load(open(os.path.join(a.data, "manifest.json")))
+    meta = {c: np.load(os.path.join(a.data, f)) for c, f in manifest["files"]["meta"].items()}
+    base = read_bin(os.path.join(a.data, "base.fbin"))
+    queries = read_bin(os.path.join(a.data, "query.fbin"))
+    names = a.filters.split(",")
+    masks = {n: FILTERS[n][1](meta) for n in names}
+    gts = {}
+    for n in names:
+        bench_gt = os.path.join(a.data, f"gt_{n}.ibin")
+        gts[n] = read_bin(bench_gt, "<i4") if os.path.exists(bench_gt) else exact_gt(base, queries, masks[n])
+    build = None
+    if a.reload or not os.path.exists(os.path.join(a.db, "MANIFEST")):
+        subprocess.run(["rm", "-rf", a.db], check=True)
+        os.makedirs(a.db)
+        mpath = os.path.join(a.db, "metadata.jsonl")
+        write_metadata(a.data, meta, mpath)
+        cmd = ["load", a.db, "ann", "--vectors", os.path.join(a.data, "base.fbin"), "--metadata", mpath,
+               "--metric", "ip", "--batch-size", "50000", "--index-threads", "2",
+               "--query-sample", os.path.join(a.data, "query_sample.fbin")]
+        _, _, build = run(cmd)
+        print(f"  loaded and indexed in {build:.0f}s", file=sys.stderr)
+    rows = []
+    for n in names:
+        where = FILTERS[n][0]
+        passing = int(masks[n].sum())
+        for plan in [None] + [p for p in a.plans.split(",") if p]:
+            found, s, strategy, explain = skysift_search(a, n, where, plan)
+            assert s["passing"] == passing, (n, s["passing"], passing)
+            r = recall(found, gts[n], passing)
+            row = {"filter": n, "where": where, "passing": passing, "selectivity": passing / len(meta["year"]),
+                   "plan": plan or f"planner ({strategy})", "recall": round(r, 4), "qps": round(s["qps"], 1),
+                   "evaluations": round(s["evaluations_per_query"], 1), "filter_ms": round(1e3 * s["filter_seconds"], 2)}
+            rows.append(row)
+            print(f"  skysift {n:5s} {row['plan']:20s} recall={r:.3f} qps={s['qps']:8.0f} "
+                  f"evals={s['evaluations_per_query']:8.0f} filter={row['filter_ms']:.1f}ms", file=sys.stderr, flush=True)
+            if plan is None:
+                print("    " + explain.replace("\n", "\n    "), file=sys.stderr)
+    peer = peers(a, base, queries, masks, gts, names) if a.peers else {}
+    print("\n| filter | passing | skysift planner: strategy, recall@10, QPS | hnswlib best QPS @ recall >= 0.95 "
+          "| faiss best QPS @ recall >= 0.95 | skysift / best peer |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for n in names:
+        r = next(x for x in rows if x["filter"] == n and x["plan"].startswith("planner"))
+
+        def cell(name):
+            p = peer.get((name, n))
+            if p is None:
+                return "not run", None
+            if p["best"] is None:
+                return f"max recall {p['max_recall']:.3f}", None
+            return f"{p['best']['qps']:,.0f} (ef {p['best']['ef']}, recall {p['best']['recall']:.3f})", p["best"]["qps"]
+
+        h, hq = cell("hnswlib")
+        f, fq = cell("faiss")
+        best = max([q for q in (hq, fq) if q], default=None)
+        ratio = f"{r['qps'] / best:.1f}x" if best else "–"
+        print(f"| {n} `{r['where']}` | {r['passing']} ({100 * r['selectivity']:.2f} %) | {r['plan']}, "
+              f"{r['recall']:.3f}, {r['qps']:,.0f} | {h} | {f} | {ratio} |")
+    if a.out:
+        with open(a.out, "w") as fo:
+            json.dump({"build_seconds": build, "rows": rows,
+                       "peers": {f"{k[0]}/{k[1]}": v for k, v in peer.items()}}, fo, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+//! Fuzz target: arbitrary bytes as a repl_line input must be handled without a panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| skysift::fuzzing::repl_line(data));

@@ -1,0 +1,28 @@
+//! Filtered search: the planner, the executor and `EXPLAIN`.
+//!
+//! A [`PreparedFilter`] holds, for one collection snapshot, the live rows of each segment that
+//! pass a [`crate::filter::Filter`] (a roaring bitmap per segment, from the segment indexes) and
+//! the passing in-memory rows. For each query the planner picks, per segment, an exact scan of
+//! the passing rows, filtered HNSW traversal, or two-hop traversal, by the passing count and a
+//! cost model; the executor runs the plans and merges the top-k.
+//!
+//! | file | responsibility |
+//! | --- | --- |
+//! | `prepare.rs` | [`PreparedFilter`]: evaluation once per snapshot, passing bitmaps and bitsets |
+//! | `plan.rs` | the cost model and [`Strategy`] choice, with its reason |
+//! | `two_hop.rs` | ACORN-style traversal that scores only passing nodes |
+//! | `exec.rs` | per-query execution, fallback to the exact scan, merge |
+//! | `explain.rs` | [`Explain`]: per segment estimated/actual passing rows, strategy, why, time |
+//!
+//! Invariant: results hold `min(k, passing live rows)` unique ids, best first, each passing the
+//! filter and live.
+
+pub(crate) mod exec;
+mod explain;
+pub mod plan;
+mod prepare;
+mod two_hop;
+
+pub use explain::{Explain, SegmentExplain};
+pub use plan::{Plan, SegmentFacts, Strategy};
+pub use prepare::{AllowedRows, PreparedFilter};

@@ -1,0 +1,785 @@
+//! Importing archives (issue 6): generated `GeoTIFF`s (8/16-bit and float, 1, 4 and 13 bands, UTM north
+//! and south, EPSG:4326, another CRS, striped and tiled, chunky and planar), STAC items, CSV manifests and
+//! sidecars, a hostile set of bad inputs, resumption (after Ctrl-C, after `kill -9`, after a change),
+//! bounded memory on a large multi-band scene, and a mosaic whose heat map finds the queried class.
+//!
+//! Footprints are checked against values computed independently (Krüger's series for the inverse
+//! transverse Mercator, Karney 2011, 6th order in n: `FOOTPRINT_TOLERANCE` is about a centimetre).
+//! Most tests use [`FakeEncoder`] (fast, deterministic); the mosaic and the `kill -9` test use the demo
+//! model (`scripts/setup_ort.sh` and `scripts/setup_models.sh` first). Every archive is built in a
+//! temporary folder from generated data and the in-repo `samples/aid-mini` chips.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use skysift::encode::{Device, Encoder, Fingerprint, Provenance, TextQuery};
+use skysift::ingest::bands::SampleKind;
+use skysift::ingest::decode::Limits;
+use skysift::ingest::geo::utm_to_wgs84;
+use skysift::ingest::pipeline::TileEncoder;
+use skysift::ingest::synth::{Chunks, SynthGeo, SynthTiff, write};
+use skysift::ingest::tiff::TiffRaster;
+use skysift::ingest::{ImportOptions, Reason, ReportWriter, Status, Summary, Tiling, import, record_id};
+use skysift::schema::{FieldType, Value};
+use skysift::{Db, StoredRecord};
+
+/// Degrees; about 1 cm.
+const FOOTPRINT_TOLERANCE: f64 = 1e-7;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chip(class: &str, name: &str) -> PathBuf {
+    repo().join("samples/aid-mini").join(class).join(name)
+}
+
+/// A tiny deterministic encoder: 8x8 RGB means as an 8-dimensional vector (plus a bias, never zero).
+struct FakeEncoder {
+    fingerprint: u8,
+}
+
+const FAKE: FakeEncoder = FakeEncoder { fingerprint: 7 };
+
+impl TileEncoder for FakeEncoder {
+    fn dim(&self) -> usize {
+        8
+    }
+    fn input_len(&self) -> usize {
+        8
+    }
+    fn batch_size(&self) -> usize {
+        4
+    }
+    fn preprocess(&self, img: &RgbImage, out: &mut [f32]) -> skysift::Result<()> {
+        let small = image::imageops::resize(img, 2, 2, image::imageops::FilterType::Triangle);
+        for (i, p) in small.pixels().enumerate() {
+            out[2 * i] = f32::from(p.0[0]) / 255.0;
+            out[2 * i + 1] = f32::from(p.0[1]) / 255.0;
+        }
+        Ok(())
+    }
+    fn encode(&self, pixels: &[f32], rows: usize) -> skysift::Result<Vec<Vec<f32>>> {
+        Ok(pixels.chunks(8).take(rows).map(|c| c.iter().map(|v| v + 1.0).collect()).collect())
+    }
+    fn provenance_params(&self) -> Vec<(String, String)> {
+        Provenance {
+            model_id: format!("fake-{}", self.fingerprint),
+            fingerprint: Fingerprint([self.fingerprint; 32]),
+            dim: 8,
+            preprocessing: "2x2 mean".into(),
+        }
+        .to_params()
+    }
+    fn check_params(&self, params: &[(String, String)]) -> skysift::Result<()> {
+        let mine = Provenance::from_params(&self.provenance_params())?;
+        Ok(Provenance::from_params(params)?.check_compatible(&mine)?)
+    }
+}
+
+fn demo() -> &'static Encoder {
+    static ENC: OnceLock<Encoder> = OnceLock::new();
+    ENC.get_or_init(|| {
+        Encoder::builder(repo().join("models/demo")).device(Device::Cpu).batch_size(16).build().unwrap_or_else(|e| {
+            panic!("these tests need the demo model: run scripts/setup_ort.sh and scripts/setup_models.sh. Cause: {e}")
+        })
+    })
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs an import and returns its summary and report lines.
+fn run(db: &Db, enc: &dyn TileEncoder, archive: &Path, opts: &ImportOptions) -> (Summary, Vec<serde_json::Value>) {
+    let buf = Buf::default();
+    let mut w = ReportWriter::new(Box::new(buf.clone()));
+    let s = import(db, enc, archive, opts, &mut w).unwrap();
+    drop(w);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (s, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+fn opts(tile: u32, chip_max: u32) -> ImportOptions {
+    ImportOptions {
+        collection: "scenes".into(),
+        tiling: Tiling { tile, overlap: 0, gsd: None, chip_max },
+        workers: 2,
+        ..ImportOptions::default()
+    }
+}
+
+fn record(db: &Db, rel: &str, tile: u32) -> Option<StoredRecord> {
+    db.snapshot().collection("scenes").unwrap().get(record_id(rel, tile)).unwrap()
+}
+
+fn field<'a>(r: &'a StoredRecord, name: &str) -> Option<&'a Value> {
+    r.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+fn footprint(r: &StoredRecord) -> [f64; 4] {
+    match field(r, "footprint") {
+        Some(Value::GeoBbox(b)) => *b,
+        other => panic!("no footprint: {other:?}"),
+    }
+}
+
+fn assert_bbox(got: [f64; 4], want: [f64; 4], tol: f64) {
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= tol, "footprint {got:?}, expected {want:?} (tolerance {tol})");
+    }
+}
+
+fn line_for<'a>(lines: &'a [serde_json::Value], path: &str) -> &'a serde_json::Value {
+    lines.iter().find(|l| l["path"] == path).unwrap_or_else(|| panic!("no report line for {path}: {lines:#?}"))
+}
+
+fn pattern(x: u32, y: u32, b: usize) -> f64 {
+    f64::from((x * 7 + y * 13) % 256) * 0.5 + (b as f64) * 40.0
+}
+
+#[test]
+fn utm_inverse_matches_an_independent_reference() {
+    // (zone, north, easting, northing) -> (lon, lat) from Krüger's series (see the module docs).
+    let cases = [
+        (33, true, 500_000.0, 4_500_000.0, 15.0, 40.650_856_516),
+        (33, true, 501_280.0, 4_498_720.0, 15.015_137_483, 40.639_324_266),
+        (33, true, 503_000.0, 4_498_000.0, 15.035_475_040, 40.632_833_467),
+        (31, true, 448_252.0, 5_411_933.0, 2.294_502_751, 48.858_202_916),
+        (33, false, 500_640.0, 4_998_000.0, 15.008_144_582, -45.171_480_233),
+    ];
+    for (zone, north, e, n, lon, lat) in cases {
+        let (x, y) = utm_to_wgs84(zone, north, e, n);
+        assert!(
+            (x - lon).abs() < FOOTPRINT_TOLERANCE && (y - lat).abs() < FOOTPRINT_TOLERANCE,
+            "{zone} {e} {n}: {x} {y}"
+        );
+    }
+}
+
+#[test]
+fn tiff_windows_match_the_source_pixels() {
+    let d = tempfile::tempdir().unwrap();
+    let layouts = [
+        ("striped", Chunks::Strips(5), false),
+        ("tiled", Chunks::Tiles(32, 16), false),
+        ("planar_tiled", Chunks::Tiles(16, 32), true),
+        ("planar_striped", Chunks::Strips(7), true),
+    ];
+    for (name, chunks, planar) in layouts {
+        let p = d.path().join(format!("{name}.tif"));
+        let spec = SynthTiff { chunks, planar, ..SynthTiff::new(70, 45, 4, SampleKind::U8) };
+        write(&p, &spec, |x, y, b| f64::from((x * 3 + y * 5 + b as u32 * 60) % 256)).unwrap();
+        let len = std::fs::metadata(&p).unwrap().len();
+        let mut r = TiffRaster::open(&p, len, &Limits::default()).unwrap();
+        r.prepare([3, 1, 0]).unwrap();
+        for win in [[0, 0, 70, 45], [13, 9, 20, 30], [50, 30, 20, 15], [0, 40, 70, 5]] {
+            let img = r.read_rgb(win).unwrap();
+            for (x, y, px) in img.enumerate_pixels() {
+                let (sx, sy) = (win[0] + x, win[1] + y);
+                let want = [3u32, 1, 0].map(|b| ((sx * 3 + sy * 5 + b * 60) % 256) as u8);
+                assert_eq!(px.0, want, "{name} window {win:?} pixel ({sx},{sy})");
+            }
+        }
+    }
+}
+
+/// The geo archive: 13-band Sentinel-2-like UTM 33N tiled scene, 4-band EPSG:4326 striped scene,
+/// 4-band planar UTM 33S scene, an EPSG:2154 scene, a float DEM with no-data.
+fn geo_archive(dir: &Path) {
+    let s2 = SynthTiff {
+        chunks: Chunks::Tiles(64, 64),
+        geo: Some(SynthGeo { epsg: 32633, origin: (500_000.0, 4_500_000.0), pixel: (10.0, 10.0) }),
+        ..SynthTiff::new(300, 200, 13, SampleKind::U16)
+    };
+    write(&dir.join("s2/T33_utm.tif"), &s2, |x, y, b| 800.0 + pattern(x, y, b) * 8.0).unwrap();
+    let wgs = SynthTiff {
+        chunks: Chunks::Strips(7),
+        geo: Some(SynthGeo { epsg: 4326, origin: (10.0, 50.0), pixel: (0.001, 0.001) }),
+        ..SynthTiff::new(200, 100, 4, SampleKind::U8)
+    };
+    write(&dir.join("naip/wgs84.tif"), &wgs, pattern).unwrap();
+    let south = SynthTiff {
+        chunks: Chunks::Strips(16),
+        planar: true,
+        geo: Some(SynthGeo { epsg: 32733, origin: (500_000.0, 5_000_000.0), pixel: (10.0, 10.0) }),
+        ..SynthTiff::new(64, 200, 4, SampleKind::U16)
+    };
+    write(&dir.join("south.tif"), &south, |x, y, b| 100.0 + pattern(x, y, b) * 20.0).unwrap();
+    let lambert = SynthTiff {
+        geo: Some(SynthGeo { epsg: 2154, origin: (700_000.0, 6_600_000.0), pixel: (5.0, 5.0) }),
+        ..SynthTiff::new(100, 100, 3, SampleKind::U8)
+    };
+    write(&dir.join("lambert93.tif"), &lambert, pattern).unwrap();
+    let dem = SynthTiff {
+        chunks: Chunks::Tiles(32, 32),
+        nodata: Some(-9999.0),
+        geo: Some(SynthGeo { epsg: 32633, origin: (510_000.0, 4_510_000.0), pixel: (30.0, 30.0) }),
+        ..SynthTiff::new(80, 60, 1, SampleKind::F32)
+    };
+    write(&dir.join("dem.tif"), &dem, |x, y, _| if x < 10 { -9999.0 } else { 120.5 + f64::from(x + y) * 3.25 })
+        .unwrap();
+}
+
+#[test]
+#[expect(clippy::many_single_char_names, reason = "short names for the records under test")]
+fn geotiffs_become_tiles_with_wgs84_footprints() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(arch.join("s2")).unwrap();
+    std::fs::create_dir_all(arch.join("naip")).unwrap();
+    geo_archive(&arch);
+    let db = Db::open(d.path().join("db")).unwrap();
+    let (s, lines) = run(&db, &FAKE, &arch, &opts(128, 256));
+    assert!(s.clean(), "{s:#?}\n{lines:#?}");
+    assert_eq!(s.count(Status::Imported), 5);
+    assert_eq!(s.tiles_written, 6 + 4);
+    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 10);
+
+    // Sentinel-2-like: 300x200 at 10 m in 128-pixel tiles, the last column and row shifted inward.
+    let t0 = record(&db, "s2/T33_utm.tif", 0).unwrap();
+    assert_bbox(footprint(&t0), [15.0, 40.639_324_266, 15.015_140_089, 40.650_856_516], FOOTPRINT_TOLERANCE);
+    assert_eq!(field(&t0, "bands"), Some(&Value::Text("4,3,2".into())));
+    assert_eq!(field(&t0, "crs"), Some(&Value::Keyword("EPSG:32633".into())));
+    assert_eq!(field(&t0, "format"), Some(&Value::Keyword("geotiff".into())));
+    assert_eq!(field(&t0, "tile_count"), Some(&Value::Integer(6)));
+    assert_eq!(field(&t0, "gsd"), Some(&Value::Float(10.0)));
+    let t5 = record(&db, "s2/T33_utm.tif", 5).unwrap();
+    assert_eq!(field(&t5, "window"), Some(&Value::Window([172, 72, 128, 128])));
+    let f5 = footprint(&t5);
+    assert!(f5[0] > 15.02 && f5[2] < 15.04 && f5[1] > 40.632 && f5[3] < 40.645, "{f5:?}");
+    let s2 = line_for(&lines, "s2/T33_utm.tif");
+    assert_eq!(s2["crs"], "EPSG:32633");
+    let notes = s2["notes"].to_string();
+    assert!(notes.contains("Sentinel-2") && notes.contains("stretched p2..p98"), "{notes}");
+
+    // EPSG:4326, one chip: the footprint is the grid itself.
+    let w = record(&db, "naip/wgs84.tif", 0).unwrap();
+    assert_bbox(footprint(&w), [10.0, 49.9, 10.2, 50.0], 1e-9);
+    assert_eq!(field(&w, "bands"), Some(&Value::Text("1,2,3".into())));
+
+    // UTM south, planar 16-bit.
+    let so = record(&db, "south.tif", 0).unwrap();
+    assert_bbox(footprint(&so), [15.0, -45.171_480_523, 15.008_144_582, -45.153_476_893], FOOTPRINT_TOLERANCE);
+
+    // Another CRS: kept and reported, no footprint.
+    let l = record(&db, "lambert93.tif", 0).unwrap();
+    assert_eq!(field(&l, "crs"), Some(&Value::Keyword("EPSG:2154".into())));
+    assert!(field(&l, "footprint").is_none());
+    assert!(line_for(&lines, "lambert93.tif")["notes"].to_string().contains("crs_unsupported"));
+
+    // Float DEM with no-data: stretched, imported.
+    let dem = line_for(&lines, "dem.tif");
+    assert_eq!(dem["status"], "imported");
+    assert!(dem["notes"].to_string().contains("f32 stretched"), "{dem}");
+
+    // Resampling to 20 m: 128-pixel tiles cover 256 source pixels.
+    let db2 = Db::open(d.path().join("db2")).unwrap();
+    let o =
+        ImportOptions { tiling: Tiling { tile: 128, overlap: 0, gsd: Some(20.0), chip_max: 256 }, ..opts(128, 256) };
+    let (s, _) = run(&db2, &FAKE, &arch, &o);
+    assert!(s.clean());
+    let r = db2.snapshot().collection("scenes").unwrap().get(record_id("s2/T33_utm.tif", 0)).unwrap().unwrap();
+    assert_eq!(field(&r, "window"), Some(&Value::Window([0, 0, 256, 200])));
+    assert_eq!(field(&r, "tile_count"), Some(&Value::Integer(2)));
+    assert_eq!(field(&r, "gsd"), Some(&Value::Float(20.0)));
+}
+
+fn png16(path: &Path) {
+    let img = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(64, 64, |x, y| {
+        image::Luma([(x * 700 + y * 300) as u16])
+    });
+    img.save(path).unwrap();
+}
+
+#[test]
+#[expect(clippy::many_single_char_names, reason = "short names for the records under test")]
+fn stac_items_sidecars_and_csv_become_typed_fields() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(arch.join("items")).unwrap();
+    std::fs::create_dir_all(arch.join("img")).unwrap();
+    png16(&arch.join("img/a.png"));
+    RgbImage::from_pixel(16, 16, image::Rgb([9, 9, 9])).save(arch.join("img/a_thumb.png")).unwrap();
+    std::fs::copy(chip("Forest", "forest_175.jpg"), arch.join("img/b.jpg")).unwrap();
+    RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 50])).save(arch.join("img/c.png")).unwrap();
+    let item = serde_json::json!({
+        "type": "Feature", "stac_version": "1.0.0", "id": "S2B_scene_1",
+        "bbox": [5.0, 45.0, 5.5, 45.5],
+        "geometry": {"type": "Polygon", "coordinates": [[[5.0, 45.0], [5.5, 45.0], [5.5, 45.5], [5.0, 45.5], [5.0, 45.0]]]},
+        "properties": {"datetime": "2021-07-04T10:30:00Z", "platform": "sentinel-2b", "constellation": "sentinel-2",
+            "gsd": 10, "eo:cloud_cover": 12, "view:off_nadir": 3.5, "instruments": ["msi"], "s2:nested": {"a": 1}},
+        "assets": {
+            "visual": {"href": "../img/a.png", "type": "image/png", "roles": ["data"]},
+            "thumb": {"href": "../img/a_thumb.png", "type": "image/png", "roles": ["thumbnail"]},
+            "evil": {"href": "../../outside.png", "type": "image/png", "roles": ["data"]},
+            "remote": {"href": "https://example.invalid/x.tif", "type": "image/tiff; application=geotiff"}
+        }
+    });
+    std::fs::write(arch.join("items/scene1.json"), item.to_string()).unwrap();
+    std::fs::write(
+        arch.join("img/b.json"),
+        r#"{"class": "Forest", "cloud": 3, "acquired": "2020-05-01", "bbox": [1, 2, 3, 4]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        arch.join("manifest.csv"),
+        "path,class,quality,flag,min_lon,min_lat,max_lon,max_lat\nimg/c.png,Farmland,0.75,true,7,47,7.5,47.25\nimg/missing.png,x,1,false,0,0,1,1\n",
+    )
+    .unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    let o = ImportOptions { schema: vec![("cloud".into(), FieldType::Float)], ..opts(512, 1024) };
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    let types: Vec<(String, String)> = s.fields.clone();
+    for (n, t) in [
+        ("datetime", "timestamp"),
+        ("platform", "keyword"),
+        ("constellation", "keyword"),
+        ("eo:cloud_cover", "float"),
+        ("view:off_nadir", "float"),
+        ("instruments", "keyword"),
+        ("item_id", "keyword"),
+        ("class", "keyword"),
+        ("cloud", "float"),
+        ("acquired", "timestamp"),
+        ("quality", "float"),
+        ("flag", "bool"),
+    ] {
+        assert!(types.contains(&(n.to_string(), t.to_string())), "{n}:{t} not in {types:?}");
+    }
+    assert!(s.metadata_notes.iter().any(|n| n.contains("s2:nested")), "{:?}", s.metadata_notes);
+    assert_eq!(s.count(Status::Imported), 4);
+    assert_eq!(s.reason(Reason::OutsideArchive), 1, "{lines:#?}");
+    assert_eq!(s.reason(Reason::RemoteHref), 1);
+    let a = record(&db, "img/a.png", 0).unwrap();
+    assert_eq!(field(&a, "platform"), Some(&Value::Keyword("sentinel-2b".into())));
+    assert_eq!(field(&a, "eo:cloud_cover"), Some(&Value::Float(12.0)));
+    assert_eq!(field(&a, "gsd"), Some(&Value::Float(10.0)));
+    assert_eq!(field(&a, "item_id"), Some(&Value::Keyword("S2B_scene_1".into())));
+    let when = skysift::ingest::metadata::parse_timestamp("2021-07-04T10:30:00Z").unwrap();
+    assert_eq!(field(&a, "datetime"), Some(&Value::Timestamp(when)));
+    assert_eq!(footprint(&a), [5.0, 45.0, 5.5, 45.5]);
+    assert!(line_for(&lines, "img/a.png")["notes"].to_string().contains("u16 stretched"));
+    let b = record(&db, "img/b.jpg", 0).unwrap();
+    assert_eq!(field(&b, "class"), Some(&Value::Keyword("Forest".into())));
+    assert_eq!(field(&b, "cloud"), Some(&Value::Float(3.0)));
+    assert_eq!(footprint(&b), [1.0, 2.0, 3.0, 4.0]);
+    let c = record(&db, "img/c.png", 0).unwrap();
+    assert_eq!(field(&c, "class"), Some(&Value::Keyword("Farmland".into())));
+    assert_eq!(field(&c, "flag"), Some(&Value::Bool(true)));
+    assert_eq!(footprint(&c), [7.0, 47.0, 7.5, 47.25]);
+    assert!(field(&record(&db, "img/a_thumb.png", 0).unwrap(), "platform").is_none());
+    let evil = lines.iter().find(|l| l["reason"] == "outside_archive").unwrap();
+    assert_eq!(evil["kind"], "metadata");
+    assert!(evil["path"].as_str().unwrap().starts_with("items/scene1.json"));
+}
+
+fn tiny_tiff(w: u32, h: u32, strip_bytes: u32) -> Vec<u8> {
+    // A little-endian TIFF whose only IFD declares w x h pixels in one strip of `strip_bytes`.
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, w),
+        (257, 4, h),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8),
+        (278, 4, h),
+        (279, 4, strip_bytes),
+    ];
+    let mut v = b"II*\0".to_vec();
+    v.extend_from_slice(&8u32.to_le_bytes());
+    v.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, val) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&ty.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        if ty == 3 {
+            v.extend_from_slice(&(val as u16).to_le_bytes());
+            v.extend_from_slice(&[0, 0]);
+        } else {
+            v.extend_from_slice(&val.to_le_bytes());
+        }
+    }
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v
+}
+
+fn png_bomb() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in &ihdr {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+        }
+    }
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&(!crc).to_be_bytes());
+    png
+}
+
+/// Every bad input of the issue, next to one good file.
+fn hostile_archive(arch: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::create_dir_all(arch.join("sub")).unwrap();
+    let good = std::fs::read(chip("Beach", "beach_142.jpg")).unwrap();
+    std::fs::write(arch.join("good.jpg"), &good).unwrap();
+    std::fs::write(arch.join("changing.jpg"), &good).unwrap();
+    std::fs::write(arch.join("empty.jpg"), b"").unwrap();
+    std::fs::write(arch.join("truncated.jpg"), &good[..good.len() / 2]).unwrap();
+    let mut corrupt = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    corrupt.extend((0..500u32).map(|i| (i * 31 % 251) as u8));
+    std::fs::write(arch.join("corrupt.png"), corrupt).unwrap();
+    std::fs::write(arch.join("bomb.png"), png_bomb()).unwrap();
+    std::fs::write(arch.join("bomb.tif"), tiny_tiff(100_000, 100_000, 1000)).unwrap();
+    std::fs::write(arch.join("gif.png"), b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap();
+    let t = arch.join("truncated.tif");
+    write(&t, &SynthTiff::new(64, 64, 3, SampleKind::U8), pattern).unwrap();
+    let bytes = std::fs::read(&t).unwrap();
+    std::fs::write(&t, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let palette = SynthTiff { photometric: Some(3), ..SynthTiff::new(16, 16, 1, SampleKind::U8) };
+    write(&arch.join("palette.tif"), &palette, pattern).unwrap();
+    std::fs::write(arch.join(std::ffi::OsStr::from_bytes(b"bad\xff.jpg")), &good).unwrap();
+    std::os::unix::fs::symlink(arch, arch.join("sub/loop")).unwrap();
+    std::os::unix::fs::symlink(arch.join("nowhere.tif"), arch.join("broken.tif")).unwrap();
+    let fifo = Command::new("mkfifo").arg(arch.join("fifo.tif")).status().unwrap();
+    assert!(fifo.success());
+    std::fs::write(arch.join("README.txt"), "not imagery").unwrap();
+}
+
+#[test]
+fn hostile_inputs_are_skipped_with_reasons_and_nothing_is_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    hostile_archive(&arch);
+    let db = Db::open(d.path().join("db")).unwrap();
+    let mut o = opts(512, 1024);
+    o.after_hash = Some(Arc::new(|p: &Path| {
+        if p.ends_with("changing.jpg") {
+            std::fs::OpenOptions::new().append(true).open(p).unwrap().write_all(b"more").unwrap();
+        }
+    }));
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    let expect = [
+        (Reason::ZeroByte, 1),
+        (Reason::Truncated, 2),
+        (Reason::Corrupt, 1),
+        (Reason::TooLarge, 2),
+        (Reason::UnsupportedFormat, 1),
+        (Reason::UnsupportedBandLayout, 1),
+        (Reason::NonUtf8Name, 1),
+        (Reason::SymlinkLoop, 1),
+        (Reason::BrokenLink, 1),
+        (Reason::NotRegularFile, 1),
+        (Reason::ChangedDuringImport, 1),
+    ];
+    for (r, n) in expect {
+        let brief: Vec<String> =
+            lines.iter().map(|l| format!("{} {} {}", l["path"], l["reason"], l["detail"])).collect();
+        assert_eq!(s.reason(r), n, "{r:?} in {:#?}\n{brief:#?}", s.by_reason);
+    }
+    assert_eq!(s.count(Status::Imported), 1, "{lines:#?}");
+    assert!(!s.clean());
+    assert_eq!(line_for(&lines, "bomb.png")["reason"], "too_large");
+    assert!(line_for(&lines, "bomb.tif")["detail"].as_str().unwrap().contains("100000x100000"));
+    assert_eq!(line_for(&lines, "bad\\xFF.jpg")["reason"], "non_utf8_name");
+    assert!(record(&db, "good.jpg", 0).is_some());
+    assert!(record(&db, "changing.jpg", 0).is_none(), "a file that changed mid-import leaves no records");
+    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 1);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["kind"], "summary");
+    assert_eq!(summary["by_status"]["imported"], 1);
+
+    // --bands naming a band the file lacks.
+    let o = ImportOptions { collection: "bands".into(), bands: Some([3, 2, 1]), ..opts(512, 1024) };
+    let (s, _) = run(&db, &FAKE, &arch, &o);
+    assert!(s.reason(Reason::BandsOutOfRange) >= 1);
+}
+
+fn scene(path: &Path, w: u32, h: u32, seed: u32) {
+    let spec = SynthTiff { rgb: true, chunks: Chunks::Tiles(64, 64), ..SynthTiff::new(w, h, 3, SampleKind::U8) };
+    write(path, &spec, |x, y, b| f64::from((x / 16 * 37 + y / 16 * 91 + b as u32 * 50 + seed) % 256)).unwrap();
+}
+
+#[test]
+fn reimport_is_idempotent_and_a_changed_file_replaces_its_records() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    scene(&arch.join("scene.tif"), 256, 256, 0);
+    std::fs::copy(chip("Port", "port_129.jpg"), arch.join("chip.jpg")).unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    let o = opts(64, 160);
+    let (s, _) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 17));
+    let before = record(&db, "scene.tif", 3).unwrap();
+
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Unchanged), s.tiles_written, s.tiles_reused), (2, 0, 17), "{lines:#?}");
+    assert!(s.clean());
+    assert_eq!(record(&db, "scene.tif", 3).unwrap(), before);
+
+    // The scene shrinks to 2 x 3 tiles with new content: replaced in place, 10 stale records removed.
+    scene(&arch.join("scene.tif"), 128, 192, 7);
+    let (s, _) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Imported), s.count(Status::Unchanged), s.tiles_written), (1, 1, 6));
+    assert_eq!(s.records_deleted, 10);
+    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 7);
+    assert_ne!(field(&record(&db, "scene.tif", 3).unwrap(), "file_hash"), field(&before, "file_hash"));
+    assert!(record(&db, "scene.tif", 6).is_none());
+
+    // Another tiling is another recipe: everything is re-imported.
+    let (s, _) = run(&db, &FAKE, &arch, &opts(32, 160));
+    assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 4 * 6 + 1));
+}
+
+#[test]
+fn an_interrupted_scene_resumes_where_it_stopped() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    scene(&arch.join("big.tif"), 512, 512, 3);
+    let db = Db::open(d.path().join("db")).unwrap();
+    let o = ImportOptions { workers: 1, commit_rows: 4, ..opts(64, 100) };
+    let (stop, progress) = (Arc::clone(&o.stop), Arc::clone(&o.progress));
+    let watcher = std::thread::spawn(move || {
+        let t = Instant::now();
+        while progress.tiles_written.load(Ordering::Relaxed) < 8 && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    watcher.join().unwrap();
+    assert!(s.interrupted && !s.clean());
+    let first = db.snapshot().collection("scenes").unwrap().count();
+    assert!((8..64).contains(&first), "{first} tiles after the stop");
+    assert_eq!(line_for(&lines, "big.tif")["status"], "interrupted");
+
+    let o = ImportOptions { stop: Arc::default(), progress: Arc::default(), ..o };
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    assert!(s.clean(), "{lines:#?}");
+    let l = line_for(&lines, "big.tif");
+    assert_eq!((l["reused"].as_u64().unwrap(), l["written"].as_u64().unwrap()), (first, 64 - first));
+    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 64);
+}
+
+#[test]
+fn another_model_or_a_loaded_collection_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    std::fs::copy(chip("Port", "port_129.jpg"), arch.join("chip.jpg")).unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    run(&db, &FAKE, &arch, &opts(512, 1024));
+    let other = FakeEncoder { fingerprint: 9 };
+    let e = import(&db, &other, &arch, &opts(512, 1024), &mut ReportWriter::none()).unwrap_err().to_string();
+    assert!(e.contains("fake-7") && e.contains("fake-9"), "{e}");
+    db.create_collection("loaded", skysift::CollectionSpec::new(8, skysift::schema::Metric::Cosine)).unwrap();
+    let o = ImportOptions { collection: "loaded".into(), ..opts(512, 1024) };
+    let e = import(&db, &FAKE, &arch, &o, &mut ReportWriter::none()).unwrap_err().to_string();
+    assert!(e.contains("provenance"), "{e}");
+}
+
+#[test]
+fn a_large_multiband_scene_is_read_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    let (w, h, bands) = (2048u32, 1536u32, 13usize);
+    let spec = SynthTiff {
+        chunks: Chunks::Tiles(256, 256),
+        geo: Some(SynthGeo { epsg: 32632, origin: (300_000.0, 5_000_000.0), pixel: (10.0, 10.0) }),
+        ..SynthTiff::new(w, h, bands, SampleKind::U16)
+    };
+    write(&arch.join("S2_L1C.tif"), &spec, |x, y, b| 500.0 + pattern(x, y, b) * 10.0).unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    let (s, _) = run(&db, &FAKE, &arch, &opts(256, 512));
+    assert!(s.clean());
+    assert_eq!(s.tiles_written, 8 * 6);
+    // Two rows of 256-pixel chunks as RGB, one raw 13-band chunk, one window.
+    let bound = 2 * 256 * u64::from(w) * 3 + 256 * 256 * bands as u64 * 2 + 256 * 256 * 3;
+    let raw = u64::from(w) * u64::from(h) * bands as u64 * 2;
+    assert!(s.peak_reader_bytes <= bound, "peak {} > bound {bound}", s.peak_reader_bytes);
+    assert!(s.peak_reader_bytes * 10 < raw, "peak {} vs raw scene {raw}", s.peak_reader_bytes);
+}
+
+/// 4 x 4 chips of 150 px from `samples/aid-mini`, two of them ports.
+const MOSAIC: [(&str, &str); 16] = [
+    ("Forest", "forest_175.jpg"),
+    ("Desert", "desert_114.jpg"),
+    ("Farmland", "farmland_158.jpg"),
+    ("Meadow", "meadow_125.jpg"),
+    ("Mountain", "mountain_141.jpg"),
+    ("Port", "port_129.jpg"),
+    ("BareLand", "bareland_113.jpg"),
+    ("Forest", "forest_18.jpg"),
+    ("Farmland", "farmland_167.jpg"),
+    ("Desert", "desert_13.jpg"),
+    ("Meadow", "meadow_140.jpg"),
+    ("Mountain", "mountain_182.jpg"),
+    ("BareLand", "bareland_120.jpg"),
+    ("Forest", "forest_180.jpg"),
+    ("Port", "port_16.jpg"),
+    ("Desert", "desert_152.jpg"),
+];
+
+#[test]
+fn mosaic_heatmap_hottest_tiles_hold_the_queried_class() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    let mut mosaic = RgbImage::new(600, 600);
+    let mut ports = Vec::new();
+    for (i, (class, name)) in MOSAIC.iter().enumerate() {
+        let img = image::open(chip(class, name)).unwrap().to_rgb8();
+        let img = image::imageops::resize(&img, 150, 150, image::imageops::FilterType::Triangle);
+        image::imageops::replace(&mut mosaic, &img, (i % 4) as i64 * 150, (i / 4) as i64 * 150);
+        if *class == "Port" {
+            ports.push(i as u32);
+        }
+    }
+    mosaic.save(arch.join("mosaic.png")).unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    let o = ImportOptions { workers: 1, ..opts(150, 200) };
+    let (s, _) = run(&db, demo(), &arch, &o);
+    assert_eq!(s.tiles_written, 16);
+    let col = db.snapshot().collection("scenes").unwrap();
+    let tiles = skysift::ingest::heatmap::scene_tiles(&col, "mosaic.png").unwrap();
+    assert_eq!(tiles.len(), 16);
+    let q = demo().query(&TextQuery::new("a port with many boats")).unwrap();
+    let scores = skysift::ingest::heatmap::scores(&tiles, &q.vector);
+    let mut order: Vec<u32> = (0..16).collect();
+    order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    let mut top: Vec<u32> = order[..ports.len()].to_vec();
+    top.sort_unstable();
+    assert_eq!(top, ports, "scores {scores:?}");
+    let img = skysift::ingest::heatmap::render(&tiles, &scores, 300);
+    assert_eq!(img.dimensions(), (300, 300));
+    img.save(d.path().join("heat.png")).unwrap();
+}
+
+fn skysift(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skysift")).current_dir(repo()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_import_survives_kill_9_and_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    let root = repo().join("samples/aid-mini");
+    let mut n = 0;
+    for class in ["Airport", "Beach", "Forest", "Port", "River", "Stadium", "Desert", "Farmland"] {
+        for e in std::fs::read_dir(root.join(class)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "jpg") {
+                for copy in 0..2 {
+                    std::fs::copy(&p, arch.join(format!("{copy}_{}", p.file_name().unwrap().to_str().unwrap())))
+                        .unwrap();
+                    n += 1;
+                }
+            }
+        }
+    }
+    let (db, report) = (d.path().join("db"), d.path().join("report.jsonl"));
+    let (db_s, arch_s, rep_s) = (db.to_str().unwrap(), arch.to_str().unwrap(), report.to_str().unwrap());
+    let args = [
+        "import",
+        db_s,
+        arch_s,
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--commit-every",
+        "2",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skysift"))
+        .current_dir(repo())
+        .args(args)
+        .args(["--report", rep_s])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let seen = loop {
+        let lines = std::fs::read_to_string(&report)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"file\""))
+            .count();
+        if lines >= 10 || t.elapsed() > Duration::from_secs(120) {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.code().is_none(), "the import ended before the kill ({status}); make the archive larger");
+    let count =
+        |db: &Path| Db::builder(db).read_only(true).open().unwrap().snapshot().collection("images").unwrap().count();
+    let after_kill = count(&db);
+    assert!(
+        after_kill >= seen as u64 && after_kill < n,
+        "{after_kill} records after the kill, {seen} reported, {n} files"
+    );
+
+    let (code, out, err) = skysift(&[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let s: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(s["by_status"]["unchanged"].as_u64().unwrap(), after_kill, "{s}");
+    assert_eq!(s["by_status"]["imported"].as_u64().unwrap(), n - after_kill, "{s}");
+    assert_eq!(count(&db), n);
+
+    // Heat map of one chip from the command line.
+    let png = d.path().join("heat.png");
+    let (code, out, err) =
+        skysift(&["heatmap", db_s, "0_port_129.jpg", "harbour", "--out", png.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(png.exists() && out.contains("\"tiles\":1"), "{out}");
+
+    // The hostile archive through the command line: exit status 4, problems on stderr.
+    let bad = d.path().join("bad");
+    hostile_archive(&bad);
+    let (code, out, err) = skysift(&[
+        "import",
+        d.path().join("db2").to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("zero_byte") && err.contains("too_large") && out.contains("2 imported"), "{out}{err}");
+}
