@@ -586,7 +586,7 @@ pub fn normalize(v: &mut [f32]) -> Option<()> {
 }
 
 /// What a commit wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
     /// Commit sequence number in the collection.
     pub seq: u64,
@@ -594,6 +594,9 @@ pub struct CommitInfo {
     pub written: usize,
     /// Delete operations.
     pub deleted: usize,
+    /// The batch is committed, but the automatic flush that followed failed (the writer is now
+    /// stopped; reopen the database to continue). `None` when no flush ran or it succeeded.
+    pub flush_error: Option<String>,
 }
 
 /// A write transaction on one collection: buffered operations, applied atomically by
@@ -705,15 +708,19 @@ impl WriteTxn<'_> {
     /// rows to a segment when they reach the database's `flush_rows`.
     pub fn commit(mut self) -> Result<CommitInfo> {
         let name = self.col.name.clone();
-        let info = CommitInfo { seq: self.col.last_seq, written: self.inserted, deleted: self.deleted };
+        let info =
+            CommitInfo { seq: self.col.last_seq, written: self.inserted, deleted: self.deleted, flush_error: None };
         if self.ops.is_empty() {
             return Ok(info);
         }
         let seq = self.guard.commit(&name, std::mem::take(&mut self.ops))?;
         let rows = self.guard.snapshot().collections.get(&name).map_or(0, |c| c.mem.rows());
+        let mut flush_error = None;
         if rows >= self.db.inner.flush_rows {
-            self.guard.flush(&name)?;
+            // The batch is durable already: a failed flush is reported, not turned into a
+            // failed commit.
+            flush_error = self.guard.flush(&name).err().map(|e| e.to_string());
         }
-        Ok(CommitInfo { seq, ..info })
+        Ok(CommitInfo { seq, flush_error, ..info })
     }
 }

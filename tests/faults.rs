@@ -185,3 +185,56 @@ fn enospc_at_every_operation_keeps_the_last_committed_state() {
     assert!(t.injected > 20);
     assert_eq!(t.injected, t.survived);
 }
+
+/// Fills a real small filesystem (`SKYSIFT_SMALL_FS` = a directory on a tiny tmpfs or loop
+/// device, as `scripts/campaign.sh` mounts) until the disk is full; every batch committed before
+/// ENOSPC must survive a reopen.
+#[test]
+#[ignore = "needs a small filesystem; run by scripts/campaign.sh"]
+fn disk_full_on_a_small_filesystem_keeps_committed_batches() {
+    let Some(root) = std::env::var_os("SKYSIFT_SMALL_FS") else { panic!("set SKYSIFT_SMALL_FS") };
+    let dir = std::path::PathBuf::from(root).join("db");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut committed = 0u64;
+    let mut failure = None;
+    {
+        let db = Db::builder(&dir).flush_rows(200).open().unwrap();
+        db.create_collection("c", spec()).unwrap();
+        for b in 0..100_000u64 {
+            let r = (|| {
+                let mut tx = db.begin_write("c")?;
+                for id in b * 10..b * 10 + 10 {
+                    tx.upsert(record(id, b))?;
+                }
+                tx.commit()
+            })();
+            match r {
+                Ok(info) => {
+                    committed = b + 1;
+                    if let Some(e) = info.flush_error {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    let failure = failure.expect("the small filesystem never filled up");
+    assert!(failure.contains("No space") || failure.contains("os error 28"), "{failure}");
+    let db = Db::builder(&dir).read_only(true).open().expect("reopen after ENOSPC");
+    let col = db.snapshot().collection("c").unwrap();
+    let mut lost = 0;
+    for id in 0..committed * 10 {
+        match col.get(id).unwrap() {
+            Some(r) => assert_eq!((r.vector, r.fields), model_entry(id, id / 10)),
+            None => lost += 1,
+        }
+    }
+    println!("disk full: committed batches {committed}, rows lost {lost}, error: {failure}");
+    assert_eq!(lost, 0);
+    assert_eq!(col.count(), committed * 10);
+}

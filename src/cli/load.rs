@@ -212,7 +212,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             let rec = NewRecord { id, vector: v.to_vec(), fields };
             if a.upsert { tx.upsert(rec) } else { tx.insert(rec) }.with_context(|| format!("row {r}"))?;
         }
-        tx.commit()?;
+        let info = tx.commit()?;
+        if let Some(e) = info.flush_error {
+            bail!("batch {} was committed ({} rows in total), but flushing to a segment failed: {e}", batch_no + 1, total + n);
+        }
         batch_no += 1;
         total += n;
         row += n;
