@@ -406,8 +406,7 @@ impl CollectionSnapshot {
 
     /// Checks a filter expression against the schema without running it.
     pub fn check_filter(&self, expr: &str) -> Result<()> {
-        let _ = expr;
-        Err(Error::Invalid("filter expressions are not available in this build yet".into()))
+        crate::filter::IntoFilter::into_filter(expr, &self.state.schema).map(|_| ()).map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// Every live id: segments in order, then the in-memory rows.

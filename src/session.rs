@@ -196,6 +196,27 @@ impl Session {
 
     /// Runs one query.
     pub fn ask(&mut self, input: &QueryInput) -> Result<Answer> {
+        self.ask_with(input, None, false)
+    }
+
+    /// Runs one query with an optional filter expression; `explain` adds the plan to the notes.
+    pub fn ask_filtered(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
+        let mut a = self.ask_with(input, filter, explain)?;
+        if explain && filter.is_none() {
+            let col = self.snapshot()?;
+            let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
+            a.notes.push(format!(
+                "plan: {} segment(s), {graphs} searched by graph (int8 traversal, exact rescoring), the rest and {} \
+                 in-memory rows scanned exactly; ef {}",
+                col.segments().len(),
+                col.memory_rows(),
+                SearchParams { ef: self.ef, ..SearchParams::k(self.k) }.ef_or_default()
+            ));
+        }
+        Ok(a)
+    }
+
+    fn ask_with(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
         let t0 = Instant::now();
         let mut language = None;
         let mut prompts = Vec::new();
@@ -241,8 +262,22 @@ impl Session {
         let encode_time = t0.elapsed();
         let t1 = Instant::now();
         let params = SearchParams { ef: self.ef, ..SearchParams::k(self.k) };
-        let hits = col.search(&vector, &params, &mut self.scratch)?;
+        let mut notes_after = Vec::new();
+        let hits = match filter {
+            None => col.search(&vector, &params, &mut self.scratch)?,
+            Some(f) => {
+                let prepared = col.prepare_filter(f)?;
+                if explain {
+                    let (hits, e) = col.explain(&vector, &prepared, &params, &mut self.scratch)?;
+                    notes_after.push(e.to_string());
+                    hits
+                } else {
+                    col.search_filtered(&vector, &prepared, &params, &mut self.scratch)?
+                }
+            }
+        };
         let search_time = t1.elapsed();
+        notes.extend(notes_after);
         let mut rows = Vec::with_capacity(hits.len());
         for (i, h) in hits.iter().enumerate() {
             let Some(r) = col.get(h.id)? else { continue };
@@ -261,27 +296,6 @@ impl Session {
             rows.push(AnswerRow { rank: i + 1, id: h.id, score: h.score, fields, thumbnail });
         }
         Ok(Answer { rows, language, prompts, encode_time, search_time, notes })
-    }
-
-    /// Runs one query with an optional filter expression; `explain` adds the plan to the notes.
-    pub fn ask_filtered(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
-        match filter {
-            None => {
-                let mut a = self.ask(input)?;
-                if explain {
-                    let col = self.snapshot()?;
-                    let graphs = col.index_state().iter().filter(|s| s.graph_levels.is_some()).count();
-                    a.notes.push(format!(
-                        "plan: {} segment(s), {graphs} searched by graph (int8 traversal, exact rescoring), the rest and {} in-memory rows scanned exactly; ef {}",
-                        col.segments().len(),
-                        col.memory_rows(),
-                        SearchParams { ef: self.ef, ..SearchParams::k(self.k) }.ef_or_default()
-                    ));
-                }
-                Ok(a)
-            }
-            Some(_) => Err(Error::Invalid("filter expressions are not available in this build yet".into())),
-        }
     }
 
     /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.

@@ -81,7 +81,7 @@ macro_rules! with_samples {
 }
 
 /// Chunks decoded at most to estimate the stretch of a scene.
-const STRETCH_MAX_CHUNKS: usize = 64;
+pub const STRETCH_MAX_CHUNKS: usize = 64;
 
 /// An open TIFF scene.
 pub struct TiffRaster {
