@@ -88,7 +88,8 @@ dt{{color:#5b6670}} dd{{margin:0;overflow-wrap:anywhere}} footer{{margin-top:24p
         }
         let _ =
             write!(s, "<div class=\"score\">#{} &middot; {:.4}</div><dl><dt>id</dt><dd>{}</dd>", r.rank, r.score, r.id);
-        for (n, v) in &r.fields {
+        let source = r.fields.iter().filter(|(n, _)| n == "source").map(|(n, v)| (n.as_str(), v));
+        for (n, v) in source.chain(crate::session::key_fields(&r.fields)) {
             let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", escape(n), escape(&display_value(v)));
         }
         s.push_str("</dl></div>");

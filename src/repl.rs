@@ -337,8 +337,10 @@ pub fn render(out: &mut String, a: &Answer) {
     let _ = writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source");
     for r in &a.rows {
         let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
-        let fields: Vec<String> =
-            r.fields.iter().filter(|(n, _)| n != "source").map(|(n, v)| format!("{n}={}", display_value(v))).collect();
+        let fields: Vec<String> = crate::session::key_fields(&r.fields)
+            .into_iter()
+            .map(|(n, v)| format!("{n}={}", display_value(v)))
+            .collect();
         let _ = writeln!(
             out,
             "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
@@ -359,7 +361,9 @@ pub fn render(out: &mut String, a: &Answer) {
         a.search_time.as_secs_f64() * 1e3
     );
     for n in &a.notes {
-        let _ = writeln!(out, "note: {}", clean(n));
+        for line in n.lines() {
+            let _ = writeln!(out, "note: {}", clean(line));
+        }
     }
     if out.ends_with('\n') {
         out.pop();

@@ -331,6 +331,23 @@ impl Session {
     }
 }
 
+/// Fields that import keeps for bookkeeping and that result tables leave out.
+const BOOKKEEPING: [&str; 12] = [
+    "source", "format", "crs", "bands", "tile_index", "tile_count", "file_size", "file_hash", "tiling", "item_id",
+    "skysift:generated", "description",
+];
+
+/// The fields worth showing in a one-line result: everything but bookkeeping and blobs, at most 6.
+#[must_use]
+pub fn key_fields(fields: &[(String, Value)]) -> Vec<(&str, &Value)> {
+    fields
+        .iter()
+        .filter(|(n, v)| !BOOKKEEPING.contains(&n.as_str()) && !matches!(v, Value::Blob(_)))
+        .map(|(n, v)| (n.as_str(), v))
+        .take(6)
+        .collect()
+}
+
 /// Formats a value for people.
 #[must_use]
 pub fn display_value(v: &Value) -> String {

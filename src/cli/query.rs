@@ -57,6 +57,12 @@ pub struct Args {
     /// Run one query per line of this file (JSON lines out, one per query, in order).
     #[arg(long)]
     file: Option<PathBuf>,
+    /// Filter, e.g. "class = 'Port' AND datetime >= '2020-01-01' AND eo:cloud_cover < 20".
+    #[arg(long = "where", value_name = "EXPR")]
+    filter: Option<String>,
+    /// Show how the query was planned and executed.
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     opts: QueryOpts,
 }
@@ -82,6 +88,9 @@ pub struct LabelArgs {
     /// Model directory.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Where the encoder runs: cpu, cuda or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// Print JSON lines.
     #[arg(long)]
     json: bool,
@@ -132,8 +141,10 @@ pub fn print_table(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
     writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source")?;
     for r in &a.rows {
         let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
-        let fields: Vec<String> =
-            r.fields.iter().filter(|(n, _)| n != "source").map(|(n, v)| format!("{n}={}", display_value(v))).collect();
+        let fields: Vec<String> = skysift::session::key_fields(&r.fields)
+            .into_iter()
+            .map(|(n, v)| format!("{n}={}", display_value(v)))
+            .collect();
         writeln!(
             out,
             "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
@@ -154,7 +165,9 @@ pub fn print_table(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
         a.search_time.as_secs_f64() * 1e3
     )?;
     for n in &a.notes {
-        writeln!(out, "note: {}", clean(n))?;
+        for line in n.lines() {
+            writeln!(out, "note: {}", clean(line))?;
+        }
     }
     Ok(())
 }
@@ -188,7 +201,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             if text.is_empty() {
                 continue;
             }
-            match s.ask(&QueryInput::Text(text.to_owned())) {
+            match s.ask_filtered(&QueryInput::Text(text.to_owned()), a.filter.as_deref(), a.explain) {
                 Ok(ans) => writeln!(out, "{}", answer_json(text, &ans))?,
                 Err(e) => writeln!(out, "{}", serde_json::json!({"query": text, "error": e.to_string()}))?,
             }
@@ -201,7 +214,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         (Some(t), None, None) => (QueryInput::Text(t.clone()), t.clone()),
         (None, None, None) => bail!("give a question, --image PATH, --like ID or --file FILE"),
     };
-    let ans = s.ask(&input)?;
+    let ans = s.ask_filtered(&input, a.filter.as_deref(), a.explain)?;
     if a.opts.json {
         writeln!(out, "{}", answer_json(&label, &ans))?;
     } else {
@@ -226,6 +239,7 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
     let mut s = Session::open(db, Some(&a.collection), a.model.as_deref())?;
     s.prompting = prompting(&a.templates)?;
     s.lang = Some(a.lang.clone());
+    s.set_device(device(&a.device)?);
     let all = s.label_all(&labels, a.top.max(1))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
