@@ -406,7 +406,9 @@ impl CollectionSnapshot {
 
     /// Checks a filter expression against the schema without running it.
     pub fn check_filter(&self, expr: &str) -> Result<()> {
-        crate::filter::IntoFilter::into_filter(expr, &self.state.schema).map(|_| ()).map_err(|e| Error::Invalid(e.to_string()))
+        crate::filter::IntoFilter::into_filter(expr, &self.state.schema)
+            .map(|_| ())
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// Every live id: segments in order, then the in-memory rows.

@@ -43,6 +43,10 @@ fn repl() -> Option<&'static Mutex<Repl>> {
 }
 
 /// One REPL line (on a small database without a model: text queries fail fast).
+///
+/// # Panics
+///
+/// When an escape byte reaches the REPL's output (the property the target checks).
 pub fn repl_line(data: &[u8]) {
     let Ok(line) = std::str::from_utf8(data) else { return };
     if line.trim_start().starts_with("\\show") {
@@ -84,4 +88,4 @@ mod tempfile_free {
 }
 
 /// Every target by name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 2] = [("metadata", metadata), ("repl_line", repl_line)];
+pub const TARGETS: [(&str, skysift_storage::fuzzing::Target); 2] = [("metadata", metadata), ("repl_line", repl_line)];

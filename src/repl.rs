@@ -170,7 +170,7 @@ impl Repl {
         if text.is_empty() {
             return Outcome::err("nothing to search for before WHERE");
         }
-        self.run(text.to_owned(), QueryInput::Text(text.to_owned()), filter.as_deref())
+        self.run(text.to_owned(), &QueryInput::Text(text.to_owned()), filter.as_deref())
     }
 
     fn check_filter(&self, expr: &str) -> Result<(), String> {
@@ -178,8 +178,8 @@ impl Repl {
         col.check_filter(expr).map_err(|e| e.to_string())
     }
 
-    fn run(&mut self, label: String, input: QueryInput, filter: Option<&str>) -> Outcome {
-        match self.session.ask_filtered(&input, filter, self.explain) {
+    fn run(&mut self, label: String, input: &QueryInput, filter: Option<&str>) -> Outcome {
+        match self.session.ask_filtered(input, filter, self.explain) {
             Ok(ans) => {
                 let mut out = String::new();
                 render(&mut out, &ans);
@@ -238,7 +238,7 @@ impl Repl {
                 }
             }
             "like" => match arg.parse::<u64>() {
-                Ok(id) => self.run(format!("like {id}"), QueryInput::Like(id), self.filter.clone().as_deref()),
+                Ok(id) => self.run(format!("like {id}"), &QueryInput::Like(id), self.filter.clone().as_deref()),
                 Err(_) => Outcome::err("\\like takes a record id"),
             },
             "explain" => {

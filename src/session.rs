@@ -22,6 +22,9 @@ use crate::index::{SearchParams, SearchScratch};
 /// Parameter under which import records the model directory it used.
 pub const MODEL_DIR_PARAM: &str = "model.dir";
 
+/// A record id with its best labels and scores, best first.
+pub type Labelled = (u64, Vec<(String, f32)>);
+
 /// What to look for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryInput {
@@ -150,7 +153,7 @@ impl Session {
     /// Switches to another collection.
     pub fn use_collection(&mut self, name: &str) -> Result<()> {
         self.db.snapshot().collection(name)?;
-        self.collection = name.to_owned();
+        name.clone_into(&mut self.collection);
         self.encoder = None;
         Ok(())
     }
@@ -299,7 +302,7 @@ impl Session {
     }
 
     /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.
-    pub fn label_ids(&mut self, ids: &[u64], labels: &[String]) -> Result<Vec<(u64, Vec<(String, f32)>)>> {
+    pub fn label_ids(&mut self, ids: &[u64], labels: &[String]) -> Result<Vec<Labelled>> {
         let enc = self.encoder()?;
         let lang = self.lang.clone().unwrap_or_else(|| "en".into());
         let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
@@ -315,7 +318,7 @@ impl Session {
     }
 
     /// Zero-shot labels for every record: `(id, [(label, score)])`, best first.
-    pub fn label_all(&mut self, labels: &[String], top: usize) -> Result<Vec<(u64, Vec<(String, f32)>)>> {
+    pub fn label_all(&mut self, labels: &[String], top: usize) -> Result<Vec<Labelled>> {
         let enc = self.encoder()?;
         let lang = self.lang.clone().unwrap_or_else(|| "en".into());
         let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
@@ -333,8 +336,18 @@ impl Session {
 
 /// Fields that import keeps for bookkeeping and that result tables leave out.
 const BOOKKEEPING: [&str; 12] = [
-    "source", "format", "crs", "bands", "tile_index", "tile_count", "file_size", "file_hash", "tiling", "item_id",
-    "skysift:generated", "description",
+    "source",
+    "format",
+    "crs",
+    "bands",
+    "tile_index",
+    "tile_count",
+    "file_size",
+    "file_hash",
+    "tiling",
+    "item_id",
+    "skysift:generated",
+    "description",
 ];
 
 /// The fields worth showing in a one-line result: everything but bookkeeping and blobs, at most 6.

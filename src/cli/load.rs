@@ -214,7 +214,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         let info = tx.commit()?;
         if let Some(e) = info.flush_error {
-            bail!("batch {} was committed ({} rows in total), but flushing to a segment failed: {e}", batch_no + 1, total + n);
+            bail!(
+                "batch {} was committed ({} rows in total), but flushing to a segment failed: {e}",
+                batch_no + 1,
+                total + n
+            );
         }
         batch_no += 1;
         total += n;

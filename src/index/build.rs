@@ -2,7 +2,7 @@
 //! into the compact layout of `storage::segment::graph`, optionally improved with query-guided
 //! edges, plus int8 codes for quantized traversal.
 //!
-//! **Query-guided edges** (our answer to out-of-distribution text queries, after RoarGraph,
+//! **Query-guided edges** (our answer to out-of-distribution text queries, after `RoarGraph`,
 //! VLDB 2024): a text query sits far from the image vectors, and its true neighbours are spread
 //! over regions that image-to-image edges do not connect well. Given a sample of queries from
 //! the same distribution (prompt-ensemble embeddings of a label vocabulary, logged queries,

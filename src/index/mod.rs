@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `exact.rs` | exact top-k by SIMD inner product over live rows, with a reusable scratch |
 //! | `params.rs` | index parameters kept in collection parameters (`index.*`) |
-//! | `build.rs` | graph construction (hnsw_rs), freezing, query-guided edges, int8 codes |
+//! | `build.rs` | graph construction (`hnsw_rs`), freezing, query-guided edges, int8 codes |
 //! | `native.rs` | skysift's own parallel HNSW construction on flat arrays (the default builder) |
 //! | `hnsw.rs` | search over the mapped graph: int8 traversal, exact rescoring |
 //! | `search.rs` | per-collection search: graph or exact per segment, merge with the memtable |

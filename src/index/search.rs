@@ -81,16 +81,13 @@ pub fn search_collection(
         if let Some(graph) = graph {
             let codes = if p.f32_traversal { None } else { seg.codes().and_then(Result::ok) };
             let live = |r: u32| !s.tombstones.contains(r);
-            let found = match codes {
-                Some(codes) => {
-                    let t = quantize_query(&codes, query, &mut qcodes);
-                    let scorer = Scorer::Int8 { codes, query: &qcodes, t };
-                    search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
-                }
-                None => {
-                    let scorer = Scorer::Exact { vectors: seg.vectors(), dim, query };
-                    search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
-                }
+            let found = if let Some(codes) = codes {
+                let t = quantize_query(&codes, query, &mut qcodes);
+                let scorer = Scorer::Int8 { codes, query: &qcodes, t };
+                search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
+            } else {
+                let scorer = Scorer::Exact { vectors: seg.vectors(), dim, query };
+                search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
             };
             scratch.evaluations += scratch.graph.evaluations;
             if found.len() >= want {

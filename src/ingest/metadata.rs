@@ -288,7 +288,6 @@ fn digits(s: &str) -> Option<i64> {
 /// Parses `YYYY-MM-DD` or RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; a missing zone is
 /// UTC) to microseconds since 1970-01-01T00:00:00Z.
 #[must_use]
-#[expect(clippy::many_single_char_names, reason = "y/m/d as in the calendar formulas")]
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let s = s.trim();
     let date = s.get(..10)?;

@@ -46,7 +46,8 @@ pub(crate) fn search(
             degree: graph.as_ref().map(|g| g.slots0() as usize),
             int8: codes.is_some(),
         };
-        let plan: Plan = choose(&facts, p.k, p.ef_or_default(), if p.exact { None } else { prepared.force });
+        let force = if p.exact { Some(Strategy::Exact) } else { prepared.force };
+        let plan: Plan = choose(&facts, p.k, p.ef_or_default(), force);
         let mut strategy = plan.strategy;
         let mut fallback = false;
         if passing > 0
@@ -78,7 +79,8 @@ pub(crate) fn search(
             };
             if found.len() >= want {
                 let ids = seg.ids();
-                for (_, row) in found {
+                let take = p.rescore.map_or(found.len(), |r| r.max(want));
+                for (_, row) in found.into_iter().take(take) {
                     scratch.evaluations += 1;
                     let score = dot(seg.vector(row as usize), query);
                     scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });

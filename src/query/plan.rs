@@ -1,21 +1,29 @@
 //! The planner: per segment, from the number of rows passing the filter and a cost model, picks
 //! how to search it.
 //!
-//! Costs are in *row reads*: one exact f32 inner product with a stored vector = 1. The constants
-//! were measured on the bench data (512-d, M = 16, int8 codes; see `benches/ann/filtered.py`),
-//! where all three strategies were run on every segment at every selectivity:
+//! Costs are in *row reads*: one exact f32 inner product with a stored vector read in row order
+//! = 1 (about 0.2 µs for 512 dimensions here). The model was fitted to runs of every strategy
+//! forced at 2.5 %, 5 %, 20 %, 30 % and 50 % selectivity on the bench data (100k x 512, M = 16,
+//! int8 codes, out-of-distribution queries; `benches/ann/filtered.py`):
 //!
-//! | strategy | evaluations | cost |
+//! | strategy | vectors scored | cost |
 //! | --- | --- | --- |
 //! | exact scan of the passing rows | `c` | `c` |
-//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `≈ GRAPH_EVALS · ef / s` | `INT8 · evals + ef` |
-//! | two-hop graph (ACORN-1 style: only passing nodes are scored, reached through one non-passing hop) | `≈ TWO_HOP_EVALS · ef` | `INT8 · evals + NEIGHBOUR · reads + ef` |
+//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 8.5 ef / s^0.8)` | `1.75 · scored + 1.5 · ef` |
+//! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 27 ef s^0.45)` | `(1.75 + min(5.5, 0.2 / s)) · scored + 1.5 · ef` |
 //!
-//! where `c` is the passing rows, `s = c / rows` the selectivity and `ef` the search width, which
-//! grows as `s` drops (graphs lose recall on sparse passing sets otherwise). Below
-//! [`EXACT_BELOW`] passing rows the scan is always chosen: it is exact and costs less than
-//! finding an entry point. A graph search that returns fewer than `min(k, c)` rows falls back to
-//! the exact scan, so a filter matching `k` rows always yields `k` results.
+//! `c` is the passing rows, `s = c / rows` the selectivity, `ef` the search width, which grows
+//! as `1/√s` from the caller's `ef` (graphs lose recall on sparse passing sets otherwise). A
+//! scored node costs more than a scanned row because graph order is random memory order; a
+//! two-hop node also costs the neighbour lists read to find it (one cache miss each, about
+//! `1/s` ids per passing node found). Rescoring reads `ef` f32 rows at random.
+//!
+//! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows the scan is
+//! always chosen (exact, and cheaper than finding an entry point), and below
+//! [`TWO_HOP_MIN_SELECTIVITY`] two-hop is not used (its recall fell to 0.94 at 2.5 % and 0.82
+//! at 0.5 % whatever `ef`, as passing nodes stop being connected through one hop). A graph
+//! search that returns fewer than `min(k, c)` rows falls back to the exact scan, so a filter
+//! matching `k` rows always yields `k` results.
 
 use std::fmt;
 
@@ -57,20 +65,21 @@ impl fmt::Display for Strategy {
 
 /// Passing rows at or below which a segment is always scanned exactly.
 pub const EXACT_BELOW: usize = 2048;
-/// Cost of scoring one row on int8 codes, relative to an exact f32 inner product.
-pub const INT8: f64 = 0.35;
-/// Cost of reading one neighbour id and testing it (visited set, passing bitset).
-pub const NEIGHBOUR: f64 = 0.01;
-/// Graph evaluations per unit of `ef / s`, measured.
-pub const GRAPH_EVALS: f64 = 9.0;
-/// Two-hop evaluations per unit of `ef`, measured.
-pub const TWO_HOP_EVALS: f64 = 14.0;
-/// Selectivity below which plain filtered HNSW is not trusted to keep recall (the passing nodes
-/// become too sparse along the graph's paths); two-hop or exact is used instead.
-pub const GRAPH_MIN_SELECTIVITY: f64 = 0.2;
-/// Selectivity below which two-hop expansion is not trusted either (a node's two-hop
-/// neighbourhood holds too few passing nodes to keep the search connected).
-pub const TWO_HOP_MIN_SELECTIVITY: f64 = 0.01;
+/// Cost of scoring one node during traversal (random order), in row reads.
+pub const SCORE: f64 = 1.75;
+/// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
+pub const RESCORE: f64 = 1.5;
+/// Graph: vectors scored per unit of `ef / s^0.8`.
+pub const GRAPH_SCORED: f64 = 8.5;
+/// Two-hop: vectors scored per unit of `ef · s^0.45`.
+pub const TWO_HOP_SCORED: f64 = 27.0;
+/// Two-hop: neighbour-list reads per scored node, `min(TWO_HOP_LISTS_MAX, TWO_HOP_LISTS / s)`.
+pub const TWO_HOP_LISTS: f64 = 0.2;
+/// Upper bound of the two-hop list-read cost per scored node.
+pub const TWO_HOP_LISTS_MAX: f64 = 5.5;
+/// Selectivity below which two-hop expansion is not used: passing nodes are too sparse for a
+/// node's two-hop neighbourhood to keep the search connected, and recall drops.
+pub const TWO_HOP_MIN_SELECTIVITY: f64 = 0.04;
 
 /// What the planner knows about one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,14 +117,13 @@ pub fn ef_for(ef: usize, k: usize, s: f64) -> usize {
 
 /// Estimated costs `(graph, two_hop)` for a segment with a graph.
 fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
-    let score = if f.int8 { INT8 } else { 1.0 };
-    let deg = f.degree.unwrap_or(32) as f64;
-    let graph_evals = GRAPH_EVALS * ef as f64 / s;
-    let graph = score * graph_evals + ef as f64;
-    let two_hop_evals = TWO_HOP_EVALS * ef as f64;
-    // A passing node is found among `1 / s` neighbour ids read (one-hop, then two-hop lists).
-    let reads = (two_hop_evals / s.max(1e-6)).min(f.rows as f64 * deg);
-    let two_hop = score * two_hop_evals + NEIGHBOUR * reads + ef as f64;
+    let score = if f.int8 { SCORE } else { SCORE * 2.0 };
+    let s = s.max(1e-9);
+    let ef_f = ef as f64;
+    let graph_scored = (GRAPH_SCORED * ef_f / s.powf(0.8)).min(f.rows as f64);
+    let graph = score * graph_scored + RESCORE * ef_f;
+    let two_hop_scored = (TWO_HOP_SCORED * ef_f * s.powf(0.45)).min(f.passing as f64);
+    let two_hop = (score + (TWO_HOP_LISTS / s).min(TWO_HOP_LISTS_MAX)) * two_hop_scored + RESCORE * ef_f;
     (graph, two_hop)
 }
 
@@ -147,26 +155,18 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
     }
     let pct = 100.0 * s;
     let mut best = (Strategy::Exact, exact);
-    if s >= GRAPH_MIN_SELECTIVITY && graph < best.1 {
+    if graph < best.1 {
         best = (Strategy::Graph, graph);
     }
     if s >= TWO_HOP_MIN_SELECTIVITY && two_hop < best.1 {
         best = (Strategy::TwoHop, two_hop);
     }
+    let two_hop_note =
+        if s >= TWO_HOP_MIN_SELECTIVITY { format!("two-hop {two_hop:.0}") } else { "two-hop: too sparse".into() };
     let reason = match best.0 {
-        Strategy::Exact if s < TWO_HOP_MIN_SELECTIVITY => {
-            format!("{pct:.2}% pass: too sparse for graph traversal; scan cost {exact:.0} row reads")
-        }
-        Strategy::Exact => format!("scan cost {exact:.0} < graph {graph:.0} / two-hop {two_hop:.0} row reads"),
-        Strategy::Graph => format!("{pct:.1}% pass: graph cost {graph:.0} < scan {exact:.0}, two-hop {two_hop:.0}"),
-        Strategy::TwoHop => format!(
-            "{pct:.2}% pass: two-hop cost {two_hop:.0} < scan {exact:.0}{}",
-            if s >= GRAPH_MIN_SELECTIVITY {
-                format!(", graph {graph:.0}")
-            } else {
-                ", too sparse for plain graph".into()
-            }
-        ),
+        Strategy::Exact => format!("{pct:.2}% pass: scan {exact:.0} < graph {graph:.0}, {two_hop_note}"),
+        Strategy::Graph => format!("{pct:.2}% pass: graph {graph:.0} < scan {exact:.0}, {two_hop_note}"),
+        Strategy::TwoHop => format!("{pct:.2}% pass: two-hop {two_hop:.0} < scan {exact:.0}, graph {graph:.0}"),
     };
     plan(best.0, reason)
 }
@@ -180,7 +180,9 @@ mod tests {
         let f = |passing| SegmentFacts { rows: 1_000_000, passing, degree: Some(48), int8: true };
         assert_eq!(choose(&f(10), 10, 64, None).strategy, Strategy::Exact);
         assert_eq!(choose(&f(5_000), 10, 64, None).strategy, Strategy::Exact);
-        assert_ne!(choose(&f(500_000), 10, 64, None).strategy, Strategy::Exact);
+        assert_eq!(choose(&f(500_000), 10, 64, None).strategy, Strategy::Graph);
+        assert_eq!(choose(&f(50_000), 10, 64, None).strategy, Strategy::TwoHop);
+        assert_eq!(choose(&f(20_000), 10, 64, None).strategy, Strategy::Exact);
         let none = SegmentFacts { degree: None, ..f(500_000) };
         assert_eq!(choose(&none, 10, 64, Some(Strategy::Graph)).strategy, Strategy::Exact);
         assert_eq!(ef_for(64, 10, 1.0), 64);

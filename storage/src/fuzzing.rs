@@ -104,6 +104,9 @@ pub fn vecblob(data: &[u8]) {
     let _ = vecblob::decode(Path::new("fuzz.bin"), data);
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 5] =
+pub const TARGETS: [(&str, Target); 5] =
     [("segment", segment), ("graph", graph), ("wal", wal), ("manifest", manifest), ("vecblob", vecblob)];

@@ -97,7 +97,7 @@ impl GeoWriter {
     pub fn finish(mut self) -> Vec<u8> {
         let grid = |v: f64, lo: f64, span: f64| (((v - lo) / span).clamp(0.0, 1.0) * f64::from(u16::MAX)) as u32;
         self.items.sort_by_cached_key(|(b, row)| {
-            let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+            let (cx, cy) = (f64::midpoint(b[0], b[2]), f64::midpoint(b[1], b[3]));
             (hilbert(grid(cx, -180.0, 360.0), grid(cy, -90.0, 180.0)), *row)
         });
         let mut levels: Vec<Vec<(GeoBox, u32)>> = vec![self.items];

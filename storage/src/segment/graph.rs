@@ -261,7 +261,7 @@ mod tests {
         for n in 0..bytes.len() {
             let b = Bytes::copy_from(&bytes[..n]);
             if let Ok(g) = GraphView::parse(b.as_slice(), 4) {
-                for l in 0..g.levels() + 1 {
+                for l in 0..=g.levels() {
                     for node in 0..6 {
                         let _ = g.neighbours(l, node);
                     }
@@ -273,7 +273,7 @@ mod tests {
             c[i] ^= 0xff;
             let b = Bytes::copy_from(&c);
             if let Ok(g) = GraphView::parse(b.as_slice(), 4) {
-                for l in 0..g.levels() + 1 {
+                for l in 0..=g.levels() {
                     for node in 0..6 {
                         let _ = g.neighbours(l, node);
                     }

@@ -105,7 +105,9 @@ impl RangesWriter {
             bitmap.serialize_into(&mut data).map_err(|e| e.to_string())?;
             offsets.push(data.len() as u64);
         }
-        offsets.iter().for_each(|o| e.u64(*o));
+        for o in &offsets {
+            e.u64(*o);
+        }
         e.buf.extend_from_slice(&data);
         Ok(e.buf)
     }

@@ -533,6 +533,7 @@ impl Segment {
     }
 
     /// The range index of `field` (integer, float, timestamp, bool), when the segment has one.
+    #[must_use]
     pub fn ranges(&self, field: usize) -> Option<Result<super::ranges::RangesView<'_>>> {
         let (offset, b) = self.field_section(SectionKind::Ranges, field)?;
         Some(
@@ -542,6 +543,7 @@ impl Segment {
     }
 
     /// The spatial index of geo bbox `field`, when the segment has one.
+    #[must_use]
     pub fn geo(&self, field: usize) -> Option<Result<super::geo::GeoView<'_>>> {
         let (offset, b) = self.field_section(SectionKind::Geo, field)?;
         Some(
