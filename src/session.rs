@@ -303,29 +303,30 @@ impl Session {
 
     /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.
     pub fn label_ids(&mut self, ids: &[u64], labels: &[String]) -> Result<Vec<Labelled>> {
-        let enc = self.encoder()?;
-        let lang = self.lang.clone().unwrap_or_else(|| "en".into());
-        let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
-        let zs = ZeroShot::new(&enc, &set, self.prompting)?;
-        let col = self.snapshot()?;
-        let mut out = Vec::new();
-        for &id in ids {
-            let Some(r) = col.get(id)? else { continue };
-            let best = zs.top(&r.vector, 3)?;
-            out.push((id, best.into_iter().map(|l| (l.label, l.score)).collect()));
-        }
-        Ok(out)
+        self.label(Some(ids), labels, 3)
     }
 
     /// Zero-shot labels for every record: `(id, [(label, score)])`, best first.
     pub fn label_all(&mut self, labels: &[String], top: usize) -> Result<Vec<Labelled>> {
+        self.label(None, labels, top)
+    }
+
+    fn label(&mut self, ids: Option<&[u64]>, labels: &[String], top: usize) -> Result<Vec<Labelled>> {
         let enc = self.encoder()?;
         let lang = self.lang.clone().unwrap_or_else(|| "en".into());
         let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
         let zs = ZeroShot::new(&enc, &set, self.prompting)?;
         let col = self.snapshot()?;
-        let mut out = Vec::new();
-        for id in col.ids()? {
+        let all;
+        let ids = match ids {
+            Some(ids) => ids,
+            None => {
+                all = col.ids()?;
+                &all
+            }
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
             let Some(r) = col.get(id)? else { continue };
             let best = zs.top(&r.vector, top)?;
             out.push((id, best.into_iter().map(|l| (l.label, l.score)).collect()));

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use skysift::Db;
 use skysift::encode::{Device, Prompting};
-use skysift::session::{Answer, QueryInput, Session, display_value, json_value};
+use skysift::session::{Answer, QueryInput, Session, json_value};
 
 /// Options shared by `query` and the REPL.
 #[derive(Debug, Clone, clap::Args)]
@@ -135,41 +135,9 @@ pub fn clean(s: &str) -> String {
 
 /// Renders an answer as a table.
 pub fn print_table(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
-    if a.rows.is_empty() {
-        writeln!(out, "no results")?;
-    }
-    writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source")?;
-    for r in &a.rows {
-        let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
-        let fields: Vec<String> = skysift::session::key_fields(&r.fields)
-            .into_iter()
-            .map(|(n, v)| format!("{n}={}", display_value(v)))
-            .collect();
-        writeln!(
-            out,
-            "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
-            r.rank,
-            r.score,
-            r.id,
-            clean(&source),
-            clean(&fields.join(" "))
-        )?;
-    }
-    let lang = a.language.as_deref().map_or(String::new(), |l| format!("language {l}, "));
-    writeln!(
-        out,
-        "{} results ({lang}{} prompts; encode {:.1} ms, search {:.1} ms)",
-        a.rows.len(),
-        a.prompts.len(),
-        a.encode_time.as_secs_f64() * 1e3,
-        a.search_time.as_secs_f64() * 1e3
-    )?;
-    for n in &a.notes {
-        for line in n.lines() {
-            writeln!(out, "note: {}", clean(line))?;
-        }
-    }
-    Ok(())
+    let mut text = String::new();
+    skysift::repl::render(&mut text, a);
+    writeln!(out, "{text}")
 }
 
 /// An answer as one JSON object.
