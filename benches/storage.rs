@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use skysift::schema::Metric;
-use skysift::{CollectionSpec, Db, NewRecord, SearchScratch};
+use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchScratch};
 
 const DIM: usize = 512;
 
@@ -31,9 +31,15 @@ fn vectors(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A collection spec without graphs: these benchmarks measure storage, not index construction
+/// (graph search is benchmarked by `benches/ann/sweep.py` against hnswlib).
+fn spec() -> CollectionSpec {
+    CollectionSpec::new(DIM as u32, Metric::Cosine).index(IndexParams { min_rows: usize::MAX, ..IndexParams::default() })
+}
+
 fn build(dir: &Path, rows: usize) -> Db {
     let db = Db::builder(dir).flush_rows(usize::MAX).open().expect("open");
-    db.create_collection("c", CollectionSpec::new(DIM as u32, Metric::Cosine)).expect("create");
+    db.create_collection("c", spec()).expect("create");
     let data = vectors(rows, 42);
     for (b, chunk) in data.chunks(DIM * 10_000).enumerate() {
         let mut tx = db.begin_write("c").expect("begin");
@@ -55,7 +61,7 @@ fn load(c: &mut Criterion) {
         b.iter(|| {
             let dir = tempfile::tempdir().expect("tempdir");
             let db = Db::builder(dir.path()).flush_rows(usize::MAX).open().expect("open");
-            db.create_collection("c", CollectionSpec::new(DIM as u32, Metric::Cosine)).expect("create");
+            db.create_collection("c", spec()).expect("create");
             for (bi, chunk) in data.chunks(DIM * 1000).enumerate() {
                 let mut tx = db.begin_write("c").expect("begin");
                 for (i, v) in chunk.chunks_exact(DIM).enumerate() {

@@ -14,6 +14,7 @@ mod corruption;
 mod crash;
 mod encode;
 mod faults;
+mod fixtures;
 mod filter;
 mod fuzz_corpus;
 mod index;

@@ -241,7 +241,9 @@ impl Checker<'_> {
         Ok(match e {
             Expr::And(a, b) | Expr::Or(a, b) => {
                 let (a, b) = (self.lower(a, neg)?, self.lower(b, neg)?);
-                if matches!(e, Expr::And(..)) != neg { and(vec![a, b]) } else { or(vec![a, b]) }
+                // De Morgan: under NOT, AND becomes OR and OR becomes AND.
+                let conjunction = matches!(e, Expr::And(..)) ^ neg;
+                if conjunction { and(vec![a, b]) } else { or(vec![a, b]) }
             }
             Expr::Not(a) => self.lower(a, !neg)?,
             _ => {
@@ -256,21 +258,16 @@ impl Checker<'_> {
         if name == "id" {
             return Ok(Target::Id);
         }
-        match self.schema.field_index(name) {
-            Some(index) => {
-                Ok(Target::Field { index, ty: self.schema.fields.get(index).map_or(FieldType::Blob, |f| f.ty) })
-            }
-            None => {
-                let names: Vec<&str> = self.schema.fields.iter().map(|f| f.name.as_str()).chain(["id"]).collect();
-                let mut e = self.err(At::Field, format!("unknown field `{name}`"));
-                let all = format!("fields: {}", names.join(", "));
-                e = match closest(name, names.iter().copied()) {
-                    Some(c) => e.help(format!("did you mean `{c}`? {all}")),
-                    None => e.help(all),
-                };
-                Err(e)
-            }
-        }
+        let Some(index) = self.schema.field_index(name) else {
+            let names: Vec<&str> = self.schema.fields.iter().map(|f| f.name.as_str()).chain(["id"]).collect();
+            let all = format!("fields: {}", names.join(", "));
+            let hint = match closest(name, names.iter().copied()) {
+                Some(c) => format!("did you mean `{c}`? {all}"),
+                None => all,
+            };
+            return Err(self.err(At::Field, format!("unknown field `{name}`")).help(hint));
+        };
+        Ok(Target::Field { index, ty: self.schema.fields.get(index).map_or(FieldType::Blob, |f| f.ty) })
     }
 
     fn type_name(t: Target) -> String {
@@ -288,8 +285,10 @@ impl Checker<'_> {
         };
         let integral = |v: f64| (v.fract() == 0.0 && v >= -(2f64.powi(63)) && v < 2f64.powi(63)).then_some(v as i64);
         Ok(match (t, lit) {
-            (Target::Id, Literal::Int(v)) if *v >= 0 => *v as u64,
-            (Target::Id, Literal::Float(v)) if *v >= 0.0 && integral(*v).is_some() => integral(*v).unwrap_or(0) as u64,
+            (Target::Id, Literal::Int(v)) if *v >= 0 => v.unsigned_abs(),
+            (Target::Id, Literal::Float(v)) if *v >= 0.0 && integral(*v).is_some() => {
+                integral(*v).unwrap_or(0).unsigned_abs()
+            }
             (Target::Id, _) => return Err(bad("a non-negative integer")),
             (Target::Field { ty: FieldType::Integer, .. }, Literal::Int(v)) => key_i64(*v),
             (Target::Field { ty: FieldType::Integer, .. }, Literal::Float(v)) if integral(*v).is_some() => {

@@ -38,11 +38,8 @@ impl GeoShape {
                 Ok(GeoShape { bbox: *b, ring: None })
             }
             Shape::Polygon(points) => {
-                if let Some(p) = points.iter().find(|p| !in_range(p[0], p[1])) {
-                    return Err(format!(
-                        "polygon point ({} {}) is outside WGS84 (lon -180..180, lat -90..90)",
-                        p[0], p[1]
-                    ));
+                if let Some([lon, lat]) = points.iter().find(|[lon, lat]| !in_range(*lon, *lat)) {
+                    return Err(format!("polygon point ({lon} {lat}) is outside WGS84 (lon -180..180, lat -90..90)"));
                 }
                 let mut ring = points.clone();
                 if ring.len() > 1 && ring.first() == ring.last() {

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use super::explain::{Explain, SegmentExplain};
-use super::plan::{Plan, SegmentFacts, Strategy, choose};
+use super::plan::{Plan, SegmentFacts, Strategy, choose, rescored};
 use super::prepare::{PreparedFilter, bit};
 use super::two_hop::{self, Scorer, TwoHopScratch};
 use crate::index::exact::{Hit, dot};
@@ -17,6 +17,7 @@ use crate::index::{SearchParams, SearchScratch};
 
 thread_local! {
     static TWO_HOP: RefCell<TwoHopScratch> = RefCell::new(TwoHopScratch::default());
+    static APPROX: RefCell<Vec<(f32, u32)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Searches the passing rows of `prepared` for `query` (checked and normalised). With `explain`,
@@ -51,7 +52,31 @@ pub(crate) fn search(
         let mut strategy = plan.strategy;
         let mut fallback = false;
         if passing > 0
-            && let Some(g) = graph.as_ref().filter(|_| plan.strategy != Strategy::Exact)
+            && plan.strategy == Strategy::Int8Scan
+            && let Some(codes) = codes
+        {
+            let t = quantize_query(&codes, query, &mut qcodes);
+            let ids = seg.ids();
+            APPROX.with_borrow_mut(|approx| {
+                approx.clear();
+                for row in &allowed.rows {
+                    let s = simsimd::SpatialSimilarity::dot(codes.row(row as usize), qcodes.as_slice())
+                        .map_or(f32::NEG_INFINITY, |d| d as f32 * t);
+                    approx.push((s, row));
+                }
+                scratch.evaluations += approx.len();
+                let keep = rescored(p.ef_or_default(), p.k).min(approx.len());
+                if keep > 0 && keep < approx.len() {
+                    approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+                }
+                for &(_, row) in approx.iter().take(keep) {
+                    scratch.evaluations += 1;
+                    let score = dot(seg.vector(row as usize), query);
+                    scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
+                }
+            });
+        } else if passing > 0
+            && let Some(g) = graph.as_ref().filter(|_| matches!(plan.strategy, Strategy::Graph | Strategy::TwoHop))
         {
             let scorer = match codes {
                 Some(codes) => {
@@ -124,7 +149,7 @@ pub(crate) fn search(
             scratch.top.push(Hit { id: r.id, score: dot(&r.vector, query) });
         }
     }
-    if let Some(e) = explain.as_deref_mut().filter(|_| state.mem.rows() > 0) {
+    if let Some(e) = explain.filter(|_| state.mem.rows() > 0) {
         let passing = prepared.mem.len();
         e.segments.push(SegmentExplain {
             segment: None,
@@ -135,7 +160,13 @@ pub(crate) fn search(
             plan: Plan {
                 strategy: Strategy::Exact,
                 ef: 0,
-                costs: [(Strategy::Exact, Some(passing as f64)), (Strategy::Graph, None), (Strategy::TwoHop, None)],
+                rescore: 0,
+                costs: [
+                    (Strategy::Exact, Some(passing as f64)),
+                    (Strategy::Int8Scan, None),
+                    (Strategy::Graph, None),
+                    (Strategy::TwoHop, None),
+                ],
                 reason: "in-memory rows: evaluated row by row, scanned".into(),
             },
             ran: Strategy::Exact,

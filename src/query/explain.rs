@@ -70,7 +70,11 @@ impl fmt::Display for Explain {
                 Some(e) => writeln!(f, "; passing: estimated {e:.0}, actual {} ({pct:.3}%)", s.passing)?,
                 None => writeln!(f, "; passing: {} ({pct:.3}%)", s.passing)?,
             }
-            let ef = if s.plan.strategy == Strategy::Exact { String::new() } else { format!(" ef={}", s.plan.ef) };
+            let ef = match s.plan.strategy {
+                Strategy::Exact => String::new(),
+                Strategy::Int8Scan => format!(" rescoring {}", s.plan.rescore),
+                Strategy::Graph | Strategy::TwoHop => format!(" ef={}", s.plan.ef),
+            };
             write!(f, "  strategy: {}{ef} ({})", s.plan.strategy, s.plan.reason)?;
             if s.fallback {
                 write!(f, "; found fewer than k, fell back to {}", s.ran)?;

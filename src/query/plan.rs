@@ -9,6 +9,7 @@
 //! | strategy | vectors scored | cost |
 //! | --- | --- | --- |
 //! | exact scan of the passing rows | `c` | `c` |
+//! | int8 scan of the passing rows, exact rescoring of the best `max(ef, 4k)` | `c` | `0.6 c + 1.5 max(ef, 4k)` |
 //! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 8.5 ef / s^0.8)` | `1.75 · scored + 1.5 · ef` |
 //! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 27 ef s^0.45)` | `(1.75 + min(5.5, 0.2 / s)) · scored + 1.5 · ef` |
 //!
@@ -18,8 +19,8 @@
 //! two-hop node also costs the neighbour lists read to find it (one cache miss each, about
 //! `1/s` ids per passing node found). Rescoring reads `ef` f32 rows at random.
 //!
-//! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows the scan is
-//! always chosen (exact, and cheaper than finding an entry point), and below
+//! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
+//! chosen (exact or int8, both cheaper than finding an entry point), and below
 //! [`TWO_HOP_MIN_SELECTIVITY`] two-hop is not used (its recall fell to 0.94 at 2.5 % and 0.82
 //! at 0.5 % whatever `ef`, as passing nodes stop being connected through one hop). A graph
 //! search that returns fewer than `min(k, c)` rows falls back to the exact scan, so a filter
@@ -32,6 +33,9 @@ use std::fmt;
 pub enum Strategy {
     /// Exact SIMD scan of the passing rows.
     Exact,
+    /// SIMD scan of the passing rows' int8 codes, then exact f32 rescoring of the best
+    /// [`rescored`] of them: a quarter of the bytes of the exact scan.
+    Int8Scan,
     /// HNSW traversal of all nodes, returning only passing ones.
     Graph,
     /// Traversal that scores only passing nodes, expanding through non-passing neighbours to
@@ -45,6 +49,7 @@ impl Strategy {
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Exact => "exact",
+            Strategy::Int8Scan => "int8-scan",
             Strategy::Graph => "graph",
             Strategy::TwoHop => "two-hop",
         }
@@ -53,7 +58,7 @@ impl Strategy {
     /// Parses [`Strategy::name`].
     #[must_use]
     pub fn from_name(s: &str) -> Option<Strategy> {
-        [Strategy::Exact, Strategy::Graph, Strategy::TwoHop].into_iter().find(|x| x.name() == s)
+        [Strategy::Exact, Strategy::Int8Scan, Strategy::Graph, Strategy::TwoHop].into_iter().find(|x| x.name() == s)
     }
 }
 
@@ -65,6 +70,9 @@ impl fmt::Display for Strategy {
 
 /// Passing rows at or below which a segment is always scanned exactly.
 pub const EXACT_BELOW: usize = 2048;
+/// Cost of scoring one passing row's int8 codes in row order, in row reads (a quarter of the
+/// bytes, but the rows of a sparse passing set are each a fresh cache miss).
+pub const SCAN_INT8: f64 = 0.6;
 /// Cost of scoring one node during traversal (random order), in row reads.
 pub const SCORE: f64 = 1.75;
 /// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
@@ -101,8 +109,10 @@ pub struct Plan {
     pub strategy: Strategy,
     /// Search width for graph strategies.
     pub ef: usize,
+    /// Rows rescored exactly after an int8 scan.
+    pub rescore: usize,
     /// Estimated cost of each strategy (row reads), `None` where it does not apply.
-    pub costs: [(Strategy, Option<f64>); 3],
+    pub costs: [(Strategy, Option<f64>); 4],
     /// Why, in words.
     pub reason: String,
 }
@@ -113,6 +123,12 @@ pub struct Plan {
 pub fn ef_for(ef: usize, k: usize, s: f64) -> usize {
     let grown = ef as f64 / s.clamp(1e-6, 1.0).sqrt();
     (grown.ceil() as usize).clamp(ef.max(k), (ef * 16).max(k))
+}
+
+/// Rows an int8 scan rescores exactly: the best `max(ef, 4k)` by int8 score.
+#[must_use]
+pub fn rescored(ef: usize, k: usize) -> usize {
+    ef.max(4 * k)
 }
 
 /// Estimated costs `(graph, two_hop)` for a segment with a graph.
@@ -130,43 +146,60 @@ fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
 /// Chooses the strategy for one segment; `force` overrides the choice where it applies.
 #[must_use]
 pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) -> Plan {
+    let base_ef = ef;
     let c = f.passing;
     let s = c as f64 / f.rows.max(1) as f64;
     let ef = ef_for(ef, k, s);
     let exact = c as f64;
+    let int8_scan =
+        if f.int8 { SCAN_INT8 * c as f64 + RESCORE * rescored(base_ef, k).min(c) as f64 } else { f64::INFINITY };
     let (graph, two_hop) = if f.degree.is_some() { graph_costs(f, ef, s) } else { (f64::INFINITY, f64::INFINITY) };
     let costs = [
         (Strategy::Exact, Some(exact)),
+        (Strategy::Int8Scan, f.int8.then_some(int8_scan)),
         (Strategy::Graph, f.degree.map(|_| graph)),
         (Strategy::TwoHop, f.degree.map(|_| two_hop)),
     ];
-    let plan = |strategy, reason: String| Plan { strategy, ef, costs, reason };
+    let rescore = rescored(base_ef, k);
+    let plan = |strategy, reason: String| Plan { strategy, ef, rescore, costs, reason };
     if let Some(forced) = force {
-        if forced == Strategy::Exact || f.degree.is_some() {
+        let usable = match forced {
+            Strategy::Exact => true,
+            Strategy::Int8Scan => f.int8,
+            Strategy::Graph | Strategy::TwoHop => f.degree.is_some(),
+        };
+        if usable {
             return plan(forced, "forced".into());
         }
-        return plan(Strategy::Exact, format!("{forced} was forced but the segment has no graph"));
-    }
-    if f.degree.is_none() {
-        return plan(Strategy::Exact, "no graph in this segment".into());
-    }
-    if c <= EXACT_BELOW.max(k) {
-        return plan(Strategy::Exact, format!("{c} passing rows <= {}: a scan is exact and cheap", EXACT_BELOW.max(k)));
+        return plan(Strategy::Exact, format!("{forced} was forced but the segment has no index for it"));
     }
     let pct = 100.0 * s;
     let mut best = (Strategy::Exact, exact);
-    if graph < best.1 {
+    if int8_scan < best.1 {
+        best = (Strategy::Int8Scan, int8_scan);
+    }
+    let traverse = f.degree.is_some() && c > EXACT_BELOW.max(k);
+    if traverse && graph < best.1 {
         best = (Strategy::Graph, graph);
     }
-    if s >= TWO_HOP_MIN_SELECTIVITY && two_hop < best.1 {
+    if traverse && s >= TWO_HOP_MIN_SELECTIVITY && two_hop < best.1 {
         best = (Strategy::TwoHop, two_hop);
     }
-    let two_hop_note =
-        if s >= TWO_HOP_MIN_SELECTIVITY { format!("two-hop {two_hop:.0}") } else { "two-hop: too sparse".into() };
-    let reason = match best.0 {
-        Strategy::Exact => format!("{pct:.2}% pass: scan {exact:.0} < graph {graph:.0}, {two_hop_note}"),
-        Strategy::Graph => format!("{pct:.2}% pass: graph {graph:.0} < scan {exact:.0}, {two_hop_note}"),
-        Strategy::TwoHop => format!("{pct:.2}% pass: two-hop {two_hop:.0} < scan {exact:.0}, graph {graph:.0}"),
+    let others: Vec<String> = costs
+        .iter()
+        .filter(|(st, cost)| *st != best.0 && cost.is_some_and(f64::is_finite))
+        .map(|(st, cost)| match st {
+            Strategy::Graph | Strategy::TwoHop if !traverse => {
+                format!("{st}: {c} passing rows are too few to traverse")
+            }
+            Strategy::TwoHop if s < TWO_HOP_MIN_SELECTIVITY => format!("{st}: too sparse"),
+            _ => format!("{st} {:.0}", cost.unwrap_or(0.0)),
+        })
+        .collect();
+    let reason = if f.degree.is_none() && !f.int8 {
+        "no graph or codes in this segment".to_owned()
+    } else {
+        format!("{pct:.2}% pass: {} {:.0} < {}", best.0, best.1, others.join(", "))
     };
     plan(best.0, reason)
 }
@@ -179,11 +212,12 @@ mod tests {
     fn small_passing_sets_are_scanned_and_large_ones_traversed() {
         let f = |passing| SegmentFacts { rows: 1_000_000, passing, degree: Some(48), int8: true };
         assert_eq!(choose(&f(10), 10, 64, None).strategy, Strategy::Exact);
-        assert_eq!(choose(&f(5_000), 10, 64, None).strategy, Strategy::Exact);
+        assert_eq!(choose(&f(200), 10, 64, None).strategy, Strategy::Exact);
+        assert_eq!(choose(&f(5_000), 10, 64, None).strategy, Strategy::Int8Scan);
         assert_eq!(choose(&f(500_000), 10, 64, None).strategy, Strategy::Graph);
         assert_eq!(choose(&f(50_000), 10, 64, None).strategy, Strategy::TwoHop);
-        assert_eq!(choose(&f(20_000), 10, 64, None).strategy, Strategy::Exact);
-        let none = SegmentFacts { degree: None, ..f(500_000) };
+        assert_eq!(choose(&f(20_000), 10, 64, None).strategy, Strategy::Int8Scan);
+        let none = SegmentFacts { degree: None, int8: false, ..f(500_000) };
         assert_eq!(choose(&none, 10, 64, Some(Strategy::Graph)).strategy, Strategy::Exact);
         assert_eq!(ef_for(64, 10, 1.0), 64);
         assert_eq!(ef_for(64, 10, 0.25), 128);
