@@ -52,7 +52,7 @@ fn build(dir: &Path) -> (Db, Vec<Vec<f32>>) {
             let id = (batch * 10_000 + i) as u64;
             let c = &centres[(r.next() % 64) as usize];
             let v: Vec<f32> = c.iter().map(|x| x + 0.3 * r.unit()).collect();
-            let (lon, lat) = (r.unit() as f64 * 360.0, r.unit() as f64 * 180.0);
+            let (lon, lat) = (f64::from(r.unit()) * 360.0, f64::from(r.unit()) * 180.0);
             tx.insert(
                 NewRecord::new(id, v)
                     .with("bucket", Value::Integer((r.next() % 1000) as i64))
@@ -83,7 +83,7 @@ fn benches(c: &mut Criterion) {
     ] {
         let f = Filter::parse(text, col.schema()).expect("filter");
         g.bench_with_input(BenchmarkId::new("indexes", name), &f, |b, f| {
-            b.iter(|| eval_segment(f, seg).expect("eval"))
+            b.iter(|| eval_segment(f, seg).expect("eval"));
         });
         g.bench_with_input(BenchmarkId::new("row_by_row", name), &f, |b, f| {
             b.iter(|| eval_segment_rowwise(f, seg).expect("eval"));

@@ -34,7 +34,8 @@ fn vectors(n: usize, seed: u64) -> Vec<f32> {
 /// A collection spec without graphs: these benchmarks measure storage, not index construction
 /// (graph search is benchmarked by `benches/ann/sweep.py` against hnswlib).
 fn spec() -> CollectionSpec {
-    CollectionSpec::new(DIM as u32, Metric::Cosine).index(IndexParams { min_rows: usize::MAX, ..IndexParams::default() })
+    CollectionSpec::new(DIM as u32, Metric::Cosine)
+        .index(IndexParams { min_rows: usize::MAX, ..IndexParams::default() })
 }
 
 fn build(dir: &Path, rows: usize) -> Db {

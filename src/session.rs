@@ -318,12 +318,11 @@ impl Session {
         let zs = ZeroShot::new(&enc, &set, self.prompting)?;
         let col = self.snapshot()?;
         let all;
-        let ids = match ids {
-            Some(ids) => ids,
-            None => {
-                all = col.ids()?;
-                &all
-            }
+        let ids = if let Some(ids) = ids {
+            ids
+        } else {
+            all = col.ids()?;
+            &all
         };
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {

@@ -4,6 +4,7 @@
 //! and recall of filtered search against brute force from 50 % down to 10 passing rows.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use proptest::prelude::*;
 use skysift::filter::{CmpOp, Expr, Filter, GeoOp, Literal, Shape, field, parse, polygon_intersects_box};
@@ -104,7 +105,7 @@ fn dates() -> Vec<&'static str> {
 
 /// A generated value of `ty` from a small domain (so that predicates both hit and miss).
 fn value(ty: FieldType, r: u64) -> Option<Value> {
-    if r % 5 == 0 {
+    if r.is_multiple_of(5) {
         return None;
     }
     let r = r / 5;
@@ -114,7 +115,7 @@ fn value(ty: FieldType, r: u64) -> Option<Value> {
         FieldType::Integer => Value::Integer((r % 11) as i64 - 5),
         FieldType::Float => Value::Float([-1.5, 0.0, -0.0, 2.25, 10.0, 1e-9][(r % 6) as usize]),
         FieldType::Timestamp => Value::Timestamp(parse_timestamp(dates()[(r % 5) as usize]).unwrap()),
-        FieldType::Bool => Value::Bool(r % 2 == 0),
+        FieldType::Bool => Value::Bool(r.is_multiple_of(2)),
         FieldType::GeoBbox => {
             let (x, y) = ((r % 7) as f64 * 2.0 - 6.0, ((r / 7) % 7) as f64 * 2.0 - 6.0);
             let (w, h) = (((r / 49) % 3) as f64, ((r / 147) % 3) as f64);
@@ -131,7 +132,7 @@ fn lit(ty: FieldType, r: u64) -> Literal {
         Some(Value::Keyword(s) | Value::Text(s)) => Literal::Str(s),
         Some(Value::Integer(v)) => Literal::Int(v + (r % 3) as i64 - 1),
         Some(Value::Float(v)) => {
-            if r % 4 == 0 {
+            if r.is_multiple_of(4) {
                 Literal::Int(v as i64)
             } else {
                 Literal::Float(v)
@@ -158,7 +159,7 @@ fn predicate(name: &str, ty: FieldType, c: u8, r: u64, r2: u64) -> Expr {
         (FieldType::GeoBbox, _) => {
             let p = |k: u64| [((r >> k) % 13) as f64 - 6.0, ((r2 >> k) % 13) as f64 - 6.0];
             let mut ring = vec![p(0), p(4), p(8)];
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 ring.push(p(12));
             }
             ring.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
@@ -170,21 +171,21 @@ fn predicate(name: &str, ty: FieldType, c: u8, r: u64, r2: u64) -> Expr {
         }
         (FieldType::Bool, 2) => Expr::Flag(name.into()),
         (FieldType::Keyword | FieldType::Text | FieldType::Bool, 2 | 3) => {
-            if c % 2 == 0 {
+            if c.is_multiple_of(2) {
                 f().eq(lit(ty, r))
             } else {
                 f().ne(lit(ty, r))
             }
         }
         (FieldType::Keyword | FieldType::Text | FieldType::Bool, _) => {
-            Expr::In { field: name.into(), values: vec![lit(ty, r), lit(ty, r2)], negated: c % 2 == 0 }
+            Expr::In { field: name.into(), values: vec![lit(ty, r), lit(ty, r2)], negated: c.is_multiple_of(2) }
         }
         (_, 2) => {
             let ops = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
             Expr::Cmp { field: name.into(), op: ops[(r2 % 6) as usize], value: lit(ty, r) }
         }
         (_, 3 | 4) => Expr::Between { field: name.into(), low: lit(ty, r), high: lit(ty, r2), negated: c % 2 == 1 },
-        (_, _) => Expr::In { field: name.into(), values: vec![lit(ty, r), lit(ty, r2)], negated: r % 2 == 0 },
+        (_, _) => Expr::In { field: name.into(), values: vec![lit(ty, r), lit(ty, r2)], negated: r.is_multiple_of(2) },
     }
 }
 
@@ -478,7 +479,9 @@ fn gauss(next: &mut impl FnMut() -> u64) -> f32 {
 
 fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    for x in &mut v {
+        *x /= n;
+    }
     v
 }
 
@@ -520,7 +523,7 @@ fn brute(d: &Data, q: &[f32], pass: &dyn Fn(usize) -> bool) -> Vec<u64> {
     s.into_iter().take(10).map(|(_, i)| i).collect()
 }
 
-/// The bucket of row `i`: a uniform value in 0..100_000 independent of the vector.
+/// The bucket of row `i`: a uniform value in `0..100_000` independent of the vector.
 fn bucket(i: usize) -> i64 {
     ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as i64 % 100_000
 }
@@ -574,7 +577,7 @@ fn filtered_recall_at_every_selectivity() {
                 hits += got.iter().filter(|h| want.contains(&h.id)).count();
             }
             let recall = hits as f64 / (10.min(passing) * d.queries.len()) as f64;
-            line += &format!(" {}={recall:.3}", force.map_or("planner", Plan::name));
+            write!(line, " {}={recall:.3}", force.map_or("planner", Plan::name)).unwrap();
             if force.is_none() {
                 assert!(recall >= MIN_RECALL, "{name}: planner recall {recall} < {MIN_RECALL}");
             }

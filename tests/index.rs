@@ -32,7 +32,9 @@ impl Rng {
 
 fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    for x in &mut v {
+        *x /= n;
+    }
     v
 }
 
@@ -123,7 +125,7 @@ fn recall_against_brute_force_in_and_out_of_distribution() {
     let t = std::time::Instant::now();
     let reopened = Db::open(guided_dir.path()).unwrap();
     let opened_in = t.elapsed();
-    assert_eq!(recall(&reopened, &d, &d.ood_queries, 128), ood_guided);
+    assert!((recall(&reopened, &d, &d.ood_queries, 128) - ood_guided).abs() < 1e-12, "same graph, same answers");
     assert!(opened_in < std::time::Duration::from_secs(2), "{opened_in:?}");
 }
 

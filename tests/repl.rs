@@ -143,7 +143,7 @@ fn control_bytes_are_escaped_and_the_gallery_is_written() {
     let path = out.output.strip_prefix("gallery: ").unwrap_or_else(|| panic!("{}", out.output));
     let html = std::fs::read_to_string(path).unwrap();
     assert!(html.contains("<img") && html.contains("data:image/jpeg;base64,"));
-    assert!(!html.contains("\u{1b}") && html.contains("AID"));
+    assert!(!html.contains('\u{1b}') && html.contains("AID"));
     std::fs::remove_file(path).unwrap();
 }
 

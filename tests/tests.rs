@@ -4,6 +4,7 @@
     clippy::unwrap_used,
     clippy::missing_panics_doc,
     clippy::type_complexity,
+    clippy::float_cmp,
     reason = "test code panics on failure by design"
 )]
 
@@ -14,8 +15,8 @@ mod corruption;
 mod crash;
 mod encode;
 mod faults;
-mod fixtures;
 mod filter;
+mod fixtures;
 mod fuzz_corpus;
 mod index;
 mod ingest;

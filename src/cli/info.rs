@@ -39,9 +39,8 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
             "metric": c.schema().metric.name(),
             "fields": c.schema().fields.iter().map(|f| serde_json::json!({"name": f.name, "type": f.ty.name()})).collect::<Vec<_>>(),
             "segments": segs.iter().map(|s| serde_json::json!({"id": s.id, "rows": s.rows, "live": s.live, "bytes": s.bytes})).collect::<Vec<_>>(),
-            "index": c.index_params().map(|p| serde_json::json!({"m": p.m, "ef_construction": p.ef_construction,
-                "extra_edges": p.extra_edges, "min_rows": p.min_rows, "quantization": if p.int8 { "int8" } else { "none" }}))
-                .unwrap_or(serde_json::Value::Null),
+            "index": c.index_params().map_or(serde_json::Value::Null, |p| serde_json::json!({"m": p.m, "ef_construction": p.ef_construction,
+                "extra_edges": p.extra_edges, "min_rows": p.min_rows, "quantization": if p.int8 { "int8" } else { "none" }})),
             "segment_index": index.iter().map(|s| serde_json::json!({"segment": s.segment, "rows": s.rows,
                 "graph_levels": s.graph_levels, "hnsw_slots": s.hnsw_slots, "guided_slots": s.guided_slots,
                 "int8_codes": s.int8_codes, "index_bytes": s.index_bytes})).collect::<Vec<_>>(),

@@ -38,7 +38,7 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Count only records passing this filter, e.g. "year >= 2020 AND cloud_cover < 10".
+        /// Count only records passing this filter, e.g. "year >= 2020 AND class = 'Port'".
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
         /// Print per segment the passing rows (estimated and actual) and the time spent.
@@ -64,7 +64,7 @@ enum Command {
     Label(query::LabelArgs),
     /// Interactive shell: questions, filters, galleries.
     Repl(repl::Args),
-    /// Import an archive of imagery (JPEG, PNG, TIFF, GeoTIFF) with its metadata; resumable.
+    /// Import an archive of imagery (JPEG, PNG, TIFF, `GeoTIFF`) with its metadata; resumable.
     Import(import::Args),
     /// Draw how similar each tile of an imported scene is to a text query.
     Heatmap(heatmap::Args),

@@ -57,7 +57,7 @@ pub struct Args {
     /// Run one query per line of this file (JSON lines out, one per query, in order).
     #[arg(long)]
     file: Option<PathBuf>,
-    /// Filter, e.g. "class = 'Port' AND datetime >= '2020-01-01' AND eo:cloud_cover < 20".
+    /// Filter, e.g. `class = 'Port' AND datetime >= '2020-01-01' AND eo:cloud_cover < 20`.
     #[arg(long = "where", value_name = "EXPR")]
     filter: Option<String>,
     /// Show how the query was planned and executed.

@@ -290,7 +290,7 @@ impl Checker<'_> {
                 integral(*v).unwrap_or(0).unsigned_abs()
             }
             (Target::Id, _) => return Err(bad("a non-negative integer")),
-            (Target::Field { ty: FieldType::Integer, .. }, Literal::Int(v)) => key_i64(*v),
+            (Target::Field { ty: FieldType::Integer | FieldType::Timestamp, .. }, Literal::Int(v)) => key_i64(*v),
             (Target::Field { ty: FieldType::Integer, .. }, Literal::Float(v)) if integral(*v).is_some() => {
                 key_i64(integral(*v).unwrap_or(0))
             }
@@ -308,7 +308,6 @@ impl Checker<'_> {
                     }
                 }
             }
-            (Target::Field { ty: FieldType::Timestamp, .. }, Literal::Int(v)) => key_i64(*v),
             (Target::Field { ty: FieldType::Timestamp, .. }, _) => {
                 return Err(bad("a quoted date ('2021-06-01') or integer microseconds"));
             }

@@ -99,7 +99,11 @@ impl Parser<'_> {
     }
 
     fn unexpected(&self, expected: &str) -> FilterError {
-        self.error_here(format!("unexpected {}", self.peek().describe())).expected(expected)
+        let found = match self.peek() {
+            Tok::End => "the filter ends too early".to_owned(),
+            t => format!("unexpected {}", t.describe()),
+        };
+        self.error_here(found).expected(expected)
     }
 
     fn keyword(&self, k: &str) -> bool {
