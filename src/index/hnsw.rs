@@ -33,11 +33,42 @@ impl Ord for Score {
 /// Anchors a search starts from, besides the greedy descent's node.
 const ANCHOR_STARTS: usize = 4;
 
+/// Nodes seen by one search, cleared in O(1) per search by bumping an epoch.
+#[derive(Debug, Default)]
+pub(crate) struct VisitedSet {
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl VisitedSet {
+    /// Starts a new search over `rows` nodes.
+    pub(crate) fn start(&mut self, rows: usize) {
+        if self.marks.len() < rows {
+            self.marks.resize(rows, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.iter_mut().for_each(|v| *v = 0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Marks `node` visited; returns false when it already was (or is out of range).
+    pub(crate) fn visit(&mut self, node: u32) -> bool {
+        match self.marks.get_mut(node as usize) {
+            Some(v) if *v != self.epoch => {
+                *v = self.epoch;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Reusable per-thread memory for graph search.
 #[derive(Debug, Default)]
 pub struct GraphScratch {
-    visited: Vec<u32>,
-    epoch: u32,
+    visited: VisitedSet,
     candidates: BinaryHeap<(Score, u32)>,
     results: BinaryHeap<Reverse<(Score, u32)>>,
     qcodes: Vec<i8>,
@@ -51,14 +82,7 @@ impl GraphScratch {
     }
 
     fn start(&mut self, rows: usize) {
-        if self.visited.len() < rows {
-            self.visited.resize(rows, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.iter_mut().for_each(|v| *v = 0);
-            self.epoch = 1;
-        }
+        self.visited.start(rows);
         self.candidates.clear();
         self.results.clear();
         self.evaluations = 0;
@@ -66,13 +90,7 @@ impl GraphScratch {
 
     /// Marks `node` visited; returns false when it already was.
     fn visit(&mut self, node: u32) -> bool {
-        match self.visited.get_mut(node as usize) {
-            Some(v) if *v != self.epoch => {
-                *v = self.epoch;
-                true
-            }
-            _ => false,
-        }
+        self.visited.visit(node)
     }
 }
 

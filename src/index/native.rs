@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use skysift_storage::segment::graph::{EMPTY, GraphData};
 
 use super::exact::dot;
+use super::hnsw::VisitedSet;
 use super::params::IndexParams;
 
 const STRIPES: usize = 4096;
@@ -73,8 +74,8 @@ struct Builder<'a> {
 }
 
 struct Scratch {
-    visited: Vec<u32>,
-    epoch: u32,
+    visited: VisitedSet,
+    rows: usize,
     buf: Vec<u32>,
 }
 
@@ -98,17 +99,11 @@ impl Builder<'_> {
         use std::collections::BinaryHeap;
 
         use super::hnsw::Score;
-        s.epoch = s.epoch.wrapping_add(1);
-        if s.epoch == 0 {
-            s.visited.iter_mut().for_each(|v| *v = 0);
-            s.epoch = 1;
-        }
+        s.visited.start(s.rows);
         let mut cand: BinaryHeap<(Score, u32)> = BinaryHeap::new();
         let mut res: BinaryHeap<Reverse<(Score, u32)>> = BinaryHeap::new();
         for &(sc, n) in eps {
-            if let Some(v) = s.visited.get_mut(n as usize) {
-                *v = s.epoch;
-            }
+            s.visited.visit(n);
             cand.push((Score(sc), n));
             res.push(Reverse((Score(sc), n)));
         }
@@ -122,9 +117,8 @@ impl Builder<'_> {
             let Some(i) = self.layer_slot(l, c) else { continue };
             layer.read(i, &mut nbs);
             for &nb in &nbs {
-                match s.visited.get_mut(nb as usize) {
-                    Some(v) if *v != s.epoch => *v = s.epoch,
-                    _ => continue,
+                if !s.visited.visit(nb) {
+                    continue;
                 }
                 let sc = self.sim(nb, q);
                 let worst = res.peek().map_or(f32::NEG_INFINITY, |r| r.0.0.0);
@@ -260,7 +254,7 @@ pub fn build(vectors: &[f32], dim: usize, p: &IndexParams, threads: usize) -> Gr
     std::thread::scope(|sc| {
         for _ in 0..threads.max(1) {
             sc.spawn(|| {
-                let mut s = Scratch { visited: vec![0; n], epoch: 0, buf: Vec::new() };
+                let mut s = Scratch { visited: VisitedSet::default(), rows: n, buf: Vec::new() };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&node) = order.get(i) else { break };

@@ -67,8 +67,7 @@ impl Ord for Scored {
 /// Reusable memory for the traversal.
 #[derive(Debug, Default)]
 pub(crate) struct TwoHopScratch {
-    visited: Vec<u32>,
-    epoch: u32,
+    visited: crate::index::hnsw::VisitedSet,
     candidates: BinaryHeap<Scored>,
     results: BinaryHeap<Reverse<Scored>>,
     found: Vec<u32>,
@@ -78,27 +77,14 @@ pub(crate) struct TwoHopScratch {
 
 impl TwoHopScratch {
     fn start(&mut self, rows: usize) {
-        if self.visited.len() < rows {
-            self.visited.resize(rows, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.visited.iter_mut().for_each(|v| *v = 0);
-            self.epoch = 1;
-        }
+        self.visited.start(rows);
         self.candidates.clear();
         self.results.clear();
         self.evaluations = 0;
     }
 
     fn visit(&mut self, node: u32) -> bool {
-        match self.visited.get_mut(node as usize) {
-            Some(v) if *v != self.epoch => {
-                *v = self.epoch;
-                true
-            }
-            _ => false,
-        }
+        self.visited.visit(node)
     }
 
     fn offer(&mut self, ef: usize, s: f32, node: u32) {
