@@ -259,6 +259,20 @@ impl Db {
         Ok(())
     }
 
+    /// True when this handle was opened read-only (it follows a writer with [`Db::refresh`]).
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.inner.store.read_only()
+    }
+
+    /// Adds a nullable field to a collection's schema; records written before read it as null.
+    /// Flushes the collection first. Fails when the name is taken or not a valid field name.
+    pub fn add_field(&self, collection: &str, name: &str, ty: FieldType) -> Result<()> {
+        self.snapshot().collection(collection)?;
+        self.inner.store.add_field(collection, FieldDef { name: name.to_owned(), ty })?;
+        Ok(())
+    }
+
     /// Stores a sample of queries (row-major vectors of the collection's dimension) that guides
     /// the graphs of the collection's next segments (flush, compact) toward out-of-distribution
     /// queries such as text queries over image vectors.

@@ -12,8 +12,11 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::encode::Prompting;
+use crate::ingest::Status;
 use crate::session::{Answer, QueryInput, Session, display_value};
 
 /// Commands offered for completion.
@@ -80,6 +83,7 @@ pub struct Repl {
     explain: bool,
     last: Option<(String, Answer)>,
     gallery_dir: PathBuf,
+    cancel: Arc<AtomicBool>,
 }
 
 const HELP: &str = "\
@@ -95,13 +99,21 @@ type a question in any of en, de, fr, es, pt, it, nl, zh, ko, ru to search by te
   \\label A, B, C       zero-shot labels for the last results
   \\use NAME            switch collection
   \\show                write an HTML gallery of the last results
+  \\import FOLDER       import imagery into this collection (Ctrl-C stops, keeps what is done)
   \\help                this text              \\q       quit (or Ctrl-D)";
 
 impl Repl {
     /// A REPL over `session`; galleries are written to `gallery_dir`.
     #[must_use]
     pub fn new(session: Session, gallery_dir: PathBuf) -> Repl {
-        Repl { session, filter: None, explain: false, last: None, gallery_dir }
+        Repl { session, filter: None, explain: false, last: None, gallery_dir, cancel: Arc::default() }
+    }
+
+    /// The flag that cancels a long command (`\\import`): a Ctrl-C handler sets it; the REPL
+    /// clears it before each command.
+    #[must_use]
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
     }
 
     /// The session.
@@ -256,10 +268,45 @@ impl Repl {
             },
             "label" => self.label(arg),
             "show" => self.show(),
-            "import" => Outcome::err(
-                "\\import: run `skysift import DB PATH` in another terminal; this REPL follows new data with \\stats",
-            ),
+            "import" => self.import(arg),
             other => Outcome::err(format!("unknown command \\{}; \\help lists them", clean(other))),
+        }
+    }
+
+    fn import(&mut self, arg: &str) -> Outcome {
+        if arg.is_empty() {
+            return Outcome::err("\\import takes a folder of imagery (GeoTIFF, PNG, JPEG; STAC or JSON sidecars)");
+        }
+        let folder = PathBuf::from(arg);
+        if !folder.is_dir() {
+            return Outcome::err(format!("\\import: {} is not a folder", clean(arg)));
+        }
+        self.cancel.store(false, Ordering::SeqCst);
+        match self.session.import_folder(&folder, Arc::clone(&self.cancel)) {
+            Ok(s) => {
+                let mut text = format!(
+                    "imported {} files ({} new tiles, {} unchanged) into {} in {:.1}s; {} skipped, {} failed",
+                    s.count(Status::Imported),
+                    s.tiles_written,
+                    s.tiles_reused,
+                    clean(&s.collection),
+                    s.seconds,
+                    s.count(Status::Skipped),
+                    s.count(Status::Failed),
+                );
+                for (reason, n) in &s.by_reason {
+                    let _ = write!(text, "\n  {n} {}", clean(reason));
+                }
+                if s.interrupted {
+                    let _ = write!(
+                        text,
+                        "\ninterrupted: {} files not reached; \\import the same folder again to continue",
+                        s.not_started
+                    );
+                }
+                Outcome::ok(text)
+            }
+            Err(e) => Outcome::err(format!("\\import: {e}")),
         }
     }
 

@@ -10,14 +10,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use skysift_storage::schema::{FieldType, Value};
 
-use crate::db::{CollectionSnapshot, Db, normalize};
+use crate::db::{CollectionSnapshot, Db, NewRecord, normalize};
 use crate::encode::{Device, Encoder, Label, Language, Prompting, TextQuery, ZeroShot};
 use crate::error::{Error, Result};
 use crate::index::{SearchParams, SearchScratch};
+use crate::ingest::{ImportOptions, ReportWriter, Summary, import};
 
 /// Parameter under which import records the model directory it used.
 pub const MODEL_DIR_PARAM: &str = "model.dir";
@@ -311,6 +313,71 @@ impl Session {
         self.label(None, labels, top)
     }
 
+    /// Imports a folder of imagery into the session's collection with the session's encoder,
+    /// as `skysift import` does; setting `stop` ends it between tiles with everything encoded
+    /// so far committed. A read-only session takes the database's writer for the duration
+    /// (it fails at once when another process holds it) and then follows the new data.
+    pub fn import_folder(&mut self, folder: &Path, stop: Arc<AtomicBool>) -> Result<Summary> {
+        let enc = self.encoder()?;
+        let model_dir = self.model_dir()?;
+        let model_dir = std::fs::canonicalize(&model_dir).unwrap_or(model_dir);
+        let opts = ImportOptions {
+            collection: self.collection.clone(),
+            stop,
+            params: vec![(MODEL_DIR_PARAM.to_owned(), model_dir.display().to_string())],
+            ..ImportOptions::default()
+        };
+        let summary = if self.db.is_read_only() {
+            let writer = Db::builder(self.db.path()).create(false).open()?;
+            let s = import(&writer, &*enc, folder, &opts, &mut ReportWriter::none());
+            drop(writer);
+            self.db.refresh()?;
+            s?
+        } else {
+            import(&self.db, &*enc, folder, &opts, &mut ReportWriter::none())?
+        };
+        Ok(summary)
+    }
+
+    /// Stores each record's best label in keyword field `field`, adding the field to the schema
+    /// when it is missing. Records are rewritten in batches of `LABEL_BATCH` (so a crash keeps
+    /// every committed batch), then the collection is compacted to drop the replaced rows.
+    /// `progress` is called with `(done, total)` after each batch. Returns the records written.
+    pub fn store_labels(
+        &mut self,
+        field: &str,
+        labelled: &[Labelled],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize> {
+        let col = self.snapshot()?;
+        match col.schema().field_index(field).map(|i| col.schema().fields[i].ty) {
+            None => self.db.add_field(&self.collection, field, FieldType::Keyword)?,
+            Some(FieldType::Keyword) => {}
+            Some(other) => {
+                return Err(Error::Invalid(format!(
+                    "field {field:?} exists with type {}; labels need a keyword field: pick another --field name",
+                    other.name()
+                )));
+            }
+        }
+        let col = self.snapshot()?;
+        let mut written = 0;
+        for chunk in labelled.chunks(LABEL_BATCH) {
+            let mut txn = self.db.begin_write(&self.collection)?;
+            for (id, best) in chunk {
+                let (Some((label, _)), Some(r)) = (best.first(), col.get(*id)?) else { continue };
+                let mut fields: Vec<(String, Value)> = r.fields.into_iter().filter(|(n, _)| n != field).collect();
+                fields.push((field.to_owned(), Value::Keyword(label.clone())));
+                txn.upsert(NewRecord { id: *id, vector: r.vector, fields })?;
+                written += 1;
+            }
+            txn.commit()?;
+            progress(written, labelled.len());
+        }
+        self.db.compact(&self.collection)?;
+        Ok(written)
+    }
+
     fn label(&mut self, ids: Option<&[u64]>, labels: &[String], top: usize) -> Result<Vec<Labelled>> {
         let enc = self.encoder()?;
         let lang = self.lang.clone().unwrap_or_else(|| "en".into());
@@ -333,6 +400,9 @@ impl Session {
         Ok(out)
     }
 }
+
+/// Records rewritten per transaction by [`Session::store_labels`].
+const LABEL_BATCH: usize = 1024;
 
 /// Fields that import keeps for bookkeeping and that result tables leave out.
 const BOOKKEEPING: [&str; 12] = [

@@ -119,20 +119,23 @@ def peers(a, base, queries, masks, gts, names):
     out = {}
     workdir = os.path.join(a.db, "peers")
     os.makedirs(workdir, exist_ok=True)
-    for cls in (bench_peers.HnswlibPeer, bench_peers.FaissPeer):
+    classes = {"hnswlib": bench_peers.HnswlibPeer, "faiss": bench_peers.FaissPeer}
+    for cls in (classes[x] for x in a.peer_list.split(",")):
         print(f"  building {cls.name} ...", file=sys.stderr, flush=True)
         p = cls(d, workdir)
         print(f"  built {cls.name} in {p.build_seconds:.0f}s", file=sys.stderr, flush=True)
-        for n in names:
+        out[(cls.name, "build")] = {"build_seconds": round(p.build_seconds, 1), "index_bytes": p.index_bytes}
+        for n in names + (["unfiltered"] if a.unfiltered else []):
             rows = []
             for ef in efs:
                 nq = len(queries)
                 secs = float("inf")
                 for _ in range(a.reps):
                     t = time.perf_counter()
-                    labels = p.search(queries[:nq], K, ef, 1, n)
+                    labels = p.search(queries[:nq], K, ef, 1, None if n == "unfiltered" else n)
                     secs = min(secs, time.perf_counter() - t)
-                r = recall(np.asarray(labels).tolist(), gts[n][:nq], int(masks[n].sum()))
+                passing = len(base) if n == "unfiltered" else int(masks[n].sum())
+                r = recall(np.asarray(labels).tolist(), gts[n][:nq], passing)
                 rows.append({"ef": ef, "recall": round(r, 4), "qps": round(nq / secs, 1)})
                 print(f"    {cls.name} {n} ef={ef}: recall={r:.3f} qps={nq / secs:.0f}", file=sys.stderr, flush=True)
                 if r >= 0.999 or secs > a.peer_budget:
@@ -155,6 +158,10 @@ def main():
     ap.add_argument("--peer-efs", default="16,32,64,128,256,512,1024")
     ap.add_argument("--peer-budget", type=float, default=30.0, help="stop a peer's ef sweep past this many seconds")
     ap.add_argument("--reps", type=int, default=3, help="runs per configuration; the best QPS is kept")
+    ap.add_argument("--peer-list", default="hnswlib,faiss", help="which peers --peers runs")
+    ap.add_argument("--unfiltered", action="store_true", help="peers also sweep unfiltered text queries "
+                    "(one build serves both tables; skysift's side of it is sweep.py on the same --db)")
+    ap.add_argument("--skip-skysift", action="store_true", help="run only the peers")
     ap.add_argument("--out", help="write results JSON here")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.data, "manifest.json")))
@@ -167,7 +174,15 @@ def main():
     for n in names:
         bench_gt = os.path.join(a.data, f"gt_{n}.ibin")
         gts[n] = read_bin(bench_gt, "<i4") if os.path.exists(bench_gt) else exact_gt(base, queries, masks[n])
+    if a.unfiltered:
+        gts["unfiltered"] = read_bin(os.path.join(a.data, "gt_unfiltered.ibin"), "<i4")
     build = None
+    if a.skip_skysift:
+        peer = peers(a, base, queries, masks, gts, names)
+        if a.out:
+            with open(a.out, "w") as fo:
+                json.dump({"peers": {f"{k[0]}/{k[1]}": v for k, v in peer.items()}}, fo, indent=1)
+        return
     if a.reload or not os.path.exists(os.path.join(a.db, "MANIFEST")):
         subprocess.run(["rm", "-rf", a.db], check=True)
         os.makedirs(a.db)
@@ -204,7 +219,7 @@ def main():
 
         def cell(name):
             p = peer.get((name, n))
-            if p is None:
+            if p is None or "best" not in p:
                 return "not run", None
             if p["best"] is None:
                 return f"max recall {p['max_recall']:.3f}", None

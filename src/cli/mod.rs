@@ -105,6 +105,14 @@ pub(crate) fn open_read(db: &std::path::Path) -> anyhow::Result<skysift::Db> {
     Ok(skysift::Db::builder(db).read_only(true).open()?)
 }
 
+/// Opens an existing database for writing; says so when another process holds the writer.
+pub(crate) fn open_write(db: &std::path::Path) -> anyhow::Result<skysift::Db> {
+    if !db.join("MANIFEST").exists() {
+        anyhow::bail!("{} is not a skysift database (no MANIFEST); create one with `skysift load`", db.display());
+    }
+    Ok(skysift::Db::builder(db).create(false).open()?)
+}
+
 fn count(db: &std::path::Path, collection: &str, json: bool) -> anyhow::Result<ExitCode> {
     let db = open_read(db)?;
     let n = db.snapshot().collection(collection)?.count();
@@ -154,10 +162,7 @@ fn count_where(
 }
 
 fn compact(db: &std::path::Path, collection: &str) -> anyhow::Result<ExitCode> {
-    if !db.join("MANIFEST").exists() {
-        anyhow::bail!("{} is not a skysift database", db.display());
-    }
-    let db = skysift::Db::builder(db).create(false).open()?;
+    let db = open_write(db)?;
     let before = db.snapshot().collection(collection)?;
     let t = std::time::Instant::now();
     db.compact(collection)?;

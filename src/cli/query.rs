@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use skysift::Db;
 use skysift::encode::{Device, Prompting};
 use skysift::session::{Answer, QueryInput, Session, json_value};
 
@@ -91,6 +90,10 @@ pub struct LabelArgs {
     /// Where the encoder runs: cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Store each record's best label in this keyword field (added to the schema when missing),
+    /// so that filters can use it: `--where "NAME = 'airport'"`. Needs write access.
+    #[arg(long, value_name = "NAME")]
+    field: Option<String>,
     /// Print JSON lines.
     #[arg(long)]
     json: bool,
@@ -202,8 +205,7 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
     if labels.is_empty() {
         bail!("{} has no labels (one per line)", a.labels.display());
     }
-    let db = super::open_read(&a.db)?;
-    let _ = Db::path(&db);
+    let db = if a.field.is_some() { super::open_write(&a.db)? } else { super::open_read(&a.db)? };
     let mut s = Session::open(db, Some(&a.collection), a.model.as_deref())?;
     s.prompting = prompting(&a.templates)?;
     s.lang = Some(a.lang.clone());
@@ -231,6 +233,22 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "labelled {} records:", all.len())?;
         for (l, n) in counts {
             writeln!(out, "  {n:>6}  {}", clean(l))?;
+        }
+    }
+    if let Some(field) = &a.field {
+        let quiet = a.json;
+        let written = s.store_labels(field, &all, &mut |done, total| {
+            if !quiet {
+                eprint!("\rstoring labels: {done}/{total}");
+            }
+        })?;
+        if !quiet {
+            eprintln!();
+        }
+        if a.json {
+            writeln!(out, "{}", serde_json::json!({"stored": written, "field": field}))?;
+        } else {
+            writeln!(out, "stored {written} labels in field {field:?}; filter with --where \"{field} = '...'\"")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -56,7 +56,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let s: Session = super::query::session(&a.db, &a.opts)?;
     let mut repl = Repl::new(s, a.gallery_dir.clone());
     // Ctrl-C while a query runs must not kill the REPL; at the prompt rustyline handles it.
-    let _ = ctrlc::set_handler(|| {});
+    // Ctrl-C during `\import` stops it between tiles, keeping what was encoded.
+    let cancel = repl.cancel_flag();
+    let _ = ctrlc::set_handler(move || cancel.store(true, std::sync::atomic::Ordering::SeqCst));
     let words = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut rl: Editor<Complete, rustyline::history::DefaultHistory> = Editor::new()?;
     rl.set_helper(Some(Complete { words: std::sync::Arc::clone(&words) }));

@@ -217,7 +217,7 @@ pub fn matches_record(filter: &Filter, id: u64, values: &[Option<Value>]) -> boo
 pub fn eval_segment_rowwise(filter: &Filter, seg: &Segment) -> Result<RoaringBitmap> {
     let mut out = RoaringBitmap::new();
     for row in 0..seg.rows() {
-        let values = (0..seg.fields().len()).map(|f| seg.value(row, f)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let values = (0..seg.field_count()).map(|f| seg.value(row, f)).collect::<std::result::Result<Vec<_>, _>>()?;
         if matches_record(filter, seg.id(row), &values) {
             out.insert(row as u32);
         }

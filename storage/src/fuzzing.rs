@@ -42,11 +42,11 @@ pub fn segment(data: &[u8]) {
         let _ = seg.vector(row);
         let id = seg.id(row);
         let _ = seg.row_of(id);
-        for f in 0..seg.fields().len() {
+        for f in 0..seg.field_count() {
             let _ = seg.value(row, f);
         }
     }
-    for f in 0..seg.fields().len() {
+    for f in 0..seg.field_count() {
         if let Ok(values) = seg.keyword_values(f) {
             for (v, _) in values.iter().take(64) {
                 let _ = seg.keyword_rows(f, v);

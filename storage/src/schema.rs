@@ -328,6 +328,14 @@ impl Schema {
         Ok(())
     }
 
+    /// This schema with one more user field, placed after the existing user fields. Segments
+    /// written before the change read the new field as null ([`crate::segment::Segment::bind_schema`]).
+    pub fn with_field(&self, field: FieldDef) -> Result<Schema, String> {
+        let mut user = self.user_fields().to_vec();
+        user.push(field);
+        Schema::new(self.dim, self.metric, user)
+    }
+
     /// Index of the field called `name`.
     #[must_use]
     pub fn field_index(&self, name: &str) -> Option<usize> {

@@ -37,7 +37,7 @@ use crate::io::{RealVfs, Vfs};
 use crate::lock::WriterLock;
 use crate::manifest::{self, CollectionEntry, Manifest, SegmentEntry};
 use crate::memtable::MemTable;
-use crate::schema::{Record, Schema, Value};
+use crate::schema::{FieldDef, Record, Schema, Value};
 use crate::segment::footer::SectionKind;
 use crate::segment::{RowSource, Segment, write_segment};
 use crate::vecblob;
@@ -442,8 +442,8 @@ impl Store {
             for s in &c.segments {
                 let path = segment_path(dir, c.id, s.id);
                 let opened = vfs.map(&path).and_then(|bytes| {
-                    let seg = Segment::open(&path, bytes)?;
-                    seg.check_schema(&c.schema)?;
+                    let mut seg = Segment::open(&path, bytes)?;
+                    seg.bind_schema(&c.schema)?;
                     if seg.rows() as u64 != s.rows || seg.file_len() as u64 != s.file_len || seg.segment_id() != s.id {
                         return Err(Error::corrupted(&path, "header", 0, "segment does not match its manifest entry"));
                     }
@@ -706,6 +706,12 @@ impl Store {
         self.try_begin_write()?.compact(name)
     }
 
+    /// Adds a nullable user field to a collection; existing rows read it as null. The collection
+    /// is flushed first, so that no WAL frame holds records of the old shape.
+    pub fn add_field(&self, name: &str, field: FieldDef) -> Result<()> {
+        self.try_begin_write()?.add_field(name, field)
+    }
+
     /// Replaces a collection's parameters.
     pub fn set_params(&self, name: &str, params: Vec<(String, String)>) -> Result<()> {
         self.try_begin_write()?.set_params(name, params)
@@ -909,6 +915,34 @@ impl WriteGuard<'_> {
             drop(col);
             w.pending_deletes.extend(old);
             store.retry_deletes(w);
+            Ok(())
+        })
+    }
+
+    /// See [`Store::add_field`].
+    pub fn add_field(&mut self, name: &str, field: FieldDef) -> Result<()> {
+        let (_, col) = self.collection(name)?;
+        let schema = col.schema.with_field(field).map_err(Error::Invalid)?;
+        drop(col);
+        self.flush(name)?;
+        let (state, col) = self.collection(name)?;
+        let store = self.store;
+        Store::guarded(&mut self.w, |_| {
+            let mut c = (*col).clone();
+            // Rebind every segment to the new field numbering; the maps are shared, not copied.
+            let mut segments = Vec::with_capacity(c.segments.len());
+            for h in &c.segments {
+                let mut seg = (*h.segment).clone();
+                seg.bind_schema(&schema)?;
+                segments.push(SegmentHandle { segment: Arc::new(seg), tombstones: Arc::clone(&h.tombstones) });
+            }
+            c.segments = segments;
+            c.schema = Arc::new(schema);
+            let mut next = (*state).clone();
+            next.generation += 1;
+            next.collections.insert(name.to_owned(), Arc::new(c));
+            next.manifest()?.publish(&*store.opts.vfs, &store.dir)?;
+            store.publish_state(next);
             Ok(())
         })
     }

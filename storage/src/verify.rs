@@ -89,8 +89,8 @@ pub fn verify(vfs: &dyn Vfs, dir: &Path) -> VerifyReport {
                 fr.bytes = b.len() as u64;
                 Segment::open(&path, b)
             }) {
-                Ok(seg) => {
-                    if let Err(e) = seg.check_schema(&c.schema) {
+                Ok(mut seg) => {
+                    if let Err(e) = seg.bind_schema(&c.schema) {
                         fr.problems.push(e.to_string());
                     }
                     if seg.rows() as u64 != s.rows || seg.file_len() as u64 != s.file_len {

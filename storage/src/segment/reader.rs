@@ -67,7 +67,13 @@ pub struct Segment {
     id_index: Range<usize>,
     columns: Vec<ColumnRanges>,
     keyword_lookup: Vec<Option<HashMap<String, u32>>>,
+    /// Collection field index -> this segment's field index (`ABSENT` for a field added to the
+    /// collection after the segment was written). The identity until [`Segment::bind_schema`].
+    remap: Vec<usize>,
 }
+
+/// Marks a collection field the segment does not store.
+const ABSENT: usize = usize::MAX;
 
 fn header_error(path: &Path, region: &str, offset: u64, e: &HeaderError) -> Error {
     match *e {
@@ -312,6 +318,7 @@ impl Segment {
             path: path.to_path_buf(),
             bytes,
             header,
+            remap: (0..fields.len()).collect(),
             fields,
             sections,
             vectors,
@@ -358,16 +365,45 @@ impl Segment {
         &self.fields
     }
 
-    /// Checks that the segment was written for `schema`.
-    pub fn check_schema(&self, schema: &Schema) -> Result<()> {
+    /// Number of fields of the schema this segment is bound to (its own until
+    /// [`Segment::bind_schema`]); the valid `field` arguments of the accessors are below it.
+    #[must_use]
+    pub fn field_count(&self) -> usize {
+        self.remap.len()
+    }
+
+    /// Checks that the segment was written for `schema`, or for an earlier version of it that
+    /// lacked some fields ([`Schema::with_field`] only adds), and maps field indices by name so
+    /// that every accessor below takes the collection's field index. A field the segment does
+    /// not store reads as null in every row.
+    pub fn bind_schema(&mut self, schema: &Schema) -> Result<()> {
         let metric = match schema.metric {
             Metric::Cosine => 0,
             Metric::InnerProduct => 1,
         };
-        if self.fields != schema.fields || self.header.dim != schema.dim || self.header.metric != metric {
-            return Err(Error::corrupted(&self.path, "schema", 0, "segment schema differs from the collection's"));
+        let differs = || Error::corrupted(&self.path, "schema", 0, "segment schema differs from the collection's");
+        if self.header.dim != schema.dim || self.header.metric != metric {
+            return Err(differs());
         }
+        let mut remap = vec![ABSENT; schema.fields.len()];
+        for (local, f) in self.fields.iter().enumerate() {
+            let global = schema.field_index(&f.name).ok_or_else(differs)?;
+            if schema.fields.get(global).map(|g| g.ty) != Some(f.ty) {
+                return Err(differs());
+            }
+            remap[global] = local;
+        }
+        self.remap = remap;
         Ok(())
+    }
+
+    /// The segment's own index of collection field `field`; `None` when the segment lacks it.
+    fn local(&self, field: usize) -> Result<Option<usize>> {
+        match self.remap.get(field) {
+            None => Err(Error::Invalid(format!("field index {field} out of range"))),
+            Some(&ABSENT) => Ok(None),
+            Some(&l) => Ok(Some(l)),
+        }
     }
 
     fn slice(&self, r: &Range<usize>) -> &[u8] {
@@ -423,12 +459,13 @@ impl Segment {
 
     /// The value of `field` in `row`, `None` when null.
     pub fn value(&self, row: usize, field: usize) -> Result<Option<Value>> {
-        let Some(col) = self.columns.get(field) else {
-            return Err(Error::Invalid(format!("field index {field} out of range")));
-        };
         if row >= self.rows() {
             return Err(Error::Invalid(format!("row {row} out of range")));
         }
+        let Some(local) = self.local(field)? else { return Ok(None) };
+        let Some(col) = self.columns.get(local) else {
+            return Err(Error::Invalid(format!("field index {field} out of range")));
+        };
         let bad = |region: &str, reason: &str| Error::corrupted(&self.path, region, 0, reason);
         match col {
             ColumnRanges::Fixed { validity, data, ty } => {
@@ -472,10 +509,11 @@ impl Segment {
 
     /// Rows whose keyword `field` equals `value` (empty when absent).
     pub fn keyword_rows(&self, field: usize, value: &str) -> Result<RoaringBitmap> {
-        let Some(ColumnRanges::Keyword { bitmap_offsets, bitmaps, .. }) = self.columns.get(field) else {
+        let Some(local) = self.local(field)? else { return Ok(RoaringBitmap::new()) };
+        let Some(ColumnRanges::Keyword { bitmap_offsets, bitmaps, .. }) = self.columns.get(local) else {
             return Err(Error::Invalid(format!("field {field} is not a keyword field")));
         };
-        let Some(code) = self.keyword_lookup.get(field).and_then(Option::as_ref).and_then(|m| m.get(value)) else {
+        let Some(code) = self.keyword_lookup.get(local).and_then(Option::as_ref).and_then(|m| m.get(value)) else {
             return Ok(RoaringBitmap::new());
         };
         let off: &[u64] = cast(self.slice(bitmap_offsets));
@@ -494,7 +532,8 @@ impl Segment {
 
     /// Distinct values of a keyword field with their row counts.
     pub fn keyword_values(&self, field: usize) -> Result<Vec<(String, u64)>> {
-        let Some(map) = self.keyword_lookup.get(field).and_then(Option::as_ref) else {
+        let Some(local) = self.local(field)? else { return Ok(Vec::new()) };
+        let Some(map) = self.keyword_lookup.get(local).and_then(Option::as_ref) else {
             return Err(Error::Invalid(format!("field {field} is not a keyword field")));
         };
         let mut out = Vec::with_capacity(map.len());
@@ -527,8 +566,10 @@ impl Segment {
         )
     }
 
+    /// The section of `kind` for collection field `field` (`None` when the segment lacks either).
     fn field_section(&self, kind: SectionKind, field: usize) -> Option<(u64, &[u8])> {
-        let s = self.sections.iter().find(|s| s.kind == kind && usize::from(s.field) == field)?;
+        let local = self.local(field).ok()??;
+        let s = self.sections.iter().find(|s| s.kind == kind && usize::from(s.field) == local)?;
         Some((s.offset, self.slice(&(s.offset as usize..(s.offset + s.len) as usize))))
     }
 
@@ -555,6 +596,9 @@ impl Segment {
     /// Rows where `field` is not null (from its validity bits).
     #[must_use]
     pub fn present_rows(&self, field: usize) -> Option<RoaringBitmap> {
+        if matches!(self.local(field), Ok(None)) {
+            return Some(RoaringBitmap::new());
+        }
         let (_, bits) = self.field_section(SectionKind::Validity, field)?;
         let mut out = RoaringBitmap::from_lsb0_bytes(0, bits);
         out.remove_range(self.rows() as u32..);
