@@ -45,8 +45,14 @@ const GUIDE_TOP: usize = 32;
 const GUIDE_HEADS: usize = 8;
 /// Search width when collecting a sample query's neighbours.
 const GUIDE_EF: usize = 256;
-/// Layer-0 entry anchors kept from the query sample.
-const ANCHORS: usize = 512;
+/// Layer-0 entry anchors kept from the query sample: one per `ROWS_PER_ANCHOR` rows, between
+/// `MIN_ANCHORS` and `MAX_ANCHORS`. Every query scores all of a segment's anchors, so the count
+/// trades a fixed cost per query against better starting points. Measured: 512 on the synthetic
+/// 100k set (0.942 recall@10 at ef 16, against 0.871 with 128), 64 on 9k real AID embeddings
+/// (0.950 at ef 10 with 299 evaluations per query, against 651 with 512 and the same recall).
+const ROWS_PER_ANCHOR: usize = 128;
+const MIN_ANCHORS: usize = 64;
+const MAX_ANCHORS: usize = 512;
 
 /// Builds the frozen HNSW graph of row-major `vectors` with `hnsw_rs`.
 #[must_use]
@@ -151,7 +157,8 @@ pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sampl
     // new query from the same distribution can start its layer-0 search next to its answer.
     let mut all: Vec<&(usize, Vec<u32>)> = lists.iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
-    let step = (all.len() / ANCHORS).max(1);
+    let want = (graph.rows as usize / ROWS_PER_ANCHOR).clamp(MIN_ANCHORS, MAX_ANCHORS);
+    let step = (all.len() / want).max(1);
     let mut anchors: Vec<u32> = all.iter().step_by(step).filter_map(|(_, l)| l.first().copied()).collect();
     anchors.sort_unstable();
     anchors.dedup();
