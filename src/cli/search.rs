@@ -59,8 +59,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if a.threads == 0 {
         bail!("--threads must be at least 1");
     }
+    let opened = std::time::Instant::now();
     let db = super::open_read(&a.db)?;
     let col = db.snapshot().collection(&a.collection)?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     let mut qf = VectorFile::open(&a.queries)?;
     if qf.dim() != col.schema().dim as usize {
         bail!("queries have dimension {}, collection {} has {}", qf.dim(), a.collection, col.schema().dim);
@@ -147,7 +149,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             "ef": params.ef_or_default(), "threads": a.threads, "mode": mode,
             "evaluations_per_query": evaluations.into_inner() as f64 / n.max(1) as f64,
             "filter": a.filter, "passing": prepared.map(skysift::query::PreparedFilter::count),
-            "filter_seconds": filter_secs})
+            "filter_seconds": filter_secs, "open_ms": open_ms,
+            "vectors_mb": col.count() as f64 * dim as f64 * 4.0 / 1e6,
+            "rss_mb": proc_status_kb("VmRSS").map(|kb| kb as f64 / 1e3),
+            "peak_rss_mb": proc_status_kb("VmHWM").map(|kb| kb as f64 / 1e3)})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `kB` line of `/proc/self/status` (Linux; `None` elsewhere): resident memory, mapped pages
+/// touched included, for the summary line.
+fn proc_status_kb(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -24,7 +24,7 @@ use std::ops::Bound;
 use skysift_storage::schema::{FieldType, Schema};
 use skysift_storage::segment::ranges::{key_f64, key_i64};
 
-use super::ast::{CmpOp, Expr, GeoOp, Literal, Shape};
+use super::ast::{CmpOp, Expr, GeoOp, Literal};
 use super::error::{FilterError, closest};
 use super::geo::GeoShape;
 use super::parser::{LeafSpan, MAX_DEPTH, parse};
@@ -458,11 +458,6 @@ impl Checker<'_> {
                         At::Field,
                         format!("`{field}` is {}; intersects and within need a geo_bbox field", Self::type_name(t)),
                     ));
-                }
-                if *op == GeoOp::Within && matches!(shape, Shape::Polygon(_)) {
-                    return Err(self
-                        .err(At::Value(0), "within(field, polygon(...)) is not supported")
-                        .help("use intersects(field, polygon(...)) or within(field, bbox(...))"));
                 }
                 let g = GeoShape::new(shape).map_err(|m| self.err(At::Value(0), m))?;
                 leaf(t, Test::Geo(*op, g), false)

@@ -70,7 +70,14 @@ impl GeoShape {
             (None, GeoOp::Within) => {
                 b[0] >= self.bbox[0] && b[1] >= self.bbox[1] && b[2] <= self.bbox[2] && b[3] <= self.bbox[3]
             }
-            (Some(ring), _) => boxes_intersect(b, &self.bbox) && polygon_intersects_box(ring, b),
+            (Some(ring), GeoOp::Intersects) => boxes_intersect(b, &self.bbox) && polygon_intersects_box(ring, b),
+            (Some(ring), GeoOp::Within) => {
+                b[0] >= self.bbox[0]
+                    && b[1] >= self.bbox[1]
+                    && b[2] <= self.bbox[2]
+                    && b[3] <= self.bbox[3]
+                    && polygon_contains_box(ring, b)
+            }
         }
     }
 }
@@ -130,6 +137,94 @@ pub fn polygon_intersects_box(ring: &[[f64; 2]], b: &GeoBox) -> bool {
     point_in_ring(ring, corners[0])
 }
 
+/// Whether `p` lies on the boundary of `ring`.
+fn on_ring(ring: &[[f64; 2]], p: [f64; 2]) -> bool {
+    let n = ring.len();
+    (0..n).any(|i| {
+        let (Some(&a), Some(&b)) = (ring.get(i), ring.get((i + 1) % n)) else { return false };
+        orient(a, b, p) == 0.0 && on_segment(a, b, p)
+    })
+}
+
+/// Whether `p` lies in the closed polygon `ring`.
+fn in_closed_ring(ring: &[[f64; 2]], p: [f64; 2]) -> bool {
+    on_ring(ring, p) || point_in_ring(ring, p)
+}
+
+/// Parameters `t` in `[0, 1]` where segment `ab` meets segment `cd` (both ends of an overlap when
+/// they are collinear).
+fn meeting_params(a: [f64; 2], b: [f64; 2], c: [f64; 2], d: [f64; 2], out: &mut Vec<f64>) {
+    let r = [b[0] - a[0], b[1] - a[1]];
+    let s = [d[0] - c[0], d[1] - c[1]];
+    let denom = r[0] * s[1] - r[1] * s[0];
+    let len2 = r[0] * r[0] + r[1] * r[1];
+    let param = |p: [f64; 2]| if len2 > 0.0 { ((p[0] - a[0]) * r[0] + (p[1] - a[1]) * r[1]) / len2 } else { 0.0 };
+    if denom != 0.0 {
+        let t = ((c[0] - a[0]) * s[1] - (c[1] - a[1]) * s[0]) / denom;
+        let u = ((c[0] - a[0]) * r[1] - (c[1] - a[1]) * r[0]) / denom;
+        if (0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u) {
+            out.push(t);
+        }
+    } else {
+        for p in [c, d] {
+            if orient(a, b, p) == 0.0 && on_segment(a, b, p) {
+                out.push(param(p));
+            }
+        }
+    }
+}
+
+/// Whether the closed box `b` lies inside the closed polygon `ring` (a simple polygon): every
+/// point of the box's boundary is in the polygon (each box edge is cut where polygon edges meet
+/// it, and every piece's midpoint is tested), and no polygon edge passes through the box's open
+/// interior. Together these leave no part of the box outside.
+#[must_use]
+pub fn polygon_contains_box(ring: &[[f64; 2]], b: &GeoBox) -> bool {
+    let corners = [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]];
+    let n = ring.len();
+    let edges = || (0..n).filter_map(|i| Some((*ring.get(i)?, *ring.get((i + 1) % n)?)));
+    let mut cuts = Vec::new();
+    for j in 0..4 {
+        let (a, c) = (corners[j], corners[(j + 1) % 4]);
+        cuts.clear();
+        cuts.extend([0.0, 1.0]);
+        for (p, q) in edges() {
+            meeting_params(a, c, p, q, &mut cuts);
+        }
+        cuts.sort_by(f64::total_cmp);
+        let at = |t: f64| [a[0] + (c[0] - a[0]) * t, a[1] + (c[1] - a[1]) * t];
+        if !in_closed_ring(ring, a) || !cuts.windows(2).all(|w| in_closed_ring(ring, at(f64::midpoint(w[0], w[1])))) {
+            return false;
+        }
+    }
+    // No polygon edge through the open interior (Liang-Barsky clip to the closed box; a clipped
+    // piece off the boundary has its midpoint strictly inside).
+    edges().all(|(p, q)| {
+        let d = [q[0] - p[0], q[1] - p[1]];
+        let (mut t0, mut t1) = (0.0f64, 1.0f64);
+        for (den, num) in [(-d[0], p[0] - b[0]), (d[0], b[2] - p[0]), (-d[1], p[1] - b[1]), (d[1], b[3] - p[1])] {
+            if den == 0.0 {
+                if num < 0.0 {
+                    return true;
+                }
+            } else {
+                let t = num / den;
+                if den < 0.0 {
+                    t0 = t0.max(t);
+                } else {
+                    t1 = t1.min(t);
+                }
+            }
+        }
+        if t0 >= t1 {
+            return true;
+        }
+        let m = f64::midpoint(t0, t1);
+        let x = [p[0] + d[0] * m, p[1] + d[1] * m];
+        !(x[0] > b[0] && x[0] < b[2] && x[1] > b[1] && x[1] < b[3])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +245,50 @@ mod tests {
         assert!(s.test(GeoOp::Intersects, &[10.0, 10.0, 11.0, 11.0]));
         assert!(GeoShape::new(&Shape::Polygon(vec![[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])).is_err());
         assert!(GeoShape::new(&Shape::Bbox([0.0, 0.0, 200.0, 1.0])).is_err());
+    }
+
+    #[test]
+    fn polygon_contains_box_cases() {
+        let tri = vec![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+        assert!(polygon_contains_box(&tri, &[1.0, 1.0, 2.0, 2.0]), "inside");
+        assert!(polygon_contains_box(&tri, &[0.0, 0.0, 5.0, 5.0]), "corners on the boundary");
+        assert!(!polygon_contains_box(&tri, &[4.0, 4.0, 6.0, 6.0]), "across the hypotenuse");
+        assert!(!polygon_contains_box(&tri, &[-1.0, 1.0, 1.0, 2.0]), "across an edge");
+        assert!(polygon_contains_box(&tri, &[3.0, 3.0, 3.0, 3.0]) && polygon_contains_box(&tri, &[5.0, 5.0, 5.0, 5.0]));
+        assert!(!polygon_contains_box(&tri, &[6.0, 6.0, 6.0, 6.0]), "a point outside");
+        let square = vec![[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]];
+        assert!(polygon_contains_box(&square, &[0.0, 0.0, 4.0, 4.0]), "the polygon itself");
+        // A U around the box, open at the top: every corner on the boundary, the box outside.
+        let u = vec![[-1.0, -1.0], [2.0, -1.0], [2.0, 2.0], [1.0, 2.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [-1.0, 2.0]];
+        assert!(!polygon_contains_box(&u, &[0.0, 0.0, 1.0, 1.0]));
+        assert!(polygon_contains_box(&u, &[-1.0, -1.0, 0.0, 2.0]), "the left arm");
+        // A notch reaching into the box from above: all corners inside, an edge through it.
+        let notch = vec![[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [6.0, 10.0], [5.0, 3.0], [4.0, 10.0], [0.0, 10.0]];
+        assert!(!polygon_contains_box(&notch, &[1.0, 1.0, 9.0, 8.0]));
+        assert!(polygon_contains_box(&notch, &[1.0, 1.0, 9.0, 2.5]));
+        // A vertical segment crossing the notch's mouth leaves the polygon between two touches.
+        assert!(!polygon_contains_box(&notch, &[3.0, 9.0, 7.0, 9.0]));
+        let s = GeoShape::new(&Shape::Polygon(notch)).unwrap();
+        assert!(s.test(GeoOp::Within, &[1.0, 1.0, 9.0, 2.5]) && !s.test(GeoOp::Within, &[1.0, 1.0, 11.0, 2.5]));
+    }
+
+    proptest::proptest! {
+        /// A box found within a polygon has every point of a fine grid over it in the polygon.
+        #[test]
+        fn contained_boxes_have_every_sample_inside(
+            pts in proptest::collection::vec((0i32..8, 0i32..8), 3..7),
+            b in (0i32..8, 0i32..8, 0i32..4, 0i32..4),
+        ) {
+            let ring: Vec<[f64; 2]> = pts.iter().map(|&(x, y)| [f64::from(x), f64::from(y)]).collect();
+            let bx = [f64::from(b.0), f64::from(b.1), f64::from(b.0 + b.2), f64::from(b.1 + b.3)];
+            if polygon_contains_box(&ring, &bx) {
+                for i in 0..=16 {
+                    for j in 0..=16 {
+                        let p = [bx[0] + (bx[2] - bx[0]) * f64::from(i) / 16.0, bx[1] + (bx[3] - bx[1]) * f64::from(j) / 16.0];
+                        proptest::prop_assert!(in_closed_ring(&ring, p), "{ring:?} {bx:?} {p:?}");
+                    }
+                }
+            }
+        }
     }
 }
