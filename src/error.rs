@@ -45,6 +45,10 @@ pub enum Error {
     /// From the encoders (model files, ONNX Runtime, templates, provenance).
     #[error(transparent)]
     Encode(#[from] crate::encode::EncodeError),
+    /// A filter that does not parse or does not fit the schema: the message, the position in the
+    /// filter text, what was expected there, and a hint (such as the closest field name).
+    #[error("filter: {0}")]
+    Filter(Box<crate::filter::FilterError>),
 }
 
 impl Error {

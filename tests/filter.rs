@@ -457,6 +457,10 @@ fn errors_show_where_and_what_was_expected() {
     let m = msg("intersects(footprint, bbox(10, 0, 5, 1))");
     assert!(m.contains("not a WGS84 box"), "{m}");
     assert_eq!(col.count_where("acquired >= '2021-06-01' AND class IN ('Port', 'Airport')").unwrap(), 0);
+    // The error is typed: a program gets the span and the suggestion without parsing text.
+    let Err(skysift::Error::Filter(e)) = col.count_where("clas = 'Port'") else { panic!("a typed filter error") };
+    assert_eq!(e.span, Some(0..4));
+    assert!(e.help.as_deref().is_some_and(|h| h.contains("`class`")), "{e:?}");
 }
 
 // ---------------------------------------------------------------- recall at every selectivity

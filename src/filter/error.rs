@@ -31,7 +31,7 @@ impl std::error::Error for FilterError {}
 
 impl From<FilterError> for crate::error::Error {
     fn from(e: FilterError) -> Self {
-        crate::error::Error::Invalid(format!("filter: {e}"))
+        crate::error::Error::Filter(Box::new(e))
     }
 }
 
