@@ -3,12 +3,18 @@
 # injection at every I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a
 # small tmpfs. Prints one scoreboard and ends with the totals line:
 #   scoreboard: injected N, survived N, lost N, panics N, hangs N
-# Usage: scripts/campaign.sh SECONDS   (fuzzing gets half the budget, split across targets)
+# Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
+#   SECONDS       the budget (default 600); fuzzing gets half of it, split across the targets
+#   FUZZ_SECONDS  seconds per fuzz target instead of that split (also read from the environment)
+#   FUZZ_JOBS     fuzz targets run at a time (default 1; with 2, each gets twice the split)
+# The targets are every [[bin]] of fuzz/Cargo.toml.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 budget="${1:-600}"
-targets=(segment graph wal manifest vecblob metadata repl_line)
-per=$(( budget / 2 / ${#targets[@]} ))
+mapfile -t targets < <(awk '/^\[\[bin\]\]/ { bin = 1 } bin && /^name *= */ { gsub(/"/, "", $3); print $3; bin = 0 }' fuzz/Cargo.toml)
+jobs_max="${FUZZ_JOBS:-1}"
+[ "$jobs_max" -lt 1 ] && jobs_max=1
+per="${2:-${FUZZ_SECONDS:-$(( budget / 2 * jobs_max / ${#targets[@]} ))}}"
 [ "$per" -lt 5 ] && per=5
 kills=$(( budget / 2 ))
 [ "$kills" -lt 100 ] && kills=100
@@ -23,22 +29,32 @@ add() { # campaign injected survived lost panics hangs
 
 echo "== building"
 cargo build --release --quiet --tests 2>&1 | tail -3
+fuzz_one() { # target: fuzzes it for $per seconds; the log goes to $log/fuzz-$t.txt
+  local t="$1"
+  mkdir -p "fuzz/work/$t" "fuzz/artifacts/$t"
+  cp -n fuzz/corpus/"$t"/* "fuzz/work/$t/" 2>/dev/null
+  (cd fuzz && cargo fuzz run -s none -O "$t" "work/$t" -- -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="artifacts/$t/") >"$log/fuzz-$t.txt" 2>&1
+}
 if command -v cargo-fuzz >/dev/null 2>&1; then
   (cd fuzz && cargo fuzz build -s none -O >/dev/null 2>&1) || echo "fuzz build failed"
   for t in "${targets[@]}"; do
+    mkdir -p "fuzz/artifacts/$t"
+    ls "fuzz/artifacts/$t" | sort >"$log/artifacts-before-$t"
     echo "== fuzz $t for ${per}s"
-    mkdir -p "fuzz/work/$t" "fuzz/artifacts/$t"
-    cp -n fuzz/corpus/"$t"/* "fuzz/work/$t/" 2>/dev/null
-    before=$(ls "fuzz/artifacts/$t" | wc -l)
-    (cd fuzz && cargo fuzz run -s none -O "$t" "work/$t" -- -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="artifacts/$t/") >"$log/fuzz-$t.txt" 2>&1
+    fuzz_one "$t" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+  done
+  wait
+  for t in "${targets[@]}"; do
     runs=$(grep -oE 'Done [0-9]+ runs' "$log/fuzz-$t.txt" | grep -oE '[0-9]+' | tail -1)
-    crashes=$(ls "fuzz/artifacts/$t" | grep -c '^crash-' || true)
-    hangs=$(ls "fuzz/artifacts/$t" | grep -cE '^(timeout|slow-unit)-' || true)
-    ooms=$(ls "fuzz/artifacts/$t" | grep -c '^oom-' || true)
-    new=$(( $(ls "fuzz/artifacts/$t" | wc -l) - before ))
+    # Only the artifacts of this run count.
+    ls "fuzz/artifacts/$t" | sort | comm -13 "$log/artifacts-before-$t" - >"$log/artifacts-new-$t"
+    crashes=$(grep -c '^crash-' "$log/artifacts-new-$t")
+    hangs=$(grep -cE '^(timeout|slow-unit|oom)-' "$log/artifacts-new-$t")
+    new=$(wc -l <"$log/artifacts-new-$t")
     runs=${runs:-0}
-    add "fuzz:$t" "$runs" $(( runs - new )) 0 "$crashes" $(( hangs + ooms ))
+    add "fuzz:$t" "$runs" $(( runs - new )) 0 "$crashes" "$hangs"
   done
 else
   echo "cargo-fuzz is not installed (cargo install cargo-fuzz): fuzzing skipped"

@@ -675,6 +675,12 @@ pub(crate) fn confine(root: &Path, base: &Path, field: &str, relative: &str) -> 
             if fs::symlink_metadata(&joined).is_ok() {
                 return Err(escape("is a symlink whose target does not exist"));
             }
+            // A missing file in a folder reached through a symlink out of the model directory leaves it too.
+            if let Some(real) = joined.ancestors().find_map(|a| fs::canonicalize(a).ok())
+                && !real.starts_with(root)
+            {
+                return Err(escape(&format!("is in {} (through a symlink)", real.display())));
+            }
             Ok(joined)
         }
     }
@@ -810,6 +816,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret.onnx"), dir.path().join("image.onnx")).unwrap();
         let err = ModelManifest::parse(MINIMAL, dir.path()).unwrap_err();
+        assert!(matches!(err, EncodeError::PathEscape { .. }), "{err}");
+        // Nor is a missing file in a folder that is a symlink leading outside.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        let err = ModelManifest::parse(&with("\"image.onnx\"", "\"out/missing.onnx\""), dir.path()).unwrap_err();
         assert!(matches!(err, EncodeError::PathEscape { .. }), "{err}");
         // A symlink that stays inside is fine.
         let dir2 = tempfile::tempdir().unwrap();

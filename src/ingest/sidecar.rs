@@ -248,7 +248,9 @@ pub fn resolve_href(root: &Path, doc_dir: &Path, href: &str) -> Result<String, P
     let outside = || Problem::new(Reason::OutsideArchive, format!("{href:?} leaves the archive root"));
     let norm = normalize(&joined).ok_or_else(outside)?;
     let rel = norm.strip_prefix(root).map_err(|_| outside())?.to_path_buf();
-    if let Ok(canon) = fs::canonicalize(&norm)
+    // The deepest existing ancestor, links resolved: a link out of the root followed by a name
+    // that does not exist (yet) leaves the root too.
+    if let Some(canon) = norm.ancestors().find_map(|a| fs::canonicalize(a).ok())
         && !canon.starts_with(root)
     {
         return Err(outside());
@@ -653,6 +655,7 @@ mod tests {
         assert_eq!(resolve_href(&root, &root, "https://h/x.tif").unwrap_err().reason, Reason::RemoteHref);
         std::os::unix::fs::symlink("/etc", root.join("esc")).unwrap();
         assert_eq!(resolve_href(&root, &root, "esc/hostname").unwrap_err().reason, Reason::OutsideArchive);
+        assert_eq!(resolve_href(&root, &root, "esc/no-such-file").unwrap_err().reason, Reason::OutsideArchive);
     }
 
     #[test]

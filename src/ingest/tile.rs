@@ -8,6 +8,9 @@
 //! - with a target ground resolution (`gsd`) and a known source resolution, windows are measured in
 //!   source pixels covering `tile * gsd` metres and are resampled to `tile` pixels (a chip is resampled
 //!   to the same ground resolution);
+//! - upsampling is bounded, so that no output is much larger than a tile or a chip: a chip that would
+//!   grow past `max(chip_max, tile)` pixels is cut into tiles, and a source pixel larger than a whole
+//!   tile (a wrong georeference, usually) turns resampling off;
 //! - the id of tile `i` of file `path` is the first 63 bits of SHA-256 over a domain tag, the path and
 //!   `i`, so ids are stable across runs and machines and any tile's record can be found from its path.
 
@@ -72,9 +75,12 @@ pub fn plan(width: u32, height: u32, t: &Tiling, src_gsd: Option<f64>) -> Plan {
         (Some(g), Some(s)) if g > 0.0 && s > 0.0 && (g / s - 1.0).abs() > 1e-6 => Some(g / s),
         _ => None,
     };
+    // Each window covers at least one source pixel, so outputs stay within 1.5 tiles.
+    let ratio = ratio.filter(|r| r * f64::from(t.tile.max(1)) >= 1.0);
     let resampled = ratio.is_some();
     let ratio = ratio.unwrap_or(1.0);
-    if width <= t.chip_max && height <= t.chip_max {
+    let grown = |side: u32| f64::from(side) / ratio > f64::from(t.chip_max.max(t.tile));
+    if width <= t.chip_max && height <= t.chip_max && !grown(width) && !grown(height) {
         let out = resampled.then(|| {
             (((f64::from(width) / ratio).round() as u32).max(1), ((f64::from(height) / ratio).round() as u32).max(1))
         });
@@ -139,6 +145,14 @@ mod tests {
         assert_eq!(p.windows, vec![[0, 0, 200, 200], [200, 0, 200, 200], [0, 200, 200, 200], [200, 200, 200, 200]]);
         assert_eq!(p.out, Some((100, 100)));
         assert!((p.scale - 0.5).abs() < 1e-12);
+        // 10 m source, 1 m target: the chip would grow to 1000 pixels, so it is cut into tiles of
+        // 10 source pixels resampled to 100.
+        let t = Tiling { tile: 100, overlap: 0, gsd: Some(1.0), chip_max: 150 };
+        let p = plan(100, 100, &t, Some(10.0));
+        assert_eq!((p.windows.len(), p.windows[0], p.out), (100, [0, 0, 10, 10], Some((100, 100))));
+        // A source pixel of 1,000 km (a wrong georeference) is larger than a tile: no resampling.
+        let p = plan(20, 20, &t, Some(1e6));
+        assert_eq!((p.windows, p.out), (vec![[0, 0, 20, 20]], None));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! decodes them, and exercises every accessor of what decoded. They must return (any result)
 //! and never panic, abort, hang or allocate without bound.
 
+use std::ops::Bound;
 use std::path::Path;
 
 use crate::bytes::Bytes;
@@ -10,7 +11,9 @@ use crate::manifest::Manifest;
 use crate::schema::{FieldDef, FieldType, Metric, Schema};
 use crate::segment::Segment;
 use crate::segment::codes::CodesView;
+use crate::segment::geo::GeoView;
 use crate::segment::graph::GraphView;
+use crate::segment::ranges::RangesView;
 use crate::{vecblob, wal};
 
 /// A schema with one field of every type, dimension 4.
@@ -104,9 +107,38 @@ pub fn vecblob(data: &[u8]) {
     let _ = vecblob::decode(Path::new("fuzz.bin"), data);
 }
 
+/// A range-index or geo-index section (`segment/{ranges,geo}.rs`) of a segment of `16 * rows` rows
+/// (the first byte of `data` picks `rows`): every query on what parses returns, never loops.
+pub fn segment_indexes(data: &[u8]) {
+    let Some((&r, rest)) = data.split_first() else { return };
+    let rows = usize::from(r) * 16;
+    let b = Bytes::copy_from(rest);
+    if let Ok(v) = RangesView::parse(b.as_slice(), rows) {
+        let keys = v.keys();
+        let probe = [0, u64::MAX, keys.first().copied().unwrap_or(7), keys.last().copied().unwrap_or(9)];
+        for lo in probe {
+            for hi in probe {
+                let _ = v.rows_between(Bound::Included(lo), Bound::Excluded(hi));
+            }
+        }
+        let _ = v.rows_at(0..v.count());
+    }
+    if let Ok(g) = GeoView::parse(b.as_slice(), rows) {
+        let _ = g.items().count();
+        let _ = g.search(&[-180.0, -90.0, 180.0, 90.0], |_, _| {});
+        let _ = g.search(&[0.0, 0.0, 1.0, 1.0], |_, _| {});
+    }
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus replay.
-pub const TARGETS: [(&str, Target); 5] =
-    [("segment", segment), ("graph", graph), ("wal", wal), ("manifest", manifest), ("vecblob", vecblob)];
+pub const TARGETS: [(&str, Target); 6] = [
+    ("segment", segment),
+    ("graph", graph),
+    ("wal", wal),
+    ("manifest", manifest),
+    ("vecblob", vecblob),
+    ("segment_indexes", segment_indexes),
+];
