@@ -115,12 +115,9 @@ fn query_loop(db: &Db, queries: &[Vec<f32>], done: &dyn Fn() -> bool) -> Phase {
         let q = &queries[i % queries.len()];
         i += 1;
         let snap = db.snapshot();
-        let col = match snap.collection(COLLECTION) {
-            Ok(c) => c,
-            Err(_) => {
-                ph.errors += 1;
-                continue;
-            }
+        let Ok(col) = snap.collection(COLLECTION) else {
+            ph.errors += 1;
+            continue;
         };
         let t = Instant::now();
         let hits = col.search(q, &SearchParams::k(K), &mut scratch);

@@ -159,17 +159,17 @@ fn meeting_params(a: [f64; 2], b: [f64; 2], c: [f64; 2], d: [f64; 2], out: &mut 
     let denom = r[0] * s[1] - r[1] * s[0];
     let len2 = r[0] * r[0] + r[1] * r[1];
     let param = |p: [f64; 2]| if len2 > 0.0 { ((p[0] - a[0]) * r[0] + (p[1] - a[1]) * r[1]) / len2 } else { 0.0 };
-    if denom != 0.0 {
-        let t = ((c[0] - a[0]) * s[1] - (c[1] - a[1]) * s[0]) / denom;
-        let u = ((c[0] - a[0]) * r[1] - (c[1] - a[1]) * r[0]) / denom;
-        if (0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u) {
-            out.push(t);
-        }
-    } else {
+    if denom == 0.0 {
         for p in [c, d] {
             if orient(a, b, p) == 0.0 && on_segment(a, b, p) {
                 out.push(param(p));
             }
+        }
+    } else {
+        let t = ((c[0] - a[0]) * s[1] - (c[1] - a[1]) * s[0]) / denom;
+        let u = ((c[0] - a[0]) * r[1] - (c[1] - a[1]) * r[0]) / denom;
+        if (0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u) {
+            out.push(t);
         }
     }
 }
@@ -259,7 +259,8 @@ mod tests {
         let square = vec![[0.0, 0.0], [4.0, 0.0], [4.0, 4.0], [0.0, 4.0]];
         assert!(polygon_contains_box(&square, &[0.0, 0.0, 4.0, 4.0]), "the polygon itself");
         // A U around the box, open at the top: every corner on the boundary, the box outside.
-        let u = vec![[-1.0, -1.0], [2.0, -1.0], [2.0, 2.0], [1.0, 2.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [-1.0, 2.0]];
+        let u =
+            vec![[-1.0, -1.0], [2.0, -1.0], [2.0, 2.0], [1.0, 2.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [-1.0, 2.0]];
         assert!(!polygon_contains_box(&u, &[0.0, 0.0, 1.0, 1.0]));
         assert!(polygon_contains_box(&u, &[-1.0, -1.0, 0.0, 2.0]), "the left arm");
         // A notch reaching into the box from above: all corners inside, an edge through it.

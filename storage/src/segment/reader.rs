@@ -391,7 +391,9 @@ impl Segment {
             if schema.fields.get(global).map(|g| g.ty) != Some(f.ty) {
                 return Err(differs());
             }
-            remap[global] = local;
+            if let Some(slot) = remap.get_mut(global) {
+                *slot = local;
+            }
         }
         self.remap = remap;
         Ok(())
