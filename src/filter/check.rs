@@ -504,7 +504,8 @@ mod tests {
         assert!(Filter::parse("class < 'a'", &s).is_err());
         assert!(Filter::parse("footprint = 1", &s).is_err());
         assert!(Filter::parse("year", &s).is_err());
-        assert!(Filter::parse("within(footprint, polygon((0 0, 1 0, 1 1)))", &s).is_err());
+        assert!(Filter::parse("within(footprint, polygon((0 0, 1 0, 1 1)))", &s).is_ok());
+        assert!(Filter::parse("within(footprint, polygon((0 0, 1 0, 0 0)))", &s).is_err(), "two distinct points");
         assert!(Filter::parse("intersects(year, bbox(0, 0, 1, 1))", &s).is_err());
         assert!(Filter::parse("intersects(footprint, bbox(2, 0, 1, 1))", &s).is_err());
         assert!(Filter::parse("id = -1", &s).is_err());
