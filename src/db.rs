@@ -341,7 +341,7 @@ pub struct SegmentInfo {
 }
 
 /// Index state of one segment, as shown by `info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentIndexInfo {
     /// Segment id.
     pub segment: u64,
@@ -357,6 +357,9 @@ pub struct SegmentIndexInfo {
     pub int8_codes: bool,
     /// Bytes of graph and codes.
     pub index_bytes: u64,
+    /// Search calibration from the build: `(ef, recall@10, held-out queries)`; searches without
+    /// an explicit `ef` use at least this width on the segment.
+    pub calibration: Option<(u32, f32, u32)>,
 }
 
 /// A read view of one collection.
@@ -556,6 +559,7 @@ impl CollectionSnapshot {
                     guided_slots: g.map(|g| g.slots0() - g.base0()),
                     int8_codes: s.segment.codes().is_some_and(|c| c.is_ok()),
                     index_bytes: s.segment.index_bytes().iter().map(|(_, b)| b).sum(),
+                    calibration: s.segment.calibration(),
                 }
             })
             .collect()

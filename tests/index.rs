@@ -164,3 +164,32 @@ proptest! {
         check_results(&db, &d, &deletes, k, ef);
     }
 }
+
+/// Recall@10 a search without an explicit `ef` must reach on out-of-distribution queries when the
+/// collection has a query sample (the build calibrates the width on held-out sample queries).
+const MIN_RECALL_CALIBRATED: f64 = 0.95;
+
+#[test]
+fn default_search_uses_the_width_calibrated_on_held_out_sample_queries() {
+    let d = data(11, 6000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = load(dir.path(), &d, true);
+    let state = db.snapshot().collection("c").unwrap().index_state();
+    let (ef, cal_recall, queries) = state[0].calibration.expect("a calibration with a query sample");
+    assert_eq!(queries, 100, "1,000 sample queries: one in ten held out");
+    assert!(cal_recall >= skysift::index::build::CALIBRATION_TARGET || ef == 2048, "{state:?}");
+    let col = db.snapshot().collection("c").unwrap();
+    let mut scratch = SearchScratch::default();
+    let mut hits = 0;
+    for q in &d.ood_queries {
+        let got = col.search(q, &SearchParams::k(10), &mut scratch).unwrap();
+        let want = exact_top(&d.base, q, 10, |_| true);
+        hits += got.iter().filter(|h| want.contains(&h.id)).count();
+    }
+    let default_recall = hits as f64 / (10 * d.ood_queries.len()) as f64;
+    println!("calibrated ef {ef} (held-out recall {cal_recall:.3}); default search recall {default_recall:.3}");
+    assert!(default_recall >= MIN_RECALL_CALIBRATED, "{default_recall}");
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = load(plain_dir.path(), &d, false);
+    assert!(plain.snapshot().collection("c").unwrap().index_state()[0].calibration.is_none());
+}

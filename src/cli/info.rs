@@ -43,7 +43,8 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
                 "extra_edges": p.extra_edges, "min_rows": p.min_rows, "quantization": if p.int8 { "int8" } else { "none" }})),
             "segment_index": index.iter().map(|s| serde_json::json!({"segment": s.segment, "rows": s.rows,
                 "graph_levels": s.graph_levels, "hnsw_slots": s.hnsw_slots, "guided_slots": s.guided_slots,
-                "int8_codes": s.int8_codes, "index_bytes": s.index_bytes})).collect::<Vec<_>>(),
+                "int8_codes": s.int8_codes, "index_bytes": s.index_bytes,
+                "calibration": s.calibration.map(|(ef, recall, queries)| serde_json::json!({"ef": ef, "recall_at_10": recall, "queries": queries}))})).collect::<Vec<_>>(),
             "memory_rows": c.memory_rows(),
             "wal_bytes": c.wal_bytes(),
             "bytes": segs.iter().map(|s| s.bytes).sum::<u64>() + c.wal_bytes(),
@@ -92,6 +93,14 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
                     s["int8_codes"],
                     s["index_bytes"]
                 );
+                if let Some(cal) = s["calibration"].as_object() {
+                    println!(
+                        "    calibrated: ef {} reaches recall@10 {:.3} on {} held-out sample queries (default searches use it)",
+                        cal["ef"],
+                        cal["recall_at_10"].as_f64().unwrap_or(0.0),
+                        cal["queries"]
+                    );
+                }
             }
         }
         println!(

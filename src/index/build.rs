@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hnsw_rs::prelude::{Distance, Hnsw};
 use skysift_storage::bytes::Bytes;
 use skysift_storage::segment::RowSource;
-use skysift_storage::segment::codes::encode_int8;
+use skysift_storage::segment::codes::{CodesView, encode_int8};
 use skysift_storage::segment::footer::SectionKind;
 use skysift_storage::segment::graph::{EMPTY, GraphData, GraphView};
 use skysift_storage::store::{IndexContext, SegmentIndexer};
 
 use super::exact::dot;
-use super::hnsw::{GraphScratch, Scorer, search};
+use super::hnsw::{GraphScratch, Scorer, quantize_query, search};
 use super::params::IndexParams;
 
 /// `1 - <a, b>` via SIMD: the distance `hnsw_rs` builds with (a monotone transform of the
@@ -52,7 +52,7 @@ const GUIDE_EF: usize = 256;
 /// (0.950 at ef 10 with 299 evaluations per query, against 651 with 512 and the same recall).
 const ROWS_PER_ANCHOR: usize = 128;
 const MIN_ANCHORS: usize = 64;
-const MAX_ANCHORS: usize = 512;
+const MAX_ANCHORS: usize = 4096;
 
 /// Builds the frozen HNSW graph of row-major `vectors` with `hnsw_rs`.
 #[must_use]
@@ -192,6 +192,120 @@ pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sampl
     }
 }
 
+/// Query-sample vectors held out of the graph build to calibrate the search width.
+const CALIBRATION_QUERIES: usize = 200;
+/// Fewest held-out queries worth calibrating on.
+const MIN_CALIBRATION_QUERIES: usize = 20;
+/// Recall@10 the calibrated width must reach on the held-out queries: above the 0.95 promised,
+/// because new queries are not the sample.
+pub const CALIBRATION_TARGET: f32 = 0.97;
+/// Widths tried, smallest first; the last one is used when none reaches the target.
+const EF_LADDER: [usize; 15] = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048];
+
+/// Splits a query sample into the part that guides the graph and up to `CALIBRATION_QUERIES`
+/// evenly spread vectors held out to measure it. Samples too small to spare any are not split.
+fn split_sample(sample: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = sample.len() / dim.max(1);
+    if n < MIN_CALIBRATION_QUERIES * 10 {
+        return (sample.to_vec(), Vec::new());
+    }
+    let step = (n / CALIBRATION_QUERIES).max(10);
+    let (mut guide, mut held) = (Vec::new(), Vec::new());
+    for (i, q) in sample.chunks_exact(dim).enumerate() {
+        if i % step == step / 2 { held.extend_from_slice(q) } else { guide.extend_from_slice(q) }
+    }
+    (guide, held)
+}
+
+/// The smallest width of [`EF_LADDER`] at which searching the encoded `graph` (on int8 `codes`
+/// when given, as queries do, then exact rescoring) finds [`CALIBRATION_TARGET`] of the exact
+/// top 10 of the `held` queries: `(ef, recall, queries)`. `None` without held-out queries.
+pub fn calibrate(
+    graph: &[u8],
+    codes: Option<&[u8]>,
+    vectors: &[f32],
+    dim: usize,
+    held: &[f32],
+    threads: usize,
+) -> Option<(u32, f32, u32)> {
+    const K: usize = 10;
+    let rows = vectors.len() / dim.max(1);
+    let queries: Vec<&[f32]> = held.chunks_exact(dim).collect();
+    if queries.len() < MIN_CALIBRATION_QUERIES || rows <= K {
+        return None;
+    }
+    let graph_bytes = Bytes::copy_from(graph);
+    let view = GraphView::parse(graph_bytes.as_slice(), rows).ok()?;
+    let code_bytes = codes.map(Bytes::copy_from);
+    let codes = match &code_bytes {
+        Some(b) => Some(CodesView::parse(b.as_slice(), rows, dim).ok()?),
+        None => None,
+    };
+    let next = AtomicUsize::new(0);
+    // Per query: the exact top 10, then the recall at every width of the ladder.
+    let per_query: Vec<Vec<usize>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut scratch = GraphScratch::default();
+                    let mut qcodes = Vec::new();
+                    let mut out = Vec::new();
+                    loop {
+                        let Some(q) = queries.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        let mut exact: Vec<(f32, u32)> =
+                            vectors.chunks_exact(dim).enumerate().map(|(r, v)| (dot(v, q), r as u32)).collect();
+                        exact.select_nth_unstable_by(K - 1, |a, b| b.0.total_cmp(&a.0));
+                        let truth: Vec<u32> = exact[..K].iter().map(|e| e.1).collect();
+                        let hits: Vec<usize> = EF_LADDER
+                            .iter()
+                            .map(|&ef| {
+                                let found = match &codes {
+                                    Some(c) => {
+                                        let t = quantize_query(c, q, &mut qcodes);
+                                        let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
+                                        search(&view, &scorer, ef, None, &|_| true, &mut scratch)
+                                    }
+                                    None => {
+                                        let scorer = Scorer::Exact { vectors, dim, query: q };
+                                        search(&view, &scorer, ef, None, &|_| true, &mut scratch)
+                                    }
+                                };
+                                let mut rescored: Vec<(f32, u32)> = found
+                                    .into_iter()
+                                    .map(|(_, r)| {
+                                        (
+                                            dot(
+                                                vectors.get(r as usize * dim..(r as usize + 1) * dim).unwrap_or(&[]),
+                                                q,
+                                            ),
+                                            r,
+                                        )
+                                    })
+                                    .collect();
+                                rescored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                                rescored.iter().take(K).filter(|(_, r)| truth.contains(r)).count()
+                            })
+                            .collect();
+                        out.push(hits);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+    });
+    let n = per_query.len();
+    let mut pick = (EF_LADDER[EF_LADDER.len() - 1], 0.0f32);
+    for (i, &ef) in EF_LADDER.iter().enumerate() {
+        let recall = per_query.iter().map(|h| h.get(i).copied().unwrap_or(0)).sum::<usize>() as f32 / (n * K) as f32;
+        pick = (ef, recall);
+        if recall >= CALIBRATION_TARGET {
+            break;
+        }
+    }
+    Some((pick.0 as u32, pick.1, n as u32))
+}
+
 /// The indexer the database installs in storage: builds the graph and codes of new segments.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HnswIndexer {
@@ -222,12 +336,21 @@ impl SegmentIndexer for HnswIndexer {
         } else {
             super::native::build(&vectors, dim, &p, threads)
         };
-        if let Some(sample) = ctx.query_sample {
-            add_query_edges(&mut graph, &vectors, dim, sample, threads);
+        let (guide, held) = ctx.query_sample.map_or((Vec::new(), Vec::new()), |s| split_sample(s, dim));
+        add_query_edges(&mut graph, &vectors, dim, &guide, threads);
+        let graph = graph.encode();
+        let codes = p.int8.then(|| encode_int8(&vectors, dim));
+        let calibration = calibrate(&graph, codes.as_deref(), &vectors, dim, &held, threads);
+        let mut out = vec![(SectionKind::Graph, graph)];
+        if let Some(codes) = codes {
+            out.push((SectionKind::QuantCodes, codes));
         }
-        let mut out = vec![(SectionKind::Graph, graph.encode())];
-        if p.int8 {
-            out.push((SectionKind::QuantCodes, encode_int8(&vectors, dim)));
+        if let Some((ef, recall, queries)) = calibration {
+            let mut b = Vec::with_capacity(12);
+            b.extend_from_slice(&ef.to_le_bytes());
+            b.extend_from_slice(&((recall * 10_000.0).round() as u32).min(10_000).to_le_bytes());
+            b.extend_from_slice(&queries.to_le_bytes());
+            out.push((SectionKind::Calibration, b));
         }
         Ok(out)
     }

@@ -4,6 +4,7 @@
 //! Invariant: the result holds `min(k, live rows)` unique live ids, best first: a segment whose
 //! graph search returns fewer than it can is scanned exactly instead.
 
+use skysift_storage::segment::Segment;
 use skysift_storage::store::CollectionState;
 
 use super::exact::{Hit, TopK, dot};
@@ -33,10 +34,22 @@ impl SearchParams {
         SearchParams { k, ef: None, exact: false, f32_traversal: false, rescore: None, anchors: None }
     }
 
-    /// The `ef` used.
+    /// The `ef` used where a segment has no calibration.
     #[must_use]
     pub fn ef_or_default(&self) -> usize {
         self.ef.unwrap_or(64.max(4 * self.k)).max(self.k)
+    }
+
+    /// The `ef` used on `seg`: the caller's when given; otherwise the width the segment's build
+    /// measured to reach its recall target on held-out sample queries (at least `k`), or the
+    /// default for a segment without calibration.
+    #[must_use]
+    pub fn ef_for(&self, seg: &Segment) -> usize {
+        match (self.ef, seg.calibration()) {
+            (Some(ef), _) => ef.max(self.k),
+            (None, Some((ef, _, _))) => (ef as usize).max(self.k),
+            (None, None) => self.ef_or_default(),
+        }
     }
 }
 
@@ -70,10 +83,10 @@ pub fn search_collection(
     scratch.top.reset(p.k);
     scratch.evaluations = 0;
     let dim = col.schema.dim as usize;
-    let ef = p.ef_or_default();
     let mut qcodes = std::mem::take(scratch.graph_qcodes());
     for s in &col.segments {
         let seg = &s.segment;
+        let ef = p.ef_for(seg);
         let live_rows = s.live() as usize;
         let want = p.k.min(live_rows);
         let graph = if p.exact { None } else { seg.graph().and_then(Result::ok) };

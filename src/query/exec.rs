@@ -48,7 +48,7 @@ pub(crate) fn search(
             int8: codes.is_some(),
         };
         let force = if p.exact { Some(Strategy::Exact) } else { prepared.force };
-        let plan: Plan = choose(&facts, p.k, p.ef_or_default(), force);
+        let plan: Plan = choose(&facts, p.k, p.ef_for(seg), force);
         let mut strategy = plan.strategy;
         let mut fallback = false;
         if passing > 0

@@ -99,6 +99,9 @@ pub enum SectionKind {
     Ranges = 20,
     /// Spatial index of a geo bbox field (see `geo.rs`).
     Geo = 21,
+    /// Search calibration: `ef u32, recall_x10000 u32, queries u32` (the smallest `ef` whose
+    /// recall@10 on held-out query-sample vectors reached the build's target).
+    Calibration = 22,
 }
 
 impl SectionKind {
@@ -124,6 +127,7 @@ impl SectionKind {
             K::QuantCodes,
             K::Ranges,
             K::Geo,
+            K::Calibration,
         ]
         .into_iter()
         .find(|k| *k as u16 == v)
@@ -156,6 +160,7 @@ impl SectionKind {
             SectionKind::QuantCodes => "quantized codes",
             SectionKind::Ranges => "range index",
             SectionKind::Geo => "geo index",
+            SectionKind::Calibration => "calibration",
         }
     }
 }

@@ -607,6 +607,17 @@ impl Segment {
         Some(out)
     }
 
+    /// The search calibration stored at build, when the segment has one: `(ef, recall@10,
+    /// queries)`. `None` also for a malformed section (search then uses its defaults).
+    #[must_use]
+    pub fn calibration(&self) -> Option<(u32, f32, u32)> {
+        let s = self.sections.iter().find(|s| s.kind == SectionKind::Calibration)?;
+        let b = self.slice(&(s.offset as usize..(s.offset + s.len) as usize));
+        let word = |i: usize| b.get(i * 4..i * 4 + 4).and_then(|w| w.try_into().ok()).map(u32::from_le_bytes);
+        let (ef, recall, queries) = (word(0)?, word(1)?, word(2)?);
+        (b.len() == 12 && ef > 0 && recall <= 10_000).then(|| (ef, recall as f32 / 10_000.0, queries))
+    }
+
     /// Bytes of each index section (graph, codes), for `info`.
     #[must_use]
     pub fn index_bytes(&self) -> Vec<(SectionKind, u64)> {

@@ -254,7 +254,7 @@ pub fn write_segment(
     }
 
     for (kind, bytes) in extra {
-        if !matches!(kind, SectionKind::Graph | SectionKind::QuantCodes) {
+        if !matches!(kind, SectionKind::Graph | SectionKind::QuantCodes | SectionKind::Calibration) {
             return Err(Error::Invalid(format!("{} is not an index section", kind.name())));
         }
         sink.section(*kind, 0, bytes)?;
