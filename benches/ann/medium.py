@@ -45,8 +45,9 @@ def sweep_skysift(a, variant, where, queries_file, gt, passing, efs):
     rows = []
     for ef in efs:
         res = os.path.join(a.db, f"res-medium-{variant}-{ef}.jsonl")
-        cmd = ["search", a.db, "ann", "--queries", queries_file, "-k", str(K), "--threads", "1",
-               "--ef", str(ef), "--output", res]
+        cmd = ["search", a.db, "ann", "--queries", queries_file, "-k", str(K), "--threads", "1", "--output", res]
+        if ef is not None:
+            cmd += ["--ef", str(ef)]
         if where:
             cmd += ["--where", where]
         out, _, _ = fl.run(cmd)
@@ -57,10 +58,10 @@ def sweep_skysift(a, variant, where, queries_file, gt, passing, efs):
                 r = json.loads(line)
                 found[r["query"]] = r["ids"]
         r = fl.recall(found, gt, passing)
-        rows.append({"ef": ef, "recall": round(r, 4), "qps": round(s["qps"], 1),
+        rows.append({"ef": ef if ef is not None else "auto", "recall": round(r, 4), "qps": round(s["qps"], 1),
                      "evals": round(s["evaluations_per_query"]), "open_ms": round(s.get("open_ms", 0), 1),
                      "rss_mb": s.get("rss_mb"), "peak_rss_mb": s.get("peak_rss_mb"), "vectors_mb": s.get("vectors_mb")})
-        print(f"    skysift ef={ef}: recall={r:.3f} qps={s['qps']:.0f} evals={s['evaluations_per_query']:.0f} "
+        print(f"    skysift ef={ef or 'auto'}: recall={r:.3f} qps={s['qps']:.0f} evals={s['evaluations_per_query']:.0f} "
               f"open={s.get('open_ms', 0):.1f}ms rss={s.get('rss_mb')}MB peak={s.get('peak_rss_mb')}MB",
               file=sys.stderr, flush=True)
         if r >= 0.999:
@@ -75,7 +76,9 @@ def main():
     ap.add_argument("--peers-db", required=True, help="the --db of filtered.py --peers --skip-skysift")
     ap.add_argument("--variants", default="unfiltered,f50,f5,f05,f005")
     ap.add_argument("--peer-efs", default="16,32,64,128,256,512,1024,2048")
-    ap.add_argument("--efs", default="16,24,32,48,64,96,128,192,256")
+    ap.add_argument("--efs", default="16,24,32,48,64,96,128,192,256",
+                    help="skysift's unfiltered sweep, after one run with no --ef (the calibrated width); "
+                         "filtered runs use the planner's own width")
     ap.add_argument("--filtered-queries", type=int, default=300,
                     help="queries per point for the peers' filtered runs (hnswlib's filter is a Python callback)")
     ap.add_argument("--budget", type=float, default=40.0, help="stop a peer's sweep past this many seconds a point")
@@ -136,7 +139,7 @@ def main():
             results[(name, v)] = sweep_peer(name, lambda qs, ef: search(qs, ef, v), queries[:nq], gts[v], passing,
                                             peer_efs, a.budget)
         where = None if v == "unfiltered" else fl.FILTERS[v][0]
-        results[("skysift", v)] = sweep_skysift(a, v, where, qfile, gts[v], passing, efs if v == "unfiltered" else [64])
+        results[("skysift", v)] = sweep_skysift(a, v, where, qfile, gts[v], passing, [None] + efs if v == "unfiltered" else [None])
     print("\n| set | engine | best recall@10 (QPS) | QPS at recall >= 0.90 | QPS at recall >= 0.95 |")
     print("| --- | --- | --- | --- | --- |")
     for (name, v), rows in results.items():

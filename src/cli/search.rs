@@ -152,6 +152,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             "filter_seconds": filter_secs, "open_ms": open_ms,
             "vectors_mb": col.count() as f64 * dim as f64 * 4.0 / 1e6,
             "rss_mb": proc_status_kb("VmRSS").map(|kb| kb as f64 / 1e3),
+            "rss_anon_mb": proc_status_kb("RssAnon").map(|kb| kb as f64 / 1e3),
+            "rss_file_mb": proc_status_kb("RssFile").map(|kb| kb as f64 / 1e3),
             "peak_rss_mb": proc_status_kb("VmHWM").map(|kb| kb as f64 / 1e3)})
     );
     Ok(ExitCode::SUCCESS)

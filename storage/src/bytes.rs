@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// Where the bytes live.
 pub(crate) trait Backing: Send + Sync {
     fn bytes(&self) -> &[u8];
+    /// Tells the kernel that `range` will be read in random order (no read-around). A no-op
+    /// for heap buffers.
+    fn advise_random(&self, _range: Range<usize>) {}
 }
 
 /// A heap buffer whose first byte is 8-byte aligned, so that `f32`/`u64` sections can be cast
@@ -40,6 +43,14 @@ impl Bytes {
     pub(crate) fn from_backing(backing: Arc<dyn Backing>) -> Self {
         let len = backing.bytes().len();
         Bytes { backing, range: 0..len }
+    }
+
+    /// Hints that `range` (relative to these bytes) is read in random order: graph traversal
+    /// and rescoring, where read-around would fetch and keep resident rows nobody asked for.
+    pub fn advise_random(&self, range: Range<usize>) {
+        if range.start <= range.end && range.end <= self.range.len() {
+            self.backing.advise_random(self.range.start + range.start..self.range.start + range.end);
+        }
     }
 
     /// Copies `data` into an aligned heap buffer.

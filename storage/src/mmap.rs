@@ -34,6 +34,11 @@ impl Backing for MapBacking {
     fn bytes(&self) -> &[u8] {
         &self.map
     }
+
+    fn advise_random(&self, range: std::ops::Range<usize>) {
+        // Advice only: a kernel that ignores it changes memory use, nothing else.
+        let _ = self.map.advise_range(memmap2::Advice::Random, range.start, range.len());
+    }
 }
 
 /// Opens `path`, takes a shared `flock` on it and maps it read-only.

@@ -145,6 +145,9 @@ impl Segment {
             if start < HEADER_LEN || end > table_start || start % SECTION_ALIGN != 0 {
                 return Err(Error::corrupted(path, e.kind.name(), e.offset, "section out of bounds or misaligned"));
             }
+            if matches!(e.kind, SectionKind::Vectors | SectionKind::Graph | SectionKind::QuantCodes) {
+                bytes.advise_random(start..end);
+            }
             if !e.kind.is_bulk() {
                 let got = crc32c::crc32c(b.get(start..end).unwrap_or(&[]));
                 if got != e.crc {
