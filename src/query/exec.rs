@@ -46,6 +46,7 @@ pub(crate) fn search(
             passing,
             degree: graph.as_ref().map(|g| g.slots0() as usize),
             int8: codes.is_some(),
+            calibrated: p.ef.is_none() && seg.calibration().is_some(),
         };
         let force = if p.exact { Some(Strategy::Exact) } else { prepared.force };
         let plan: Plan = choose(&facts, p.k, p.ef_for(seg), force);
