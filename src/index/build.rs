@@ -123,13 +123,24 @@ fn rayon_pool(threads: usize) -> Option<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()
 }
 
-/// Adds query-guided edges to `graph` from a sample of queries (row-major, `dim` wide).
-pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sample: &[f32], threads: usize) {
+/// Adds query-guided edges to `graph` from a sample of queries (row-major, `dim` wide). The
+/// sample queries' neighbours are found on int8 `codes` when given (as queries traverse), else
+/// on the f32 vectors.
+pub fn add_query_edges(
+    graph: &mut GraphData,
+    vectors: &[f32],
+    codes: Option<&[u8]>,
+    dim: usize,
+    sample: &[f32],
+    threads: usize,
+) {
     if sample.is_empty() || graph.rows == 0 {
         return;
     }
     let bytes = Bytes::copy_from(&graph.encode());
     let Ok(view) = GraphView::parse(bytes.as_slice(), graph.rows as usize) else { return };
+    let code_bytes = codes.map(Bytes::copy_from);
+    let codes = code_bytes.as_ref().and_then(|b| CodesView::parse(b.as_slice(), graph.rows as usize, dim).ok());
     let queries: Vec<&[f32]> = sample.chunks_exact(dim).collect();
     let next = AtomicUsize::new(0);
     let threads = threads.max(1);
@@ -139,12 +150,22 @@ pub fn add_query_edges(graph: &mut GraphData, vectors: &[f32], dim: usize, sampl
             .map(|_| {
                 s.spawn(|| {
                     let mut scratch = GraphScratch::default();
+                    let mut qcodes = Vec::new();
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(q) = queries.get(i) else { break };
-                        let scorer = Scorer::Exact { vectors, dim, query: q };
-                        let found = search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch);
+                        let found = match &codes {
+                            Some(c) => {
+                                let t = quantize_query(c, q, &mut qcodes);
+                                let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
+                                search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch)
+                            }
+                            None => {
+                                let scorer = Scorer::Exact { vectors, dim, query: q };
+                                search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch)
+                            }
+                        };
                         out.push((i, found.into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()));
                     }
                     out
@@ -241,69 +262,72 @@ pub fn calibrate(
         Some(b) => Some(CodesView::parse(b.as_slice(), rows, dim).ok()?),
         None => None,
     };
-    let next = AtomicUsize::new(0);
-    // Per query: the exact top 10, then the recall at every width of the ladder.
-    let per_query: Vec<Vec<usize>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut scratch = GraphScratch::default();
-                    let mut qcodes = Vec::new();
-                    let mut out = Vec::new();
-                    loop {
-                        let Some(q) = queries.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                        let mut exact: Vec<(f32, u32)> =
-                            vectors.chunks_exact(dim).enumerate().map(|(r, v)| (dot(v, q), r as u32)).collect();
-                        exact.select_nth_unstable_by(K - 1, |a, b| b.0.total_cmp(&a.0));
-                        let truth: Vec<u32> = exact[..K].iter().map(|e| e.1).collect();
-                        let hits: Vec<usize> = EF_LADDER
-                            .iter()
-                            .map(|&ef| {
-                                let found = match &codes {
-                                    Some(c) => {
-                                        let t = quantize_query(c, q, &mut qcodes);
-                                        let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
-                                        search(&view, &scorer, ef, None, &|_| true, &mut scratch)
-                                    }
-                                    None => {
-                                        let scorer = Scorer::Exact { vectors, dim, query: q };
-                                        search(&view, &scorer, ef, None, &|_| true, &mut scratch)
-                                    }
-                                };
-                                let mut rescored: Vec<(f32, u32)> = found
-                                    .into_iter()
-                                    .map(|(_, r)| {
-                                        (
-                                            dot(
-                                                vectors.get(r as usize * dim..(r as usize + 1) * dim).unwrap_or(&[]),
-                                                q,
-                                            ),
-                                            r,
-                                        )
-                                    })
-                                    .collect();
-                                rescored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                                rescored.iter().take(K).filter(|(_, r)| truth.contains(r)).count()
-                            })
-                            .collect();
-                        out.push(hits);
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+    // The exact top 10 of every held-out query, then the ladder from the smallest width up,
+    // stopping at the first that reaches the target.
+    let truth: Vec<Vec<u32>> = parallel_map(queries.len(), threads, |i| {
+        let q = queries[i];
+        let mut exact: Vec<(f32, u32)> =
+            vectors.chunks_exact(dim).enumerate().map(|(r, v)| (dot(v, q), r as u32)).collect();
+        exact.select_nth_unstable_by(K - 1, |a, b| b.0.total_cmp(&a.0));
+        exact.iter().take(K).map(|e| e.1).collect()
     });
-    let n = per_query.len();
+    let n = queries.len();
     let mut pick = (EF_LADDER[EF_LADDER.len() - 1], 0.0f32);
-    for (i, &ef) in EF_LADDER.iter().enumerate() {
-        let recall = per_query.iter().map(|h| h.get(i).copied().unwrap_or(0)).sum::<usize>() as f32 / (n * K) as f32;
+    for &ef in &EF_LADDER {
+        let hits: Vec<usize> = parallel_map(n, threads, |i| {
+            let q = queries[i];
+            let mut scratch = GraphScratch::default();
+            let mut qcodes = Vec::new();
+            let found = match &codes {
+                Some(c) => {
+                    let t = quantize_query(c, q, &mut qcodes);
+                    let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
+                    search(&view, &scorer, ef, None, &|_| true, &mut scratch)
+                }
+                None => {
+                    let scorer = Scorer::Exact { vectors, dim, query: q };
+                    search(&view, &scorer, ef, None, &|_| true, &mut scratch)
+                }
+            };
+            let mut rescored: Vec<(f32, u32)> = found
+                .into_iter()
+                .map(|(_, r)| (dot(vectors.get(r as usize * dim..(r as usize + 1) * dim).unwrap_or(&[]), q), r))
+                .collect();
+            rescored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            rescored.iter().take(K).filter(|(_, r)| truth[i].contains(r)).count()
+        });
+        let recall = hits.iter().sum::<usize>() as f32 / (n * K) as f32;
         pick = (ef, recall);
         if recall >= CALIBRATION_TARGET {
             break;
         }
     }
     Some((pick.0 as u32, pick.1, n as u32))
+}
+
+/// `f(0..n)` on `threads` threads, results in order.
+fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        mine.push((i, f(i)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The indexer the database installs in storage: builds the graph and codes of new segments.
@@ -337,9 +361,9 @@ impl SegmentIndexer for HnswIndexer {
             super::native::build(&vectors, dim, &p, threads)
         };
         let (guide, held) = ctx.query_sample.map_or((Vec::new(), Vec::new()), |s| split_sample(s, dim));
-        add_query_edges(&mut graph, &vectors, dim, &guide, threads);
-        let graph = graph.encode();
         let codes = p.int8.then(|| encode_int8(&vectors, dim));
+        add_query_edges(&mut graph, &vectors, codes.as_deref(), dim, &guide, threads);
+        let graph = graph.encode();
         let calibration = calibrate(&graph, codes.as_deref(), &vectors, dim, &held, threads);
         let mut out = vec![(SectionKind::Graph, graph)];
         if let Some(codes) = codes {
