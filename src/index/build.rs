@@ -155,17 +155,17 @@ pub fn add_query_edges(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(q) = queries.get(i) else { break };
-                        let found = match &codes {
-                            Some(c) => {
-                                let t = quantize_query(c, q, &mut qcodes);
-                                let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
-                                search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch)
-                            }
-                            None => {
-                                let scorer = Scorer::Exact { vectors, dim, query: q };
-                                search(&view, &scorer, GUIDE_EF, Some(0), &|_| true, &mut scratch)
-                            }
-                        };
+                        let found = search_on(
+                            &view,
+                            codes.as_ref(),
+                            vectors,
+                            dim,
+                            q,
+                            GUIDE_EF,
+                            Some(0),
+                            &mut qcodes,
+                            &mut scratch,
+                        );
                         out.push((i, found.into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()));
                     }
                     out
@@ -278,17 +278,7 @@ pub fn calibrate(
             let q = queries[i];
             let mut scratch = GraphScratch::default();
             let mut qcodes = Vec::new();
-            let found = match &codes {
-                Some(c) => {
-                    let t = quantize_query(c, q, &mut qcodes);
-                    let scorer = Scorer::Int8 { codes: *c, query: &qcodes, t };
-                    search(&view, &scorer, ef, None, &|_| true, &mut scratch)
-                }
-                None => {
-                    let scorer = Scorer::Exact { vectors, dim, query: q };
-                    search(&view, &scorer, ef, None, &|_| true, &mut scratch)
-                }
-            };
+            let found = search_on(&view, codes.as_ref(), vectors, dim, q, ef, None, &mut qcodes, &mut scratch);
             let mut rescored: Vec<(f32, u32)> = found
                 .into_iter()
                 .map(|(_, r)| (dot(vectors.get(r as usize * dim..(r as usize + 1) * dim).unwrap_or(&[]), q), r))
@@ -303,6 +293,27 @@ pub fn calibrate(
         }
     }
     Some((pick.0 as u32, pick.1, n as u32))
+}
+
+/// Searches `view` for `q` as a query would: on the int8 `codes` when given, else on `vectors`.
+#[expect(clippy::too_many_arguments, reason = "one call shape shared by the two build-time searches")]
+fn search_on(
+    view: &GraphView<'_>,
+    codes: Option<&CodesView<'_>>,
+    vectors: &[f32],
+    dim: usize,
+    q: &[f32],
+    ef: usize,
+    anchors: Option<usize>,
+    qcodes: &mut Vec<i8>,
+    scratch: &mut GraphScratch,
+) -> Vec<(f32, u32)> {
+    if let Some(c) = codes {
+        let t = quantize_query(c, q, qcodes);
+        search(view, &Scorer::Int8 { codes: *c, query: qcodes, t }, ef, anchors, &|_| true, scratch)
+    } else {
+        search(view, &Scorer::Exact { vectors, dim, query: q }, ef, anchors, &|_| true, scratch)
+    }
 }
 
 /// `f(0..n)` on `threads` threads, results in order.
