@@ -238,7 +238,7 @@ fn split_sample(sample: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
     (guide, held)
 }
 
-/// The smallest width of [`EF_LADDER`] at which searching the encoded `graph` (on int8 `codes`
+/// The smallest width of the ladder (16, 24, 32, ... 2,048) at which searching the encoded `graph` (on int8 `codes`
 /// when given, as queries do, then exact rescoring) finds [`CALIBRATION_TARGET`] of the exact
 /// top 10 of the `held` queries: `(ef, recall, queries)`. `None` without held-out queries.
 pub fn calibrate(
