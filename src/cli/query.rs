@@ -211,6 +211,22 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
     s.lang = Some(a.lang.clone());
     s.set_device(device(&a.device)?);
     let all = s.label_all(&labels, a.top.max(1))?;
+    // Stored before anything is printed, so that a closed output (`| head`) loses nothing.
+    let stored = match &a.field {
+        Some(field) => {
+            let quiet = a.json;
+            let written = s.store_labels(field, &all, &mut |done, total| {
+                if !quiet {
+                    eprint!("\rstoring labels: {done}/{total}");
+                }
+            })?;
+            if !quiet {
+                eprintln!();
+            }
+            Some((field, written))
+        }
+        None => None,
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
@@ -235,16 +251,7 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  {n:>6}  {}", clean(l))?;
         }
     }
-    if let Some(field) = &a.field {
-        let quiet = a.json;
-        let written = s.store_labels(field, &all, &mut |done, total| {
-            if !quiet {
-                eprint!("\rstoring labels: {done}/{total}");
-            }
-        })?;
-        if !quiet {
-            eprintln!();
-        }
+    if let Some((field, written)) = stored {
         if a.json {
             writeln!(out, "{}", serde_json::json!({"stored": written, "field": field}))?;
         } else {
