@@ -52,15 +52,15 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     if a.json {
-        println!("{}", serde_json::json!({ "path": a.db, "generation": snap.generation(), "collections": out }));
+        super::outln!("{}", serde_json::json!({ "path": a.db, "generation": snap.generation(), "collections": out }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("database {} (manifest generation {})", a.db.display(), snap.generation());
+    super::outln!("database {} (manifest generation {})", a.db.display(), snap.generation());
     if out.is_empty() {
-        println!("  no collections");
+        super::outln!("  no collections");
     }
     for c in &out {
-        println!(
+        super::outln!(
             "collection {}: {} records, dim {}, {}",
             c["name"].as_str().unwrap_or(""),
             c["count"],
@@ -75,16 +75,16 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
                     .collect()
             })
             .unwrap_or_default();
-        println!("  fields: {}", fields.join(", "));
+        super::outln!("  fields: {}", fields.join(", "));
         for s in c["segments"].as_array().into_iter().flatten() {
-            println!("  segment {}: {} rows ({} live), {} bytes", s["id"], s["rows"], s["live"], s["bytes"]);
+            super::outln!("  segment {}: {} rows ({} live), {} bytes", s["id"], s["rows"], s["live"], s["bytes"]);
         }
-        println!("  index: {}", c["index"]);
+        super::outln!("  index: {}", c["index"]);
         for s in c["segment_index"].as_array().into_iter().flatten() {
             if s["graph_levels"].is_null() {
-                println!("  segment {}: no graph (exact scan)", s["segment"]);
+                super::outln!("  segment {}: no graph (exact scan)", s["segment"]);
             } else {
-                println!(
+                super::outln!(
                     "  segment {}: graph with {} levels, {} HNSW + {} query-guided slots per node, int8 codes: {}, {} index bytes",
                     s["segment"],
                     s["graph_levels"],
@@ -94,7 +94,7 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
                     s["index_bytes"]
                 );
                 if let Some(cal) = s["calibration"].as_object() {
-                    println!(
+                    super::outln!(
                         "    calibrated: ef {} reaches recall@10 {:.3} on {} held-out sample queries (default searches use it)",
                         cal["ef"],
                         cal["recall_at_10"].as_f64().unwrap_or(0.0),
@@ -103,13 +103,15 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        println!(
+        super::outln!(
             "  in memory: {} rows; WAL: {} bytes; total on disk: {} bytes",
-            c["memory_rows"], c["wal_bytes"], c["bytes"]
+            c["memory_rows"],
+            c["wal_bytes"],
+            c["bytes"]
         );
         if let Some(p) = c["params"].as_object().filter(|p| !p.is_empty()) {
             for (k, v) in p {
-                println!("  param {k} = {}", v.as_str().unwrap_or(""));
+                super::outln!("  param {k} = {}", v.as_str().unwrap_or(""));
             }
         }
     }
@@ -127,21 +129,21 @@ pub fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|f| serde_json::json!({"path": f.path, "kind": f.kind, "bytes": f.bytes, "problems": f.problems, "notes": f.notes}))
             .collect();
-        println!("{}", serde_json::json!({ "ok": report.ok(), "files": files }));
+        super::outln!("{}", serde_json::json!({ "ok": report.ok(), "files": files }));
     } else {
         for f in &report.files {
             let status = if f.problems.is_empty() { "ok" } else { "DAMAGED" };
-            println!("{status:8} {} {} ({} bytes)", f.kind, f.path.display(), f.bytes);
+            super::outln!("{status:8} {} {} ({} bytes)", f.kind, f.path.display(), f.bytes);
             for p in &f.problems {
-                println!("         - {p}");
+                super::outln!("         - {p}");
             }
             for n in &f.notes {
-                println!("         note: {n}");
+                super::outln!("         note: {n}");
             }
         }
         let bytes: u64 = report.files.iter().map(|f| f.bytes).sum();
         let bad = report.files.iter().filter(|f| !f.problems.is_empty()).count();
-        println!(
+        super::outln!(
             "verified {} files, {bytes} bytes: {}",
             report.files.len(),
             if bad == 0 { "all intact".to_owned() } else { format!("{bad} damaged") }

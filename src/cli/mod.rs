@@ -12,6 +12,16 @@ mod query;
 mod repl;
 mod search;
 
+/// `println!` that returns the write error (a closed pipe ends the command quietly, see `main`)
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+pub(crate) use outln;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -125,9 +135,9 @@ fn count(db: &std::path::Path, collection: &str, json: bool) -> anyhow::Result<E
     let db = open_read(db)?;
     let n = db.snapshot().collection(collection)?.count();
     if json {
-        println!("{}", serde_json::json!({ "collection": collection, "count": n }));
+        outln!("{}", serde_json::json!({ "collection": collection, "count": n }));
     } else {
-        println!("{n}");
+        outln!("{n}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -162,9 +172,9 @@ fn count_where(
         eprintln!("total: {:.3} ms", secs * 1e3);
     }
     if json {
-        println!("{}", serde_json::json!({ "collection": collection, "count": n, "filter": filter, "seconds": secs }));
+        outln!("{}", serde_json::json!({ "collection": collection, "count": n, "filter": filter, "seconds": secs }));
     } else {
-        println!("{n}");
+        outln!("{n}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,7 +185,7 @@ fn compact(db: &std::path::Path, collection: &str) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     db.compact(collection)?;
     let after = db.snapshot().collection(collection)?;
-    println!(
+    outln!(
         "compacted {collection}: {} segments ({} rows) -> {} segments ({} rows) in {:.2}s",
         before.segments().len(),
         before.segments().iter().map(|s| s.rows).sum::<u64>() + before.memory_rows() as u64,

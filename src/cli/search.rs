@@ -143,7 +143,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    println!(
+    super::outln!(
         "{}",
         serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k,
             "ef": params.ef_or_default(), "threads": a.threads, "mode": mode,
