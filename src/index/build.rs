@@ -141,51 +141,22 @@ pub fn add_query_edges(
     let Ok(view) = GraphView::parse(bytes.as_slice(), graph.rows as usize) else { return };
     let code_bytes = codes.map(Bytes::copy_from);
     let codes = code_bytes.as_ref().and_then(|b| CodesView::parse(b.as_slice(), graph.rows as usize, dim).ok());
+    let probe = Probe { view, codes, vectors, dim };
     let queries: Vec<&[f32]> = sample.chunks_exact(dim).collect();
-    let next = AtomicUsize::new(0);
-    let threads = threads.max(1);
     // For each sample query, its approximate top rows.
-    let lists: Vec<Vec<(usize, Vec<u32>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut scratch = GraphScratch::default();
-                    let mut qcodes = Vec::new();
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(q) = queries.get(i) else { break };
-                        let found = search_on(
-                            &view,
-                            codes.as_ref(),
-                            vectors,
-                            dim,
-                            q,
-                            GUIDE_EF,
-                            Some(0),
-                            &mut qcodes,
-                            &mut scratch,
-                        );
-                        out.push((i, found.into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    let lists: Vec<Vec<u32>> = parallel_map(queries.len(), threads, |st: &mut ProbeScratch, i| {
+        probe.search(queries[i], GUIDE_EF, Some(0), st).into_iter().take(GUIDE_TOP).map(|(_, r)| r).collect()
     });
     // Anchors: the nearest rows of an evenly spread subset of the sample queries, so that a
     // new query from the same distribution can start its layer-0 search next to its answer.
-    let mut all: Vec<&(usize, Vec<u32>)> = lists.iter().flatten().collect();
-    all.sort_by_key(|(i, _)| *i);
     let want = (graph.rows as usize / ROWS_PER_ANCHOR).clamp(MIN_ANCHORS, MAX_ANCHORS);
-    let step = (all.len() / want).max(1);
-    let mut anchors: Vec<u32> = all.iter().step_by(step).filter_map(|(_, l)| l.first().copied()).collect();
+    let step = (lists.len() / want).max(1);
+    let mut anchors: Vec<u32> = lists.iter().step_by(step).filter_map(|l| l.first().copied()).collect();
     anchors.sort_unstable();
     anchors.dedup();
     graph.anchors = anchors;
     let mut pairs: HashMap<u32, HashMap<u32, u32>> = HashMap::new();
-    for (_, list) in lists.iter().flatten() {
+    for list in &lists {
         for (i, &a) in list.iter().enumerate().take(GUIDE_HEADS) {
             for (j, &b) in list.iter().enumerate() {
                 if i != j {
@@ -262,9 +233,10 @@ pub fn calibrate(
         Some(b) => Some(CodesView::parse(b.as_slice(), rows, dim).ok()?),
         None => None,
     };
+    let probe = Probe { view, codes, vectors, dim };
     // The exact top 10 of every held-out query, then the ladder from the smallest width up,
     // stopping at the first that reaches the target.
-    let truth: Vec<Vec<u32>> = parallel_map(queries.len(), threads, |i| {
+    let truth: Vec<Vec<u32>> = parallel_map(queries.len(), threads, |(): &mut (), i| {
         let q = queries[i];
         let mut exact: Vec<(f32, u32)> =
             vectors.chunks_exact(dim).enumerate().map(|(r, v)| (dot(v, q), r as u32)).collect();
@@ -274,11 +246,9 @@ pub fn calibrate(
     let n = queries.len();
     let mut pick = (EF_LADDER[EF_LADDER.len() - 1], 0.0f32);
     for &ef in &EF_LADDER {
-        let hits: Vec<usize> = parallel_map(n, threads, |i| {
+        let hits: Vec<usize> = parallel_map(n, threads, |st: &mut ProbeScratch, i| {
             let q = queries[i];
-            let mut scratch = GraphScratch::default();
-            let mut qcodes = Vec::new();
-            let found = search_on(&view, codes.as_ref(), vectors, dim, q, ef, None, &mut qcodes, &mut scratch);
+            let found = probe.search(q, ef, None, st);
             let mut rescored: Vec<(f32, u32)> = found
                 .into_iter()
                 .map(|(_, r)| (dot(vectors.get(r as usize * dim..(r as usize + 1) * dim).unwrap_or(&[]), q), r))
@@ -295,41 +265,51 @@ pub fn calibrate(
     Some((pick.0 as u32, pick.1, n as u32))
 }
 
-/// Searches `view` for `q` as a query would: on the int8 `codes` when given, else on `vectors`.
-#[expect(clippy::too_many_arguments, reason = "one call shape shared by the two build-time searches")]
-fn search_on(
-    view: &GraphView<'_>,
-    codes: Option<&CodesView<'_>>,
-    vectors: &[f32],
+/// A graph searched at build time the way queries search it: on int8 codes when the segment has
+/// them, else on the f32 vectors.
+struct Probe<'a> {
+    view: GraphView<'a>,
+    codes: Option<CodesView<'a>>,
+    vectors: &'a [f32],
     dim: usize,
-    q: &[f32],
-    ef: usize,
-    anchors: Option<usize>,
-    qcodes: &mut Vec<i8>,
-    scratch: &mut GraphScratch,
-) -> Vec<(f32, u32)> {
-    if let Some(c) = codes {
-        let t = quantize_query(c, q, qcodes);
-        search(view, &Scorer::Int8 { codes: *c, query: qcodes, t }, ef, anchors, &|_| true, scratch)
-    } else {
-        search(view, &Scorer::Exact { vectors, dim, query: q }, ef, anchors, &|_| true, scratch)
+}
+
+/// Per-thread memory of [`Probe::search`].
+#[derive(Default)]
+struct ProbeScratch {
+    qcodes: Vec<i8>,
+    graph: GraphScratch,
+}
+
+impl Probe<'_> {
+    fn search(&self, q: &[f32], ef: usize, anchors: Option<usize>, st: &mut ProbeScratch) -> Vec<(f32, u32)> {
+        if let Some(c) = &self.codes {
+            let t = quantize_query(c, q, &mut st.qcodes);
+            let scorer = Scorer::Int8 { codes: *c, query: &st.qcodes, t };
+            search(&self.view, &scorer, ef, anchors, &|_| true, &mut st.graph)
+        } else {
+            let scorer = Scorer::Exact { vectors: self.vectors, dim: self.dim, query: q };
+            search(&self.view, &scorer, ef, anchors, &|_| true, &mut st.graph)
+        }
     }
 }
 
-/// `f(0..n)` on `threads` threads, results in order.
-fn parallel_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+/// `f(state, i)` for `i` in `0..n` on `threads` threads, each with its own `S::default()` state;
+/// results in order.
+fn parallel_map<S: Default, T: Send>(n: usize, threads: usize, f: impl Fn(&mut S, usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
     let mut out: Vec<(usize, T)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 s.spawn(|| {
+                    let mut state = S::default();
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
                             break;
                         }
-                        mine.push((i, f(i)));
+                        mine.push((i, f(&mut state, i)));
                     }
                     mine
                 })

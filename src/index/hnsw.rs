@@ -104,7 +104,7 @@ pub(crate) enum Scorer<'a> {
 
 impl Scorer<'_> {
     #[inline]
-    fn score(&self, node: u32) -> f32 {
+    pub(crate) fn score(&self, node: u32) -> f32 {
         match self {
             Scorer::Exact { vectors, dim, query } => {
                 let start = node as usize * dim;
@@ -137,6 +137,34 @@ pub(crate) fn quantize_query(codes: &CodesView<'_>, query: &[f32], out: &mut Vec
 
 /// Runs HNSW search: greedy descent through the upper levels, then a best-first search of
 /// width `ef` on layer 0. Returns up to `ef` live `(approx score, row)` pairs, best first.
+/// Greedy descent from the entry point through the upper levels (every neighbour scored): the
+/// layer-0 start, with its score. Counts the scores in `evaluations`.
+pub(crate) fn descend(graph: &GraphView<'_>, scorer: &Scorer<'_>, evaluations: &mut usize) -> (u32, f32) {
+    let rows = graph.rows();
+    let mut cur = graph.entry();
+    let mut cur_s = scorer.score(cur);
+    *evaluations += 1;
+    for level in (1..graph.levels()).rev() {
+        loop {
+            let mut moved = false;
+            for &nb in graph.neighbours(level, cur) {
+                if nb >= rows {
+                    continue;
+                }
+                let s = scorer.score(nb);
+                *evaluations += 1;
+                if s > cur_s {
+                    (cur, cur_s, moved) = (nb, s, true);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    (cur, cur_s)
+}
+
 pub(crate) fn search(
     graph: &GraphView<'_>,
     scorer: &Scorer<'_>,
@@ -150,29 +178,7 @@ pub(crate) fn search(
         return Vec::new();
     }
     scratch.start(rows as usize);
-    let mut cur = graph.entry();
-    let mut cur_s = scorer.score(cur);
-    scratch.evaluations += 1;
-    for level in (1..graph.levels()).rev() {
-        loop {
-            let mut moved = false;
-            for &nb in graph.neighbours(level, cur) {
-                if nb >= rows {
-                    continue;
-                }
-                let s = scorer.score(nb);
-                scratch.evaluations += 1;
-                if s > cur_s {
-                    cur = nb;
-                    cur_s = s;
-                    moved = true;
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
+    let (cur, cur_s) = descend(graph, scorer, &mut scratch.evaluations);
     let ef = ef.max(1);
     scratch.visit(cur);
     scratch.candidates.push((Score(cur_s), cur));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::explain::{Explain, SegmentExplain};
 use super::plan::{Plan, SegmentFacts, Strategy, choose, rescored};
 use super::prepare::{PreparedFilter, bit};
-use super::two_hop::{self, Scorer, TwoHopScratch};
+use super::two_hop::{self, TwoHopScratch};
 use crate::index::exact::{Hit, dot};
 use crate::index::hnsw::{self, quantize_query};
 use crate::index::{SearchParams, SearchScratch};
@@ -82,18 +82,14 @@ pub(crate) fn search(
             let scorer = match codes {
                 Some(codes) => {
                     let t = quantize_query(&codes, query, &mut qcodes);
-                    Scorer::Int8 { codes, query: &qcodes, t }
+                    hnsw::Scorer::Int8 { codes, query: &qcodes, t }
                 }
-                None => Scorer::Exact { vectors: seg.vectors(), dim: seg.dim(), query },
+                None => hnsw::Scorer::Exact { vectors: seg.vectors(), dim: seg.dim(), query },
             };
             let bits = allowed.bits(seg.rows());
             let found = if plan.strategy == Strategy::Graph {
-                let lead = match &scorer {
-                    Scorer::Int8 { codes, query, t } => hnsw::Scorer::Int8 { codes: *codes, query, t: *t },
-                    Scorer::Exact { vectors, dim, query } => hnsw::Scorer::Exact { vectors, dim: *dim, query },
-                };
                 let live = |r: u32| bit(bits, r);
-                let found = hnsw::search(g, &lead, plan.ef, p.anchors, &live, &mut scratch.graph);
+                let found = hnsw::search(g, &scorer, plan.ef, p.anchors, &live, &mut scratch.graph);
                 scratch.evaluations += scratch.graph.evaluations;
                 found
             } else {

@@ -10,44 +10,15 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use simsimd::SpatialSimilarity;
-use skysift_storage::segment::codes::CodesView;
 use skysift_storage::segment::graph::GraphView;
 
 use super::prepare::bit;
-use crate::index::exact::dot;
+use crate::index::hnsw::{Scorer, descend};
 
 /// Passing rows spread over the segment, scored as extra seeds.
 const SPREAD_SEEDS: u32 = 16;
 /// Learned anchors scored as extra seeds (the best few of them are expanded).
 const ANCHOR_SEEDS: usize = 4;
-
-/// Scores nodes for traversal.
-pub(crate) enum Scorer<'a> {
-    /// Exact inner product on f32 vectors.
-    Exact { vectors: &'a [f32], dim: usize, query: &'a [f32] },
-    /// Approximate inner product on int8 codes (query quantized with scale `t`).
-    Int8 { codes: CodesView<'a>, query: &'a [i8], t: f32 },
-}
-
-impl Scorer<'_> {
-    #[inline]
-    pub(crate) fn score(&self, node: u32) -> f32 {
-        match self {
-            Scorer::Exact { vectors, dim, query } => {
-                let start = node as usize * dim;
-                vectors.get(start..start + dim).map_or(f32::NEG_INFINITY, |v| dot(v, query))
-            }
-            Scorer::Int8 { codes, query, t } => {
-                let row = codes.row(node as usize);
-                if row.len() != query.len() {
-                    return f32::NEG_INFINITY;
-                }
-                i8::dot(row, query).map_or(f32::NEG_INFINITY, |d| d as f32 * t)
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Scored(f32, u32);
@@ -116,27 +87,7 @@ pub(crate) fn search(
     let ef = ef.max(1);
     scratch.start(rows as usize);
     // Greedy descent through the upper levels (every node scored).
-    let mut cur = graph.entry();
-    let mut cur_s = scorer.score(cur);
-    scratch.evaluations += 1;
-    for level in (1..graph.levels()).rev() {
-        loop {
-            let mut moved = false;
-            for &nb in graph.neighbours(level, cur) {
-                if nb >= rows {
-                    continue;
-                }
-                let s = scorer.score(nb);
-                scratch.evaluations += 1;
-                if s > cur_s {
-                    (cur, cur_s, moved) = (nb, s, true);
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
+    let (cur, cur_s) = descend(graph, scorer, &mut scratch.evaluations);
     // Seeds: the entry (expanded even when it does not pass), the best anchors, spread rows.
     scratch.visit(cur);
     scratch.candidates.push(Scored(cur_s, cur));

@@ -591,6 +591,17 @@ impl Store {
         Ok(())
     }
 
+    /// Publishes `state` with collection `c` replaced (by name): manifest first, then the view
+    /// readers see.
+    fn replace_collection(&self, state: &DbState, c: CollectionState) -> Result<()> {
+        let mut next = state.clone();
+        next.generation += 1;
+        next.collections.insert(c.name.clone(), Arc::new(c));
+        next.manifest()?.publish(&*self.opts.vfs, &self.dir)?;
+        self.publish_state(next);
+        Ok(())
+    }
+
     fn publish_state(&self, state: DbState) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
     }
@@ -667,12 +678,7 @@ impl Store {
             c.params.retain(|(k, _)| k != &format!("vec.{QUERY_SAMPLE}"));
             c.params.push((format!("vec.{QUERY_SAMPLE}"), format!("{} rows", data.len() / dim)));
             c.params.sort();
-            let mut next = (*state).clone();
-            next.generation += 1;
-            next.collections.insert(name.to_owned(), Arc::new(c));
-            next.manifest()?.publish(&*store.opts.vfs, &store.dir)?;
-            store.publish_state(next);
-            Ok(())
+            store.replace_collection(&state, c)
         })
     }
 
@@ -938,12 +944,7 @@ impl WriteGuard<'_> {
             }
             c.segments = segments;
             c.schema = Arc::new(schema);
-            let mut next = (*state).clone();
-            next.generation += 1;
-            next.collections.insert(name.to_owned(), Arc::new(c));
-            next.manifest()?.publish(&*store.opts.vfs, &store.dir)?;
-            store.publish_state(next);
-            Ok(())
+            store.replace_collection(&state, c)
         })
     }
 
@@ -955,12 +956,7 @@ impl WriteGuard<'_> {
         Store::guarded(&mut self.w, |_| {
             let mut c = (*col).clone();
             c.params = params;
-            let mut next = (*state).clone();
-            next.generation += 1;
-            next.collections.insert(name.to_owned(), Arc::new(c));
-            next.manifest()?.publish(&*store.opts.vfs, &store.dir)?;
-            store.publish_state(next);
-            Ok(())
+            store.replace_collection(&state, c)
         })
     }
 

@@ -67,6 +67,8 @@ pub struct Segment {
     id_index: Range<usize>,
     columns: Vec<ColumnRanges>,
     keyword_lookup: Vec<Option<HashMap<String, u32>>>,
+    /// The calibration section, read once at open (see [`Segment::calibration`]).
+    calibration: Option<(u32, f32, u32)>,
     /// Collection field index -> this segment's field index (`ABSENT` for a field added to the
     /// collection after the segment was written). The identity until [`Segment::bind_schema`].
     remap: Vec<usize>,
@@ -317,7 +319,7 @@ impl Segment {
             columns.push(col);
             keyword_lookup.push(lookup);
         }
-        Ok(Segment {
+        let mut seg = Segment {
             path: path.to_path_buf(),
             bytes,
             header,
@@ -329,7 +331,10 @@ impl Segment {
             id_index,
             columns,
             keyword_lookup,
-        })
+            calibration: None,
+        };
+        seg.calibration = seg.read_calibration();
+        Ok(seg)
     }
 
     /// The file this segment was read from.
@@ -614,6 +619,10 @@ impl Segment {
     /// queries)`. `None` also for a malformed section (search then uses its defaults).
     #[must_use]
     pub fn calibration(&self) -> Option<(u32, f32, u32)> {
+        self.calibration
+    }
+
+    fn read_calibration(&self) -> Option<(u32, f32, u32)> {
         let s = self.sections.iter().find(|s| s.kind == SectionKind::Calibration)?;
         let b = self.slice(&(s.offset as usize..(s.offset + s.len) as usize));
         let word = |i: usize| b.get(i * 4..i * 4 + 4).and_then(|w| w.try_into().ok()).map(u32::from_le_bytes);
