@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reliability campaign with a time budget: every fuzz target, the kill -9 crash loop, fault
-# injection at every I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a
+# Reliability campaign with a time budget: every fuzz target, the kill -9 crash loop (writes,
+# flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a
 # small tmpfs. Prints one scoreboard and ends with the totals line:
 #   scoreboard: injected N, survived N, lost N, panics N, hangs N
 # Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
@@ -18,6 +18,8 @@ per="${2:-${FUZZ_SECONDS:-$(( budget / 2 * jobs_max / ${#targets[@]} ))}}"
 [ "$per" -lt 5 ] && per=5
 kills=$(( budget / 2 ))
 [ "$kills" -lt 100 ] && kills=100
+import_kills=$(( budget / 20 ))
+[ "$import_kills" -lt 20 ] && import_kills=20
 log="$(mktemp -d)"
 rows=()
 tot_inj=0; tot_surv=0; tot_lost=0; tot_pan=0; tot_hang=0
@@ -67,7 +69,18 @@ line=$(grep -E '^crash campaign: kills' "$log/crash.txt")
 k=$(sed -E 's/.*kills ([0-9]+).*/\1/' <<<"$line"); ok=$(sed -E 's/.*reopened OK ([0-9]+).*/\1/' <<<"$line")
 lost=$(sed -E 's/.*batches lost ([0-9]+).*/\1/' <<<"$line")
 pan=$(grep -c "panicked" "$log/crash.txt" || true)
+rec=$(sed -nE 's/.*killed during recovery ([0-9]+).*/\1/p' <<<"$line")
 add "kill -9 loop" "${k:-0}" "${ok:-0}" "${lost:-0}" "$pan" 0
+echo "   (${rec:-0} of those kills landed while the writer was recovering from the kill before)"
+
+echo "== kill -9 during import: $import_kills kills"
+SKYSIFT_IMPORT_KILLS="$import_kills" cargo test --release --test tests -- --exact crash::import_kill9_loses_no_committed_file \
+  --nocapture >"$log/import-crash.txt" 2>&1
+line=$(grep -E '^import crash campaign: kills' "$log/import-crash.txt")
+k=$(sed -E 's/.*kills ([0-9]+).*/\1/' <<<"$line"); ok=$(sed -E 's/.*reopened OK ([0-9]+).*/\1/' <<<"$line")
+lost=$(sed -E 's/.*files lost ([0-9]+).*/\1/' <<<"$line")
+pan=$(grep -c "panicked" "$log/import-crash.txt" || true)
+add "kill -9 import" "${k:-0}" "${ok:-0}" "${lost:-0}" "$pan" 0
 
 echo "== fault injection at every I/O step"
 cargo test --release --test tests faults:: -- --nocapture >"$log/faults.txt" 2>&1

@@ -14,10 +14,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use skysift_storage::io::{RealVfs, Vfs, WriteFile};
+use skysift_storage::io::{Fault, FaultVfs, RealVfs};
 use skysift_storage::schema::{ALL_TYPES, FieldDef, FieldType, Metric, Schema, Value};
 
 use crate::db::{CollectionSnapshot, CollectionSpec, CommitInfo, Db, NewRecord};
@@ -343,143 +342,6 @@ const STATEFUL_MAX_FIELDS: usize = 5;
 /// The collection of [`stateful`].
 const COLLECTION: &str = "c";
 
-/// A [`Vfs`] over the real file system that fails the k-th mutating operation after it is armed
-/// ([`ArmedVfs::arm`]), like [`skysift_storage::io::FaultVfs`] but re-armable while a database
-/// keeps files open: EIO fails one operation; ENOSPC writes half of the failing buffer and then
-/// fails every later operation (the disk stays full) until [`ArmedVfs::disarm`].
-#[derive(Debug, Default)]
-struct ArmedVfs {
-    state: Arc<Arm>,
-}
-
-#[derive(Debug, Default)]
-struct Arm {
-    /// Mutating operations since the fault was armed.
-    ops: AtomicU64,
-    /// 1-based operation to fail; 0: disarmed.
-    at: AtomicU64,
-    /// ENOSPC (sticky) rather than EIO (once).
-    enospc: AtomicBool,
-    /// Faults injected since the last disarm.
-    injected: AtomicU64,
-}
-
-impl Arm {
-    fn should_fail(&self) -> bool {
-        let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-        let at = self.at.load(Ordering::SeqCst);
-        let fail = at != 0 && (n == at || (n > at && self.enospc.load(Ordering::SeqCst)));
-        if fail {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-        }
-        fail
-    }
-
-    fn error(&self, path: &Path) -> skysift_storage::Error {
-        let errno = if self.enospc.load(Ordering::SeqCst) { 28 } else { 5 };
-        skysift_storage::Error::io(path, std::io::Error::from_raw_os_error(errno))
-    }
-
-    fn check(&self, path: &Path) -> skysift_storage::Result<()> {
-        if self.should_fail() { Err(self.error(path)) } else { Ok(()) }
-    }
-}
-
-impl ArmedVfs {
-    fn arm(&self, k: u64, enospc: bool) {
-        self.state.ops.store(0, Ordering::SeqCst);
-        self.state.enospc.store(enospc, Ordering::SeqCst);
-        self.state.at.store(k, Ordering::SeqCst);
-    }
-
-    fn disarm(&self) {
-        self.state.at.store(0, Ordering::SeqCst);
-        self.state.injected.store(0, Ordering::SeqCst);
-    }
-
-    fn injected(&self) -> u64 {
-        self.state.injected.load(Ordering::SeqCst)
-    }
-
-    fn wrap(&self, inner: Box<dyn WriteFile>, path: &Path) -> Box<dyn WriteFile> {
-        Box::new(ArmedFile { inner, state: Arc::clone(&self.state), path: path.to_path_buf() })
-    }
-}
-
-struct ArmedFile {
-    inner: Box<dyn WriteFile>,
-    state: Arc<Arm>,
-    path: PathBuf,
-}
-
-impl WriteFile for ArmedFile {
-    fn write_all(&mut self, buf: &[u8]) -> skysift_storage::Result<()> {
-        if self.state.should_fail() {
-            if self.state.enospc.load(Ordering::SeqCst) {
-                self.inner.write_all(buf.get(..buf.len() / 2).unwrap_or_default())?;
-            }
-            return Err(self.state.error(&self.path));
-        }
-        self.inner.write_all(buf)
-    }
-
-    fn sync(&mut self) -> skysift_storage::Result<()> {
-        self.state.check(&self.path)?;
-        self.inner.sync()
-    }
-}
-
-impl Vfs for ArmedVfs {
-    fn create(&self, path: &Path) -> skysift_storage::Result<Box<dyn WriteFile>> {
-        self.state.check(path)?;
-        Ok(self.wrap(RealVfs.create(path)?, path))
-    }
-    fn append(&self, path: &Path) -> skysift_storage::Result<Box<dyn WriteFile>> {
-        self.state.check(path)?;
-        Ok(self.wrap(RealVfs.append(path)?, path))
-    }
-    fn read(&self, path: &Path) -> skysift_storage::Result<Vec<u8>> {
-        RealVfs.read(path)
-    }
-    fn map(&self, path: &Path) -> skysift_storage::Result<skysift_storage::bytes::Bytes> {
-        RealVfs.map(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> skysift_storage::Result<()> {
-        self.state.check(from)?;
-        RealVfs.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> skysift_storage::Result<()> {
-        self.state.check(path)?;
-        RealVfs.remove(path)
-    }
-    fn remove_if_unused(&self, path: &Path) -> skysift_storage::Result<bool> {
-        self.state.check(path)?;
-        RealVfs.remove_if_unused(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> skysift_storage::Result<()> {
-        self.state.check(path)?;
-        RealVfs.truncate(path, len)
-    }
-    fn sync_dir(&self, path: &Path) -> skysift_storage::Result<()> {
-        self.state.check(path)?;
-        RealVfs.sync_dir(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> skysift_storage::Result<()> {
-        self.state.check(path)?;
-        RealVfs.create_dir_all(path)
-    }
-    fn remove_dir_all(&self, path: &Path) -> skysift_storage::Result<()> {
-        self.state.check(path)?;
-        RealVfs.remove_dir_all(path)
-    }
-    fn list(&self, path: &Path) -> skysift_storage::Result<Vec<String>> {
-        RealVfs.list(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        RealVfs.exists(path)
-    }
-}
-
 /// A live record of the model.
 #[derive(Debug, Clone, PartialEq)]
 struct Row {
@@ -588,15 +450,18 @@ fn check_search(col: &CollectionSnapshot, model: &Collection, k: usize, q: u8) {
 /// A database in a scratch directory, its fault-injecting file system, and the model.
 struct Stateful {
     db: Option<Db>,
-    vfs: Arc<ArmedVfs>,
+    vfs: FaultVfs,
     model: Model,
     dir: tempfile_free::Dir,
 }
 
 impl Stateful {
     fn open(&self) -> crate::Result<Db> {
-        let vfs: Arc<dyn Vfs> = Arc::clone(&self.vfs) as Arc<dyn Vfs>;
-        Db::builder(self.dir.path()).vfs(vfs).flush_rows(STATEFUL_FLUSH_ROWS).index_threads(1).open()
+        Db::builder(self.dir.path())
+            .vfs(Arc::new(self.vfs.clone()))
+            .flush_rows(STATEFUL_FLUSH_ROWS)
+            .index_threads(1)
+            .open()
     }
 
     /// The database reopened: it must show one of `candidates`, which becomes the model.
@@ -605,8 +470,8 @@ impl Stateful {
         let db = match self.open() {
             Ok(db) => db,
             Err(e) => {
-                assert!(self.vfs.injected() > 0, "reopen ({what}) failed without an injected fault: {e}");
-                self.vfs.disarm();
+                assert!(self.vfs.tripped(), "reopen ({what}) failed without an injected fault: {e}");
+                self.vfs.arm(0, Fault::Eio, false);
                 self.open()
                     .unwrap_or_else(|e2| panic!("reopen ({what}) with faults disarmed failed: {e2} (before: {e})"))
             }
@@ -624,8 +489,8 @@ impl Stateful {
     /// An operation failed: legitimate only when a fault was injected. Reopens with faults
     /// disarmed; the database must show the state before or after the operation.
     fn failed(&mut self, what: &str, err: &dyn std::fmt::Display, before: &Model, after: &Model) {
-        assert!(self.vfs.injected() > 0, "{what} failed without an injected fault: {err}");
-        self.vfs.disarm();
+        assert!(self.vfs.tripped(), "{what} failed without an injected fault: {err}");
+        self.vfs.arm(0, Fault::Eio, false);
         self.reopen(&format!("{what} failed ({err})"), &[before, after]);
     }
 
@@ -680,7 +545,7 @@ impl Stateful {
         match result {
             Ok(info) => {
                 if let Some(e) = info.and_then(|i| i.flush_error) {
-                    assert!(self.vfs.injected() > 0, "the automatic flush failed without an injected fault: {e}");
+                    assert!(self.vfs.tripped(), "the automatic flush failed without an injected fault: {e}");
                 }
                 self.model = after;
             }
@@ -728,8 +593,11 @@ impl Stateful {
                 self.reopen("reopen", &[&model]);
             }
             7 => {
+                // EIO fails one operation; ENOSPC (a short write, then every later operation
+                // fails: the disk stays full) until the next reopen disarms it.
                 let b = input.byte();
-                self.vfs.arm(1 + u64::from(b & 0x1F), b & 0x80 != 0);
+                let enospc = b & 0x80 != 0;
+                self.vfs.arm(1 + u64::from(b & 0x1F), if enospc { Fault::Enospc } else { Fault::Eio }, enospc);
             }
             _ => {
                 let (k, q) = (1 + usize::from(input.byte() % 20), input.byte());
@@ -799,7 +667,7 @@ fn run_txn(
 /// On any disagreement with the model (the property the target checks).
 pub fn stateful(data: &[u8]) {
     let Some(dir) = tempfile_free::Dir::new() else { return };
-    let mut s = Stateful { db: None, vfs: Arc::new(ArmedVfs::default()), model: None, dir };
+    let mut s = Stateful { db: None, vfs: FaultVfs::new(Arc::new(RealVfs), 0, Fault::Eio, false), model: None, dir };
     match s.open() {
         Ok(db) => s.db = Some(db),
         Err(_) => return, // the scratch directory is unusable: nothing to test
@@ -811,7 +679,7 @@ pub fn stateful(data: &[u8]) {
         }
     }
     s.check(10, 0xC3);
-    s.vfs.disarm();
+    s.vfs.arm(0, Fault::Eio, false);
     let model = s.model.clone();
     s.reopen("the final reopen", &[&model]);
 }

@@ -297,6 +297,17 @@ fn geotiffs_become_tiles_with_wgs84_footprints() {
     assert_eq!(field(&r, "window"), Some(&Value::Window([0, 0, 256, 200])));
     assert_eq!(field(&r, "tile_count"), Some(&Value::Integer(2)));
     assert_eq!(field(&r, "gsd"), Some(&Value::Float(20.0)));
+
+    // A --gsd far finer than the 10 m source: a tile would cover a thousandth of a pixel, so the
+    // scene is tiled at its own resolution and the report says why.
+    let db3 = Db::open(d.path().join("db3")).unwrap();
+    let o =
+        ImportOptions { tiling: Tiling { tile: 128, overlap: 0, gsd: Some(0.001), chip_max: 256 }, ..opts(128, 256) };
+    let (_, lines) = run(&db3, &FAKE, &arch, &o);
+    let t = line_for(&lines, "s2/T33_utm.tif");
+    assert!(t["notes"].to_string().contains("gsd_not_applied"), "{t}");
+    let r = db3.snapshot().collection("scenes").unwrap().get(record_id("s2/T33_utm.tif", 0)).unwrap().unwrap();
+    assert_eq!(field(&r, "gsd"), Some(&Value::Float(10.0)));
 }
 
 fn png16(path: &Path) {

@@ -75,14 +75,25 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if a.json {
-        println!(
+        super::outln!(
             "{}",
             serde_json::json!({"scene": a.scene, "query": a.query, "out": a.out, "tiles": tiles.len(), "best": best})
         );
     } else {
-        println!("{}: {} tiles scored against {:?}; heat map in {}", a.scene, tiles.len(), a.query, a.out.display());
+        super::outln!(
+            "{}: {} tiles scored against {:?}; heat map in {}",
+            a.scene,
+            tiles.len(),
+            a.query,
+            a.out.display()
+        );
         for b in &best {
-            println!("  tile {} window {} score {:.4}", b["tile"], b["window"], b["score"].as_f64().unwrap_or(0.0));
+            super::outln!(
+                "  tile {} window {} score {:.4}",
+                b["tile"],
+                b["window"],
+                b["score"].as_f64().unwrap_or(0.0)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

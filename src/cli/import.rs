@@ -139,9 +139,9 @@ fn progress_line(p: &Progress, started: Instant, done: &AtomicBool) {
     }
 }
 
-fn print_summary(s: &Summary) {
+fn print_summary(s: &Summary) -> std::io::Result<()> {
     let rate = s.tiles_written as f64 / s.seconds.max(1e-3);
-    println!(
+    super::outln!(
         "{}: {} imported, {} unchanged, {} skipped, {} failed, {} interrupted of {} files; {} tiles written, {} already in, \
          {} stale records removed; {:.1} s ({rate:.1} tiles/s, encoder busy {:.0}%)",
         s.collection,
@@ -159,16 +159,17 @@ fn print_summary(s: &Summary) {
     );
     if !s.by_reason.is_empty() {
         let r: Vec<String> = s.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("  reasons: {}", r.join(", "));
+        super::outln!("  reasons: {}", r.join(", "));
     }
     if s.not_started > 0 {
-        println!("  {} files not reached; run the same command again to continue", s.not_started);
+        super::outln!("  {} files not reached; run the same command again to continue", s.not_started);
     }
     let f: Vec<String> = s.fields.iter().map(|(n, t)| format!("{n}:{t}")).collect();
-    println!("  schema: {}", f.join(", "));
+    super::outln!("  schema: {}", f.join(", "));
     for n in &s.metadata_notes {
-        println!("  note: {n}");
+        super::outln!("  note: {n}");
     }
+    Ok(())
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
@@ -251,9 +252,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     })?;
     drop(report);
     if a.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        super::outln!("{}", serde_json::to_string(&summary)?);
     } else {
-        print_summary(&summary);
+        print_summary(&summary)?;
     }
     std::io::stdout().flush()?;
     Ok(if summary.interrupted {

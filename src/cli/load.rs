@@ -143,18 +143,18 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         if let Some(inf) = &inferred {
             spec.fields.clone_from(&inf.fields);
             let shown: Vec<String> = inf.fields.iter().map(|(n, t)| format!("{n}:{}", t.name())).collect();
-            println!(
+            super::outln!(
                 "inferred schema from {}: {}",
                 a.metadata.as_ref().map_or(String::new(), |p| p.display().to_string()),
                 if shown.is_empty() { "(no fields)".into() } else { shown.join(", ") }
             );
         }
         db.create_collection(&a.collection, spec)?;
-        println!("created collection {} (dim {dim}, {})", a.collection, metric.name());
+        super::outln!("created collection {} (dim {dim}, {})", a.collection, metric.name());
     }
     if let Some(sample) = &sample {
         db.set_query_sample(&a.collection, sample)?;
-        println!("stored a query sample of {} vectors to guide the graph", sample.len() / dim);
+        super::outln!("stored a query sample of {} vectors to guide the graph", sample.len() / dim);
     }
     let col = db.snapshot().collection(&a.collection)?;
     if col.schema().dim as usize != dim {
@@ -224,7 +224,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         total += n;
         row += n;
         let secs = t1.elapsed().as_secs_f64();
-        println!(
+        super::outln!(
             "committed batch {batch_no}: rows {}..{}, total {total} rows ({:.0} rows/s)",
             row - n,
             row,
@@ -233,9 +233,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     let tf = Instant::now();
     db.flush(&a.collection)?;
-    println!("flushed and indexed in {:.2}s", tf.elapsed().as_secs_f64());
+    super::outln!("flushed and indexed in {:.2}s", tf.elapsed().as_secs_f64());
     let secs = t1.elapsed().as_secs_f64();
-    println!(
+    super::outln!(
         "loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",
         a.collection,
         total as f64 / secs.max(1e-9),

@@ -66,7 +66,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!(
+    super::outln!(
         "skysift REPL on {} ({}): type a question, \\help for commands, \\q to quit",
         a.db.display(),
         repl.session().collection()
@@ -90,14 +90,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                     if out.error {
                         eprintln!("{}", out.output);
                     } else {
-                        println!("{}", out.output);
+                        super::outln!("{}", out.output);
                     }
                 }
                 if out.quit {
                     break;
                 }
             }
-            Err(ReadlineError::Interrupted) => println!("(Ctrl-C: line cancelled; \\q or Ctrl-D quits)"),
+            Err(ReadlineError::Interrupted) => super::outln!("(Ctrl-C: line cancelled; \\q or Ctrl-D quits)"),
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e.into()),
         }

@@ -604,6 +604,16 @@ impl Worker<'_> {
             notes.push(format!("{}: --gsd ignored, the source resolution is unknown", Reason::GsdUnknown.name()));
         }
         let p = plan(w, h, &opts.tiling, src_gsd);
+        if let (Some(g), Some(s)) = (opts.tiling.gsd, src_gsd)
+            && p.out.is_none()
+            && (g / s - 1.0).abs() > 1e-6
+        {
+            notes.push(format!(
+                "{}: --gsd {g} m not applied, the source pixels are {s} m (a {}-pixel tile would cover less than one)",
+                Reason::GsdNotApplied.name(),
+                opts.tiling.tile
+            ));
+        }
         let n = p.windows.len() as u32;
         let gsd = if p.out.is_some() { opts.tiling.gsd } else { im.and_then(|m| m.gsd).or(src_gsd) };
         let mut fields = self.fields(&rel, im);

@@ -68,6 +68,9 @@ pub enum Reason {
     BadGeoreference,
     /// Imported; `--gsd` was asked for but the file's ground resolution is unknown.
     GsdUnknown,
+    /// Imported at the source resolution; `--gsd` is so much finer than the source pixels that
+    /// one tile would cover less than one of them.
+    GsdNotApplied,
 }
 
 impl Reason {

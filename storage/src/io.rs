@@ -195,7 +195,8 @@ struct FaultState {
     /// After the first injected fault, fail every later mutating operation too (a dead disk).
     sticky: AtomicBool,
     tripped: AtomicBool,
-    fault: Fault,
+    /// ENOSPC rather than EIO.
+    enospc: AtomicBool,
 }
 
 impl FaultState {
@@ -208,6 +209,10 @@ impl FaultState {
             self.tripped.store(true, Ordering::SeqCst);
         }
         fail
+    }
+
+    fn fault(&self) -> Fault {
+        if self.enospc.load(Ordering::SeqCst) { Fault::Enospc } else { Fault::Eio }
     }
 }
 
@@ -230,9 +235,22 @@ impl FaultVfs {
                 fail_at: AtomicU64::new(fail_at),
                 sticky: AtomicBool::new(sticky),
                 tripped: AtomicBool::new(false),
-                fault,
+                enospc: AtomicBool::new(fault == Fault::Enospc),
             }),
         }
+    }
+
+    /// Re-arms, also while a database keeps files open (they share this state): counting starts
+    /// again, operation `fail_at` (1-based; 0 = never) fails with `fault`, and [`FaultVfs::tripped`]
+    /// clears. `arm(0, ..)` disarms.
+    pub fn arm(&self, fail_at: u64, fault: Fault, sticky: bool) {
+        let st = &self.state;
+        st.fail_at.store(0, Ordering::SeqCst);
+        st.ops.store(0, Ordering::SeqCst);
+        st.tripped.store(false, Ordering::SeqCst);
+        st.sticky.store(sticky, Ordering::SeqCst);
+        st.enospc.store(fault == Fault::Enospc, Ordering::SeqCst);
+        st.fail_at.store(fail_at, Ordering::SeqCst);
     }
 
     /// Mutating operations counted so far.
@@ -248,7 +266,7 @@ impl FaultVfs {
     }
 
     fn check(&self, path: &Path) -> Result<()> {
-        if self.state.should_fail() { Err(Error::io(path, self.state.fault.error())) } else { Ok(()) }
+        if self.state.should_fail() { Err(Error::io(path, self.state.fault().error())) } else { Ok(()) }
     }
 }
 
@@ -261,11 +279,12 @@ struct FaultFile {
 impl WriteFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> Result<()> {
         if self.vfs.state.should_fail() {
-            if self.vfs.state.fault == Fault::Enospc {
+            let fault = self.vfs.state.fault();
+            if fault == Fault::Enospc {
                 let half = buf.get(..buf.len() / 2).unwrap_or(&[]);
                 self.inner.write_all(half)?;
             }
-            return Err(Error::io(&self.path, self.vfs.state.fault.error()));
+            return Err(Error::io(&self.path, fault.error()));
         }
         self.inner.write_all(buf)
     }
