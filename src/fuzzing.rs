@@ -471,7 +471,7 @@ impl Stateful {
             Ok(db) => db,
             Err(e) => {
                 assert!(self.vfs.tripped(), "reopen ({what}) failed without an injected fault: {e}");
-                self.vfs.arm(0, Fault::Eio, false);
+                self.vfs.disarm();
                 self.open()
                     .unwrap_or_else(|e2| panic!("reopen ({what}) with faults disarmed failed: {e2} (before: {e})"))
             }
@@ -490,7 +490,7 @@ impl Stateful {
     /// disarmed; the database must show the state before or after the operation.
     fn failed(&mut self, what: &str, err: &dyn std::fmt::Display, before: &Model, after: &Model) {
         assert!(self.vfs.tripped(), "{what} failed without an injected fault: {err}");
-        self.vfs.arm(0, Fault::Eio, false);
+        self.vfs.disarm();
         self.reopen(&format!("{what} failed ({err})"), &[before, after]);
     }
 
@@ -679,7 +679,7 @@ pub fn stateful(data: &[u8]) {
         }
     }
     s.check(10, 0xC3);
-    s.vfs.arm(0, Fault::Eio, false);
+    s.vfs.disarm();
     let model = s.model.clone();
     s.reopen("the final reopen", &[&model]);
 }

@@ -194,7 +194,10 @@ struct FaultState {
     fail_at: AtomicU64,
     /// After the first injected fault, fail every later mutating operation too (a dead disk).
     sticky: AtomicBool,
+    /// A fault was injected since the start or the last disarm.
     tripped: AtomicBool,
+    /// A fault was injected since the last arm (with `sticky`, every later operation fails).
+    failing: AtomicBool,
     /// ENOSPC rather than EIO.
     enospc: AtomicBool,
 }
@@ -204,8 +207,9 @@ impl FaultState {
     fn should_fail(&self) -> bool {
         let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
         let at = self.fail_at.load(Ordering::SeqCst);
-        let fail = (at != 0 && n == at) || (self.sticky.load(Ordering::SeqCst) && self.tripped.load(Ordering::SeqCst));
+        let fail = (at != 0 && n == at) || (self.sticky.load(Ordering::SeqCst) && self.failing.load(Ordering::SeqCst));
         if fail {
+            self.failing.store(true, Ordering::SeqCst);
             self.tripped.store(true, Ordering::SeqCst);
         }
         fail
@@ -235,22 +239,33 @@ impl FaultVfs {
                 fail_at: AtomicU64::new(fail_at),
                 sticky: AtomicBool::new(sticky),
                 tripped: AtomicBool::new(false),
+                failing: AtomicBool::new(false),
                 enospc: AtomicBool::new(fault == Fault::Enospc),
             }),
         }
     }
 
     /// Re-arms, also while a database keeps files open (they share this state): counting starts
-    /// again, operation `fail_at` (1-based; 0 = never) fails with `fault`, and [`FaultVfs::tripped`]
-    /// clears. `arm(0, ..)` disarms.
+    /// again and operation `fail_at` (1-based) fails with `fault`. [`FaultVfs::tripped`] keeps
+    /// saying whether a fault was injected before: an error may still come from it (a writer that
+    /// stopped on an earlier fault).
     pub fn arm(&self, fail_at: u64, fault: Fault, sticky: bool) {
         let st = &self.state;
         st.fail_at.store(0, Ordering::SeqCst);
         st.ops.store(0, Ordering::SeqCst);
-        st.tripped.store(false, Ordering::SeqCst);
+        st.failing.store(false, Ordering::SeqCst);
         st.sticky.store(sticky, Ordering::SeqCst);
         st.enospc.store(fault == Fault::Enospc, Ordering::SeqCst);
         st.fail_at.store(fail_at, Ordering::SeqCst);
+    }
+
+    /// Stops injecting faults and clears [`FaultVfs::tripped`].
+    pub fn disarm(&self) {
+        let st = &self.state;
+        st.fail_at.store(0, Ordering::SeqCst);
+        st.sticky.store(false, Ordering::SeqCst);
+        st.failing.store(false, Ordering::SeqCst);
+        st.tripped.store(false, Ordering::SeqCst);
     }
 
     /// Mutating operations counted so far.
@@ -259,7 +274,7 @@ impl FaultVfs {
         self.state.ops.load(Ordering::SeqCst)
     }
 
-    /// Whether a fault has been injected.
+    /// Whether a fault has been injected (since the start or the last [`FaultVfs::disarm`]).
     #[must_use]
     pub fn tripped(&self) -> bool {
         self.state.tripped.load(Ordering::SeqCst)
@@ -357,5 +372,39 @@ impl Vfs for FaultVfs {
 
     fn exists(&self, path: &Path) -> bool {
         self.inner.exists(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(vfs: &FaultVfs, dir: &Path, name: &str) -> Result<()> {
+        vfs.create(&dir.join(name)).map(drop)
+    }
+
+    #[test]
+    fn rearming_counts_again_and_keeps_the_trip_until_disarmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = FaultVfs::new(Arc::new(RealVfs), 2, Fault::Eio, false);
+        assert!(touch(&vfs, dir.path(), "a").is_ok());
+        assert!(touch(&vfs, dir.path(), "b").is_err(), "operation 2 fails");
+        assert!(touch(&vfs, dir.path(), "c").is_ok(), "EIO without sticky fails once");
+        assert!(vfs.tripped());
+
+        // Sticky ENOSPC from the 3rd operation after the arm: the earlier EIO does not make the
+        // first two fail, and the trip is still reported.
+        vfs.arm(3, Fault::Enospc, true);
+        assert!(vfs.tripped());
+        assert!(touch(&vfs, dir.path(), "d").is_ok());
+        assert!(touch(&vfs, dir.path(), "e").is_ok());
+        let err = touch(&vfs, dir.path(), "f").unwrap_err();
+        assert!(err.to_string().contains("os error 28"), "{err}");
+        assert!(touch(&vfs, dir.path(), "g").is_err(), "the disk stays full");
+
+        vfs.disarm();
+        assert!(!vfs.tripped());
+        assert!(touch(&vfs, dir.path(), "h").is_ok());
+        assert_eq!(vfs.ops(), 5, "counted since the arm");
     }
 }
