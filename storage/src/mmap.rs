@@ -27,7 +27,15 @@ use crate::error::{Error, Result};
 struct MapBacking {
     map: memmap2::Mmap,
     /// Holds the shared `flock` that keeps the writer from deleting the file under us.
-    _file: File,
+    file: File,
+}
+
+impl Drop for MapBacking {
+    fn drop(&mut self) {
+        // Explicitly, as `lock.rs` explains: a half-spawned child's copy of the descriptor would
+        // otherwise keep the file from being removed for that moment.
+        let _ = self.file.unlock();
+    }
 }
 
 impl Backing for MapBacking {
@@ -64,5 +72,5 @@ pub(crate) fn map_sealed(path: &Path) -> Result<Bytes> {
     // SAFETY: the file is sealed (never written or truncated again) and we hold a shared flock
     // that the writer must defeat before unlinking; see the module-level `# Safety` section.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    Ok(Bytes::from_backing(Arc::new(MapBacking { map, _file: file })))
+    Ok(Bytes::from_backing(Arc::new(MapBacking { map, file })))
 }
