@@ -99,12 +99,12 @@ fn crash_child() {
     println!("opening");
     let t = Instant::now();
     let db = Db::builder(&dir).flush_rows(1_000_000).open().unwrap();
-    let open_us = t.elapsed().as_micros();
+    println!("opened {}", t.elapsed().as_micros());
     if db.snapshot().collection("c").is_err() {
         db.create_collection("c", spec()).unwrap();
     }
     let mut b = batches_present(&db) + 1;
-    println!("start {b} {open_us}");
+    println!("start {b}");
     loop {
         write_batch(&db, b);
         println!("committed {b}");
@@ -129,16 +129,19 @@ pub struct Campaign {
     pub lost_batches: u64,
     /// Highest batch reached.
     pub batches: u64,
-    /// Kills that landed while the child was still opening (recovering from the kill before).
+    /// Kills that landed while the child was opening the database (recovering from the kill
+    /// before).
     pub in_recovery: u64,
+    /// The longest open seen, in microseconds.
+    pub open_us_max: u64,
 }
 
 /// What the writer child reports on its stdout.
 enum Child {
     /// It is about to open (and recover) the database.
     Opening,
-    /// The open took this many microseconds.
-    Started(u64),
+    /// The open (recovery included) took this many microseconds.
+    Opened(u64),
     /// Batch `n` is committed.
     Committed(u64),
 }
@@ -149,7 +152,7 @@ impl Child {
     fn tally(self, reported: &mut u64, opened: &mut bool, open_us: &mut u64) {
         match self {
             Child::Opening => *opened = true,
-            Child::Started(us) => *open_us = us,
+            Child::Opened(us) => *open_us = us,
             Child::Committed(n) => *reported = (*reported).max(n),
         }
     }
@@ -172,7 +175,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        // The reader sends `Opening`, then `Started` with the open's duration, then each commit.
+        // The reader sends `Opening`, then `Opened` with the open's duration, then each commit.
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             let (mut opening, mut started) = (false, false);
@@ -182,10 +185,9 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
                 if line == "opening" {
                     opening = true;
                     let _ = tx.send(Child::Opening);
-                } else if let Some(rest) = line.strip_prefix("start ") {
+                } else if let Some(us) = line.strip_prefix("opened ") {
                     started = true;
-                    let us = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let _ = tx.send(Child::Started(us));
+                    let _ = tx.send(Child::Opened(us.trim().parse().unwrap_or(0)));
                 } else if let Some(n) = line.strip_prefix("committed ") {
                     let _ = tx.send(Child::Committed(n.trim().parse::<u64>().unwrap_or(0)));
                 }
@@ -221,6 +223,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
         while let Ok(m) = rx.try_recv() {
             m.tally(&mut reported, &mut opened, &mut open_us);
         }
+        c.open_us_max = c.open_us_max.max(open_us);
         c.kills += 1;
         assert!(!status.success(), "the child must be killed, not exit");
         if !dir.join("MANIFEST").exists() {
@@ -247,8 +250,14 @@ fn kill9_loses_no_committed_batch() {
     let dir = tempfile::tempdir().unwrap();
     let c = campaign(dir.path(), kills, seed);
     println!(
-        "crash campaign: kills {}, reopened OK {}, committed batches lost {}, batches reached {}, killed during recovery {}",
-        c.kills, c.reopened_ok, c.lost_batches, c.batches, c.in_recovery
+        "crash campaign: kills {}, reopened OK {}, committed batches lost {}, batches reached {}, killed during recovery {} \
+         (longest open {:.1} ms)",
+        c.kills,
+        c.reopened_ok,
+        c.lost_batches,
+        c.batches,
+        c.in_recovery,
+        c.open_us_max as f64 / 1e3
     );
     assert_eq!(c.lost_batches, 0);
     assert!(c.batches > 0, "the writer made progress between kills");
