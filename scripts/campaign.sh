@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reliability campaign with a time budget: every fuzz target, the kill -9 crash loop (writes,
-# flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a
-# small tmpfs. Prints one scoreboard and ends with the totals line:
+# flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every
+# I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a small tmpfs.
+# Prints one scoreboard and ends with the totals line:
 #   scoreboard: injected N, survived N, lost N, panics N, hangs N
 # Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
 #   SECONDS       the budget (default 600); fuzzing gets half of it, split across the targets

@@ -149,9 +149,9 @@ enum Child {
 impl Child {
     /// Adds this message to the highest batch reported, whether the open began, and the duration
     /// of the last open.
-    fn tally(self, reported: &mut u64, opened: &mut bool, open_us: &mut u64) {
+    fn tally(self, reported: &mut u64, opening: &mut bool, open_us: &mut u64) {
         match self {
-            Child::Opening => *opened = true,
+            Child::Opening => *opening = true,
             Child::Opened(us) => *open_us = us,
             Child::Committed(n) => *reported = (*reported).max(n),
         }
@@ -178,7 +178,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
         // The reader sends `Opening`, then `Opened` with the open's duration, then each commit.
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let (mut opening, mut started) = (false, false);
+            let (mut opening, mut opened) = (false, false);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 // The test harness prints `test crash::crash_child ... ` before the first line.
                 let line = line.rsplit_once("... ").map_or(line.as_str(), |(_, l)| l);
@@ -186,23 +186,23 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
                     opening = true;
                     let _ = tx.send(Child::Opening);
                 } else if let Some(us) = line.strip_prefix("opened ") {
-                    started = true;
+                    opened = true;
                     let _ = tx.send(Child::Opened(us.trim().parse().unwrap_or(0)));
                 } else if let Some(n) = line.strip_prefix("committed ") {
                     let _ = tx.send(Child::Committed(n.trim().parse::<u64>().unwrap_or(0)));
                 }
             }
-            opening && !started
+            opening && !opened
         });
         // One kill in four lands while the child reopens (recovers from the kill before): right
         // after it says it is opening, within the duration of the last open.
         let early = rng.random_bool(0.25) && dir.join("MANIFEST").exists();
-        let mut opened = false;
+        let mut opening = false;
         let t = Instant::now();
         if early {
-            while !opened && t.elapsed() < Duration::from_secs(5) {
+            while !opening && t.elapsed() < Duration::from_secs(5) {
                 if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
-                    m.tally(&mut reported, &mut opened, &mut open_us);
+                    m.tally(&mut reported, &mut opening, &mut open_us);
                 }
             }
             std::thread::sleep(Duration::from_micros(rng.random_range(0..open_us.max(1))));
@@ -210,7 +210,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
             let deadline = t + Duration::from_millis(rng.random_range(2..120));
             while Instant::now() < deadline {
                 while let Ok(m) = rx.try_recv() {
-                    m.tally(&mut reported, &mut opened, &mut open_us);
+                    m.tally(&mut reported, &mut opening, &mut open_us);
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -221,7 +221,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
             c.in_recovery += 1;
         }
         while let Ok(m) = rx.try_recv() {
-            m.tally(&mut reported, &mut opened, &mut open_us);
+            m.tally(&mut reported, &mut opening, &mut open_us);
         }
         c.open_us_max = c.open_us_max.max(open_us);
         c.kills += 1;

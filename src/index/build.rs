@@ -24,7 +24,7 @@ use skysift_storage::segment::graph::{EMPTY, GraphData, GraphView};
 use skysift_storage::store::{IndexContext, SegmentIndexer};
 
 use super::exact::dot;
-use super::hnsw::{GraphScratch, Scorer, quantize_query, search};
+use super::hnsw::{GraphScratch, Scorer, search};
 use super::params::IndexParams;
 
 /// `1 - <a, b>` via SIMD: the distance `hnsw_rs` builds with (a monotone transform of the
@@ -209,9 +209,9 @@ fn split_sample(sample: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
     (guide, held)
 }
 
-/// The smallest width of the ladder (16, 24, 32, ... 2,048) at which searching the encoded `graph` (on int8 `codes`
-/// when given, as queries do, then exact rescoring) finds [`CALIBRATION_TARGET`] of the exact
-/// top 10 of the `held` queries: `(ef, recall, queries)`. `None` without held-out queries.
+/// The smallest width of the ladder (16, 24, 32, ... 2,048) at which searching the encoded
+/// `graph` (on int8 `codes` when given, as queries do, then exact rescoring) finds
+/// [`CALIBRATION_TARGET`] of the exact top 10 of the `held` queries: `(ef, recall, queries)`. `None` without held-out queries.
 pub fn calibrate(
     graph: &[u8],
     codes: Option<&[u8]>,
@@ -283,14 +283,8 @@ struct ProbeScratch {
 
 impl Probe<'_> {
     fn search(&self, q: &[f32], ef: usize, anchors: Option<usize>, st: &mut ProbeScratch) -> Vec<(f32, u32)> {
-        if let Some(c) = &self.codes {
-            let t = quantize_query(c, q, &mut st.qcodes);
-            let scorer = Scorer::Int8 { codes: *c, query: &st.qcodes, t };
-            search(&self.view, &scorer, ef, anchors, &|_| true, &mut st.graph)
-        } else {
-            let scorer = Scorer::Exact { vectors: self.vectors, dim: self.dim, query: q };
-            search(&self.view, &scorer, ef, anchors, &|_| true, &mut st.graph)
-        }
+        let scorer = Scorer::for_query(self.codes, self.vectors, self.dim, q, &mut st.qcodes);
+        search(&self.view, &scorer, ef, anchors, &|_| true, &mut st.graph)
     }
 }
 

@@ -102,6 +102,26 @@ pub(crate) enum Scorer<'a> {
     Int8 { codes: CodesView<'a>, query: &'a [i8], t: f32 },
 }
 
+impl<'a> Scorer<'a> {
+    /// The scorer traversal uses for `query`: int8 on `codes` when given (the query quantized into
+    /// `qcodes`), else exact on the f32 `vectors`.
+    pub(crate) fn for_query(
+        codes: Option<CodesView<'a>>,
+        vectors: &'a [f32],
+        dim: usize,
+        query: &'a [f32],
+        qcodes: &'a mut Vec<i8>,
+    ) -> Scorer<'a> {
+        match codes {
+            Some(codes) => {
+                let t = quantize_query(&codes, query, qcodes);
+                Scorer::Int8 { codes, query: qcodes, t }
+            }
+            None => Scorer::Exact { vectors, dim, query },
+        }
+    }
+}
+
 impl Scorer<'_> {
     #[inline]
     pub(crate) fn score(&self, node: u32) -> f32 {
@@ -135,8 +155,6 @@ pub(crate) fn quantize_query(codes: &CodesView<'_>, query: &[f32], out: &mut Vec
     t
 }
 
-/// Runs HNSW search: greedy descent through the upper levels, then a best-first search of
-/// width `ef` on layer 0. Returns up to `ef` live `(approx score, row)` pairs, best first.
 /// Greedy descent from the entry point through the upper levels (every neighbour scored): the
 /// layer-0 start, with its score. Counts the scores in `evaluations`.
 pub(crate) fn descend(graph: &GraphView<'_>, scorer: &Scorer<'_>, evaluations: &mut usize) -> (u32, f32) {
@@ -165,6 +183,8 @@ pub(crate) fn descend(graph: &GraphView<'_>, scorer: &Scorer<'_>, evaluations: &
     (cur, cur_s)
 }
 
+/// Runs HNSW search: greedy descent through the upper levels, then a best-first search of
+/// width `ef` on layer 0. Returns up to `ef` live `(approx score, row)` pairs, best first.
 pub(crate) fn search(
     graph: &GraphView<'_>,
     scorer: &Scorer<'_>,

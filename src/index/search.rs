@@ -8,7 +8,7 @@ use skysift_storage::segment::Segment;
 use skysift_storage::store::CollectionState;
 
 use super::exact::{Hit, TopK, dot};
-use super::hnsw::{GraphScratch, Scorer, quantize_query, search};
+use super::hnsw::{GraphScratch, Scorer, search};
 
 /// Per-query search settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,14 +94,8 @@ pub fn search_collection(
         if let Some(graph) = graph {
             let codes = if p.f32_traversal { None } else { seg.codes().and_then(Result::ok) };
             let live = |r: u32| !s.tombstones.contains(r);
-            let found = if let Some(codes) = codes {
-                let t = quantize_query(&codes, query, &mut qcodes);
-                let scorer = Scorer::Int8 { codes, query: &qcodes, t };
-                search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
-            } else {
-                let scorer = Scorer::Exact { vectors: seg.vectors(), dim, query };
-                search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph)
-            };
+            let scorer = Scorer::for_query(codes, seg.vectors(), dim, query, &mut qcodes);
+            let found = search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph);
             scratch.evaluations += scratch.graph.evaluations;
             if found.len() >= want {
                 let ids = seg.ids();

@@ -79,13 +79,7 @@ pub(crate) fn search(
         } else if passing > 0
             && let Some(g) = graph.as_ref().filter(|_| matches!(plan.strategy, Strategy::Graph | Strategy::TwoHop))
         {
-            let scorer = match codes {
-                Some(codes) => {
-                    let t = quantize_query(&codes, query, &mut qcodes);
-                    hnsw::Scorer::Int8 { codes, query: &qcodes, t }
-                }
-                None => hnsw::Scorer::Exact { vectors: seg.vectors(), dim: seg.dim(), query },
-            };
+            let scorer = hnsw::Scorer::for_query(codes, seg.vectors(), seg.dim(), query, &mut qcodes);
             let bits = allowed.bits(seg.rows());
             let found = if plan.strategy == Strategy::Graph {
                 let live = |r: u32| bit(bits, r);
