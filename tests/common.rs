@@ -70,3 +70,27 @@ pub fn dump(db: &Db, collection: &str) -> Dump {
     }
     out
 }
+
+thread_local! {
+    /// Whether panics on this thread are expected and not printed (see [`quiet_panics`]).
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the panic messages of this thread silenced; other threads (other tests running
+/// at the same time) keep theirs. The hook that decides is installed once and hands every panic of
+/// a thread that is not quiet to the hook that was there before.
+pub fn quiet_panics<T>(f: impl FnOnce() -> T) -> T {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                prev(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let out = f();
+    QUIET.with(|q| q.set(false));
+    out
+}

@@ -112,10 +112,7 @@ pub fn run_matrix(stride: usize) -> Matrix {
 
 #[test]
 fn every_flipped_byte_and_truncation_is_detected_or_harmless() {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let m = run_matrix(1);
-    std::panic::set_hook(prev);
+    let m = crate::common::quiet_panics(|| run_matrix(1));
     println!("corruption matrix: {m:?}");
     assert_eq!(m.panics, 0, "{m:?}");
     assert_eq!(m.silent, 0, "{m:?}");

@@ -272,6 +272,19 @@ pub struct DbState {
 }
 
 impl DbState {
+    /// Whether this state holds commits that `other` lacks: a later manifest generation, or the
+    /// same generation with a longer committed log in some collection. Two loads of one database
+    /// are ordered this way because generations only grow and, within one, batches only append.
+    #[must_use]
+    pub fn is_newer_than(&self, other: &DbState) -> bool {
+        self.generation > other.generation
+            || (self.generation == other.generation
+                && self
+                    .collections
+                    .iter()
+                    .any(|(name, c)| other.collections.get(name).is_some_and(|o| c.last_seq > o.last_seq)))
+    }
+
     fn manifest(&self) -> Result<Manifest> {
         Ok(Manifest {
             generation: self.generation,
@@ -587,8 +600,17 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(state);
+        self.publish_loaded(state);
         Ok(())
+    }
+
+    /// Publishes a state that `refresh` loaded, unless the current one is newer: threads sharing
+    /// this handle refresh at the same time, and one that read the files earlier may finish later.
+    fn publish_loaded(&self, state: DbState) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if !current.is_newer_than(&state) {
+            *current = Arc::new(state);
+        }
     }
 
     /// Publishes `state` with collection `c` replaced (by name): manifest first, then the view
@@ -977,5 +999,49 @@ impl Drop for Store {
                 let _ = self.opts.vfs.remove_if_unused(&p);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::schema;
+
+    fn put(store: &Store, id: u64) {
+        let values = vec![None; schema().fields.len()];
+        store.commit("c", vec![Op::Put(Record { id, vector: vec![1.0, 0.0, 0.0, 0.0], values })]).unwrap();
+    }
+
+    fn last_seq(store: &Store) -> u64 {
+        store.snapshot().collections["c"].last_seq
+    }
+
+    #[test]
+    fn a_refresh_that_read_earlier_never_replaces_a_newer_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        writer.create_collection("c", schema(), Vec::new()).unwrap();
+        put(&writer, 1);
+        let reader = Store::open(dir.path(), StoreOptions { read_only: true, ..StoreOptions::default() }).unwrap();
+        // What a slow thread read: one batch, in the current generation.
+        let (early, _, _) = Store::load(dir.path(), &reader.opts).unwrap();
+        put(&writer, 2);
+        reader.refresh().unwrap();
+        assert_eq!(last_seq(&reader), 2);
+        reader.publish_loaded(early);
+        assert_eq!(last_seq(&reader), 2, "same generation, fewer batches");
+        // A later generation (the flush) wins over the same batches in the one before.
+        let (before_flush, _, _) = Store::load(dir.path(), &reader.opts).unwrap();
+        writer.flush("c").unwrap();
+        reader.refresh().unwrap();
+        let flushed = reader.snapshot().generation;
+        reader.publish_loaded(before_flush);
+        assert_eq!(reader.snapshot().generation, flushed);
+        assert_eq!(last_seq(&reader), 2);
+        // And a newer load still replaces the current state.
+        put(&writer, 3);
+        let (newer, _, _) = Store::load(dir.path(), &reader.opts).unwrap();
+        reader.publish_loaded(newer);
+        assert_eq!(last_seq(&reader), 3);
     }
 }
