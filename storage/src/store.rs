@@ -344,6 +344,9 @@ pub fn wal_path(dir: &Path, col: u64, wal: u64) -> PathBuf {
     collection_dir(dir, col).join(format!("wal-{wal:06}.log"))
 }
 
+/// How long a read-only open or refresh keeps retrying a load that raced the writer.
+const LOAD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn is_retryable(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::WouldBlock))
 }
@@ -411,18 +414,7 @@ impl Store {
             }
             Some(WriterLock::acquire(dir)?)
         };
-        let mut attempts = 0;
-        let (state, wals, report) = loop {
-            match Self::load(dir, &opts) {
-                Ok(x) => break x,
-                Err(e) if opts.read_only && is_retryable(&e) && attempts < 50 => {
-                    // The writer replaced a file between our manifest read and our open.
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (state, wals, report) = Self::load_retrying(dir, &opts)?;
         let mut store = Store {
             dir: dir.to_path_buf(),
             opts,
@@ -436,6 +428,30 @@ impl Store {
             store.report.removed_orphans = removed;
         }
         Ok(store)
+    }
+
+    /// [`Store::load`], retried while a read-only handle races the writer: the writer publishes a
+    /// new manifest before it removes the files the old one named, so a file that vanished (or is
+    /// being removed) while the manifest moved on is a race, and the load starts again, with a
+    /// growing pause, for up to [`LOAD_RETRY_FOR`]. A file missing under an unchanged manifest is
+    /// an error at once. Writers hold the lock and never retry.
+    fn load_retrying(dir: &Path, opts: &StoreOptions) -> Result<(DbState, HashMap<u64, WalWriter>, OpenReport)> {
+        let generation = || Manifest::load(&*opts.vfs, dir).ok().flatten().map(|m| m.generation);
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let before = if opts.read_only { generation() } else { None };
+            match Self::load(dir, opts) {
+                Err(e) if opts.read_only && is_retryable(&e) && start.elapsed() < LOAD_RETRY_FOR => {
+                    if generation() == before {
+                        return Err(e);
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                r => return r,
+            }
+        }
     }
 
     fn load(dir: &Path, opts: &StoreOptions) -> Result<(DbState, HashMap<u64, WalWriter>, OpenReport)> {
@@ -589,17 +605,7 @@ impl Store {
         if !self.opts.read_only {
             return Ok(());
         }
-        let mut attempts = 0;
-        let state = loop {
-            match Self::load(&self.dir, &self.opts) {
-                Ok((s, _, _)) => break s,
-                Err(e) if is_retryable(&e) && attempts < 50 => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let (state, _, _) = Self::load_retrying(&self.dir, &self.opts)?;
         self.publish_loaded(state);
         Ok(())
     }
@@ -1043,5 +1049,23 @@ mod tests {
         let (newer, _, _) = Store::load(dir.path(), &reader.opts).unwrap();
         reader.publish_loaded(newer);
         assert_eq!(last_seq(&reader), 3);
+    }
+
+    #[test]
+    fn a_file_missing_under_an_unchanged_manifest_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        writer.create_collection("c", schema(), Vec::new()).unwrap();
+        put(&writer, 1);
+        writer.flush("c").unwrap();
+        let state = writer.snapshot();
+        let c = &state.collections["c"];
+        let seg = segment_path(dir.path(), c.id, c.segments[0].segment.segment_id());
+        drop((state, writer));
+        std::fs::remove_file(&seg).unwrap();
+        let t = std::time::Instant::now();
+        let err = Store::open(dir.path(), StoreOptions { read_only: true, ..StoreOptions::default() }).unwrap_err();
+        assert!(is_retryable(&err), "{err}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
     }
 }
