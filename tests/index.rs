@@ -120,13 +120,12 @@ fn recall_against_brute_force_in_and_out_of_distribution() {
     assert!(id >= MIN_RECALL_ID, "ID recall {id}");
     assert!(ood_guided >= MIN_RECALL_OOD_GUIDED, "OOD recall with a query sample {ood_guided}");
     assert!(ood_guided >= ood_plain, "query-guided edges must not hurt: {ood_guided} < {ood_plain}");
-    // Graphs are read from the map after reopening, not rebuilt.
+    // Graphs are read from the segment files after reopening: the same sections, the same answers.
+    let before = guided.snapshot().collection("c").unwrap().index_state();
     drop(guided);
-    let t = std::time::Instant::now();
     let reopened = Db::open(guided_dir.path()).unwrap();
-    let opened_in = t.elapsed();
+    assert_eq!(reopened.snapshot().collection("c").unwrap().index_state(), before);
     assert!((recall(&reopened, &d, &d.ood_queries, 128) - ood_guided).abs() < 1e-12, "same graph, same answers");
-    assert!(opened_in < std::time::Duration::from_secs(2), "{opened_in:?}");
 }
 
 fn check_results(db: &Db, d: &Data, deleted: &std::collections::BTreeSet<u64>, k: usize, ef: usize) {
