@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reliability campaign with a time budget: every fuzz target, the kill -9 crash loop (writes,
 # flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every
-# I/O step (EIO and ENOSPC), the corruption matrix, and a disk-full run on a small tmpfs.
+# I/O step (EIO and ENOSPC), the corruption matrix, rounds of reader threads and a reader process
+# following a writer that is killed and taken over, and a disk-full run on a small tmpfs.
 # Prints one scoreboard and ends with the totals line:
 #   scoreboard: injected N, survived N, lost N, panics N, hangs N
 # Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
@@ -25,6 +26,8 @@ kills=$(( budget / 2 ))
 [ "$kills" -lt 100 ] && kills=100
 import_kills=$(( budget / 20 ))
 [ "$import_kills" -lt 20 ] && import_kills=20
+conc_rounds=$(( budget / 60 ))
+[ "$conc_rounds" -lt 10 ] && conc_rounds=10
 log="$(mktemp -d)"
 rows=()
 tot_inj=0; tot_surv=0; tot_lost=0; tot_pan=0; tot_hang=0
@@ -105,6 +108,15 @@ line=$(grep -E '^corruption matrix' "$log/corruption.txt")
 m=$(sed -E 's/.*mutations: ([0-9]+).*/\1/' <<<"$line"); silent=$(sed -E 's/.*silent: ([0-9]+).*/\1/' <<<"$line")
 pan=$(sed -E 's/.*panics: ([0-9]+).*/\1/' <<<"$line")
 add "corruption matrix" "${m:-0}" $(( ${m:-0} - ${silent:-0} - ${pan:-0} )) "${silent:-0}" "${pan:-0}" 0
+
+echo "== concurrency: $conc_rounds rounds of 16 reader threads and a reader process following a writer"
+SKYSIFT_CONCURRENCY_ROUNDS="$conc_rounds" cargo test --release --test tests -- --exact \
+  concurrency::readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compacts --nocapture \
+  >"$log/concurrency.txt" 2>&1
+ok=$(grep -c '^concurrency round [0-9]* ok' "$log/concurrency.txt" || true)
+pan=$(grep -c "panicked" "$log/concurrency.txt" || true)
+add "concurrency rounds" "$conc_rounds" "$ok" 0 "$pan" 0
+sed -nE 's/^concurrency: rounds [0-9]+, (.*)/   (\1)/p' "$log/concurrency.txt"
 
 echo "== disk full on a 3 MiB tmpfs"
 small="$(mktemp -d)"

@@ -71,8 +71,26 @@ fn reader_child() {
     println!("reader child checked {n} snapshots");
 }
 
+/// One round by default; `SKYSIFT_CONCURRENCY_ROUNDS` sets more (the campaign script's row).
 #[test]
 fn readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compacts() {
+    let rounds: u64 = std::env::var("SKYSIFT_CONCURRENCY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let (mut here, mut there) = (0, 0);
+    for round in 1..=rounds {
+        let (h, t) = follow_round();
+        here += h;
+        there += t;
+        println!(
+            "concurrency round {round} ok: {h} snapshots checked by {READER_THREADS} threads, {t} by the reader process"
+        );
+    }
+    println!("concurrency: rounds {rounds}, snapshots checked {here} in threads and {there} in the reader process");
+}
+
+/// A writer process loads, flushes and compacts; this process's reader threads and a reader
+/// process follow it; a second writer is refused; the writer is killed and a new one takes over.
+/// Returns the snapshots checked here and in the reader process.
+fn follow_round() -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(&exe)
@@ -105,11 +123,8 @@ fn readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compa
     assert!(checked > 0);
     let other = other.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&other.stdout);
-    assert!(
-        other.status.success() && text.contains("reader child checked"),
-        "{text}{}",
-        String::from_utf8_lossy(&other.stderr)
-    );
+    let there = text.split("reader child checked ").nth(1).and_then(|t| t.split(' ').next()?.parse::<u64>().ok());
+    assert!(other.status.success() && there.is_some(), "{text}{}", String::from_utf8_lossy(&other.stderr));
     child.kill().unwrap();
     child.wait().unwrap();
     // The killed writer's lock is gone: a new writer takes over.
@@ -120,4 +135,5 @@ fn readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compa
     let mut tx = db.begin_write("c").unwrap();
     tx.upsert(record(1, 1)).unwrap();
     tx.commit().unwrap();
+    (checked, there.unwrap_or(0))
 }
