@@ -275,8 +275,7 @@ impl DbState {
     /// Whether this state holds commits that `other` lacks: a later manifest generation, or the
     /// same generation with a longer committed log in some collection. Two loads of one database
     /// are ordered this way because generations only grow and, within one, batches only append.
-    #[must_use]
-    pub fn is_newer_than(&self, other: &DbState) -> bool {
+    fn is_newer_than(&self, other: &DbState) -> bool {
         self.generation > other.generation
             || (self.generation == other.generation
                 && self
@@ -433,19 +432,21 @@ impl Store {
     /// [`Store::load`], retried while a read-only handle races the writer: the writer publishes a
     /// new manifest before it removes the files the old one named, so a file that vanished (or is
     /// being removed) while the manifest moved on is a race, and the load starts again, with a
-    /// growing pause, for up to [`LOAD_RETRY_FOR`]. A file missing under an unchanged manifest is
-    /// an error at once. Writers hold the lock and never retry.
+    /// growing pause, for up to [`LOAD_RETRY_FOR`]. Two failures under the same manifest
+    /// generation are an error (a file really missing costs one short retry). Writers hold the
+    /// lock and never retry.
     fn load_retrying(dir: &Path, opts: &StoreOptions) -> Result<(DbState, HashMap<u64, WalWriter>, OpenReport)> {
-        let generation = || Manifest::load(&*opts.vfs, dir).ok().flatten().map(|m| m.generation);
         let start = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(1);
+        let mut failed_under = None;
         loop {
-            let before = if opts.read_only { generation() } else { None };
             match Self::load(dir, opts) {
                 Err(e) if opts.read_only && is_retryable(&e) && start.elapsed() < LOAD_RETRY_FOR => {
-                    if generation() == before {
+                    let generation = Manifest::load(&*opts.vfs, dir).ok().flatten().map(|m| m.generation);
+                    if failed_under == Some(generation) {
                         return Err(e);
                     }
+                    failed_under = Some(generation);
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
@@ -1018,6 +1019,14 @@ mod tests {
         store.commit("c", vec![Op::Put(Record { id, vector: vec![1.0, 0.0, 0.0, 0.0], values })]).unwrap();
     }
 
+    /// A writer on `dir` with collection "c" holding one committed row.
+    fn writer_with_one_row(dir: &Path) -> Store {
+        let writer = Store::open(dir, StoreOptions::default()).unwrap();
+        writer.create_collection("c", schema(), Vec::new()).unwrap();
+        put(&writer, 1);
+        writer
+    }
+
     fn last_seq(store: &Store) -> u64 {
         store.snapshot().collections["c"].last_seq
     }
@@ -1025,9 +1034,7 @@ mod tests {
     #[test]
     fn a_refresh_that_read_earlier_never_replaces_a_newer_state() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        writer.create_collection("c", schema(), Vec::new()).unwrap();
-        put(&writer, 1);
+        let writer = writer_with_one_row(dir.path());
         let reader = Store::open(dir.path(), StoreOptions { read_only: true, ..StoreOptions::default() }).unwrap();
         // What a slow thread read: one batch, in the current generation.
         let (early, _, _) = Store::load(dir.path(), &reader.opts).unwrap();
@@ -1054,9 +1061,7 @@ mod tests {
     #[test]
     fn a_file_missing_under_an_unchanged_manifest_fails_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        writer.create_collection("c", schema(), Vec::new()).unwrap();
-        put(&writer, 1);
+        let writer = writer_with_one_row(dir.path());
         writer.flush("c").unwrap();
         let state = writer.snapshot();
         let c = &state.collections["c"];
