@@ -287,6 +287,11 @@ impl Db {
         Ok(())
     }
 
+    /// The storage handle (for the crate's own write paths, such as [`Db::attach`]).
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Re-reads the database (read-only handles follow the writer this way).
     pub fn refresh(&self) -> Result<()> {
         self.inner.store.refresh()?;

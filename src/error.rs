@@ -39,6 +39,14 @@ pub enum Error {
         /// What is wrong, naming row and field where known.
         reason: String,
     },
+    /// A shard given to [`crate::Db::attach`] cannot be attached as it is.
+    #[error("cannot attach {}: {reason}", shard.display())]
+    AttachRefused {
+        /// The shard database (or staging directory).
+        shard: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A request the API cannot serve as asked.
     #[error("{0}")]
     Invalid(String),

@@ -2,6 +2,7 @@
 //!
 //! | module | responsibility |
 //! | --- | --- |
+//! | [`attach`] | `Db::attach`: shards built elsewhere published in one commit |
 //! | [`db`] | `Db` handle, builder, collections, write transactions, snapshots |
 //! | [`index`] | search over a snapshot (exact SIMD scan today) |
 //! | [`ingest`] | reading vector files and JSON-lines metadata |
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attach;
 pub mod db;
 pub mod encode;
 pub mod error;
@@ -43,6 +45,7 @@ pub mod query;
 pub mod repl;
 pub mod session;
 
+pub use attach::AttachSummary;
 pub use db::{
     CollectionSnapshot, CollectionSpec, CommitInfo, Db, DbBuilder, NewRecord, SegmentIndexInfo, SegmentInfo, Snapshot,
     StoredRecord, WriteTxn,

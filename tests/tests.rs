@@ -8,6 +8,7 @@
     reason = "test code panics on failure by design"
 )]
 
+mod attach;
 mod cli;
 mod common;
 mod concurrency;

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 error (message on stderr); 2 usage error (clap); 3 `verify`
 //! found damage; 4 `import` skipped or failed some files; 130 `import` stopped by Ctrl-C.
 
+mod attach;
 mod heatmap;
 mod import;
 mod info;
@@ -76,6 +77,8 @@ enum Command {
     Repl(repl::Args),
     /// Import an archive of imagery (JPEG, PNG, TIFF, `GeoTIFF`) with its metadata; resumable.
     Import(import::Args),
+    /// Attach shards built elsewhere (same schema and model) to a collection in one commit.
+    Attach(attach::Args),
     /// Draw how similar each tile of an imported scene is to a text query.
     Heatmap(heatmap::Args),
 }
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Repl(a) => repl::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Heatmap(a) => heatmap::run(&a),
+        Command::Attach(a) => attach::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -74,6 +74,31 @@ pub enum Error {
     /// The caller asked for something the stored data cannot satisfy.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A segment to attach was written for another schema (dimension, metric, field names or
+    /// types) than the collection's.
+    #[error("cannot attach {}: {reason}", shard.display())]
+    AttachSchema {
+        /// The staged segment file.
+        shard: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A segment to attach holds an id that is live in the collection or in another staged
+    /// segment.
+    #[error(
+        "cannot attach {}: id {id} is also in {}; attach with upsert (--upsert) to replace the \
+         collection's rows, or remove the duplicate",
+        shard.display(),
+        other.display()
+    )]
+    IdCollision {
+        /// The colliding id.
+        id: u64,
+        /// The staged segment file that holds it.
+        shard: PathBuf,
+        /// Where else it is (the database directory or another staged file).
+        other: PathBuf,
+    },
     /// A previous I/O failure left the writer in an unknown state.
     #[error(
         "the writer stopped after an earlier I/O failure ({0}); reopen the database to recover the \

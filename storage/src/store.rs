@@ -43,6 +43,9 @@ use crate::segment::{RowSource, Segment, write_segment};
 use crate::vecblob;
 use crate::wal::{self, Batch, Op, WalWriter};
 
+mod attach;
+pub use attach::{AttachReport, StagedSegment, content_id};
+
 /// What an indexer gets to know about the segment it indexes.
 #[derive(Debug)]
 pub struct IndexContext<'a> {
@@ -745,6 +748,12 @@ impl Store {
     /// is flushed first, so that no WAL frame holds records of the old shape.
     pub fn add_field(&self, name: &str, field: FieldDef) -> Result<()> {
         self.try_begin_write()?.add_field(name, field)
+    }
+
+    /// Attaches sealed segments written elsewhere to a collection in one manifest commit (see
+    /// [`WriteGuard::attach`]).
+    pub fn attach(&self, name: &str, staged: &[StagedSegment], upsert: bool) -> Result<AttachReport> {
+        self.try_begin_write()?.attach(name, staged, upsert)
     }
 
     /// Replaces a collection's parameters.

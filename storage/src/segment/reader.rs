@@ -420,6 +420,12 @@ impl Segment {
         self.bytes.as_slice().get(r.clone()).unwrap_or(&[])
     }
 
+    /// The whole file's bytes (attach copies them and derives the content id from them).
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
     /// All vectors, row-major (`rows * dim`).
     #[must_use]
     pub fn vectors(&self) -> &[f32] {
