@@ -18,8 +18,8 @@ use skysift_storage::wal::Op;
 
 use crate::error::{Error, Result};
 use crate::index::build::HnswIndexer;
-use crate::index::search::search_collection;
 use crate::index::{Hit, IndexParams, SearchParams, SearchScratch, exact};
+use crate::query::exec::Selection;
 
 /// Opens a database with options; see [`Db::builder`].
 #[derive(Debug, Clone)]
@@ -464,7 +464,7 @@ impl CollectionSnapshot {
     /// exact rescoring), exact scan elsewhere, merged with the in-memory rows.
     pub fn search(&self, query: &[f32], p: &SearchParams, scratch: &mut SearchScratch) -> Result<Vec<Hit>> {
         let q = self.prepare_query(query)?;
-        Ok(search_collection(&self.state, &q, p, scratch))
+        Ok(crate::query::exec::search(Selection::AllLive(&self.state), &q, p, scratch, None))
     }
 
     /// Checks a filter (text such as `"class = 'Port' AND year >= 2020"`, a built
@@ -497,7 +497,7 @@ impl CollectionSnapshot {
     ) -> Result<Vec<Hit>> {
         self.check_prepared(filter)?;
         let q = self.prepare_query(query)?;
-        Ok(crate::query::exec::search(filter, &q, p, scratch, None))
+        Ok(crate::query::exec::search(Selection::Filter(filter), &q, p, scratch, None))
     }
 
     /// [`CollectionSnapshot::search_filtered`] with a filter given as text or AST.
@@ -524,7 +524,7 @@ impl CollectionSnapshot {
         self.check_prepared(filter)?;
         let q = self.prepare_query(query)?;
         let mut e = crate::query::Explain { filter: filter.filter().to_string(), k: p.k, ..Default::default() };
-        let hits = crate::query::exec::search(filter, &q, p, scratch, Some(&mut e));
+        let hits = crate::query::exec::search(Selection::Filter(filter), &q, p, scratch, Some(&mut e));
         e.hits = hits.len();
         for (x, s) in e.segments.iter_mut().zip(&self.state.segments) {
             x.estimated = Some(crate::filter::eval::estimate(filter.filter(), &s.segment)?);
@@ -642,21 +642,25 @@ impl WriteTxn<'_> {
         let mut values = vec![None; schema.fields.len()];
         for (name, v) in r.fields {
             let Some(i) = schema.field_index(&name) else {
-                return Err(Error::Schema(format!(
-                    "record {}: unknown field {name:?}; fields are: {}",
-                    r.id,
-                    schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
-                )));
+                return Err(Error::BadRecord {
+                    id: r.id,
+                    reason: format!(
+                        "record {}: unknown field {name:?}; fields are: {}",
+                        r.id,
+                        schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
             };
             if let Some(slot) = values.get_mut(i) {
                 *slot = Some(v);
             }
         }
         let mut rec = Record { id: r.id, vector: r.vector, values };
-        schema.check_record(&rec).map_err(Error::Schema)?;
+        schema.check_record(&rec).map_err(|reason| Error::BadRecord { id: rec.id, reason })?;
         if schema.metric == Metric::Cosine {
-            normalize(&mut rec.vector).ok_or_else(|| {
-                Error::Schema(format!("record {}: a zero vector has no direction under cosine", rec.id))
+            normalize(&mut rec.vector).ok_or_else(|| Error::BadRecord {
+                id: rec.id,
+                reason: format!("record {}: a zero vector has no direction under cosine", rec.id),
             })?;
         }
         Ok(rec)

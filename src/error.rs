@@ -23,6 +23,16 @@ pub enum Error {
     /// A record or query does not fit the collection's schema.
     #[error("{0}")]
     Schema(String),
+    /// A record that does not fit the collection's schema (unknown field, wrong type or
+    /// dimension, a zero vector under cosine): nothing of it was written. Importers skip the file
+    /// it came from and go on.
+    #[error("{reason}")]
+    BadRecord {
+        /// The record's id.
+        id: u64,
+        /// What does not fit, naming the record and the field.
+        reason: String,
+    },
     /// `insert` of an id that is already live; use `upsert` to replace it.
     #[error("record id {id} already exists in {collection:?}; use upsert to replace it")]
     DuplicateId {

@@ -3,11 +3,17 @@
 //! | module | responsibility |
 //! | --- | --- |
 //! | [`attach`] | `Db::attach`: shards built elsewhere published in one commit |
-//! | [`db`] | `Db` handle, builder, collections, write transactions, snapshots |
-//! | [`index`] | search over a snapshot (exact SIMD scan today) |
-//! | [`ingest`] | reading vector files and JSON-lines metadata |
+//! | [`db`] | `Db` handle, builder, collections, write transactions, snapshots and their searches |
+//! | [`index`] | search primitives: exact SIMD scan, graph construction, HNSW traversal, `SearchParams`, `SearchScratch` |
+//! | [`query`] | the one search executor (unfiltered = every live row), the planner's cost model, `EXPLAIN` |
 //! | [`filter`] | the filter language: parse, type-check, evaluate to per-segment bitmaps |
-//! | [`query`] | filtered search: planner (cost model), executor, `EXPLAIN` |
+//! | [`ingest`] | reading vector files, JSON-lines metadata and image archives, the import pipeline |
+//! | [`encode`] | the ONNX Runtime encoders, prompt templates and ensembles, query language detection |
+//! | [`session`] | a REPL/CLI session over one collection: encode, search, show records |
+//! | [`repl`] | the interactive shell |
+//! | [`gallery`] | HTML galleries of search results |
+//! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
+//! | [`fuzzing`] | byte-level entry points of the fuzz targets |
 //! | [`error`] | the crate's error type |
 //!
 //! Every byte on disk belongs to the `skysift-storage` crate; this crate has no `unsafe`.
@@ -44,6 +50,7 @@ pub mod ingest;
 pub mod query;
 pub mod repl;
 pub mod session;
+pub mod time;
 
 pub use attach::AttachSummary;
 pub use db::{

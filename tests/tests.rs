@@ -21,5 +21,6 @@ mod fixtures;
 mod fuzz_corpus;
 mod index;
 mod ingest;
+mod lang;
 mod model;
 mod repl;

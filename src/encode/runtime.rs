@@ -173,8 +173,14 @@ pub(crate) fn load(library: &Path, explicit: bool) -> EncodeResult<&'static Runt
         .with_telemetry(false)
         .build()
         .map_err(|e| EncodeError::RuntimeLoad { path: library.to_path_buf(), reason: e.to_string() })?;
-    let has_cuda = super::session::cuda_compiled_in();
+    let has_cuda = cuda_compiled_in();
     Ok(RUNTIME.get_or_init(|| Runtime { library: library.to_path_buf(), env, has_cuda }))
+}
+
+/// Whether `ort::ep::CUDA` is usable at all with the loaded library (compiled-in provider).
+fn cuda_compiled_in() -> bool {
+    use ort::ep::ExecutionProvider;
+    ort::ep::CUDA::is_available().unwrap_or(false)
 }
 
 /// Prints the automatic CPU fallback once per process.

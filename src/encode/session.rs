@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use ort::ep::ExecutionProvider;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
@@ -68,11 +67,6 @@ pub(crate) fn open(
             Ok((commit(b, path, what)?, ExecutionDevice::Cpu, Some(note)))
         }
     }
-}
-
-/// Whether `ort::ep::CUDA` is usable at all with the loaded library (compiled-in provider).
-pub(crate) fn cuda_compiled_in() -> bool {
-    ort::ep::CUDA::is_available().unwrap_or(false)
 }
 
 /// Copies a `[rows, dim]` f32 output into one vector per row, checking the shape.

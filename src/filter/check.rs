@@ -299,7 +299,7 @@ impl Checker<'_> {
             (Target::Field { ty: FieldType::Float, .. }, Literal::Float(v)) if v.is_finite() => key_f64(*v),
             (Target::Field { ty: FieldType::Float, .. }, _) => return Err(bad("a number")),
             (Target::Field { ty: FieldType::Timestamp, .. }, Literal::Str(s)) => {
-                match crate::ingest::metadata::parse_timestamp(s) {
+                match crate::time::parse_timestamp(s) {
                     Some(us) => key_i64(us),
                     None => {
                         return Err(self
@@ -356,6 +356,52 @@ impl Checker<'_> {
         self.err(At::Field, format!("`{name}` is a {ty} field and cannot be compared with values")).help(hint)
     }
 
+    /// The test of `field op value` (for `!=`, the test of `=`, negated by the caller).
+    fn cmp(&self, field: &str, op: CmpOp, value: &Literal) -> Result<(Target, Test), FilterError> {
+        let t = self.target(field)?;
+        if Self::stringly(t) {
+            if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                return Err(self
+                    .err(At::Field, format!("`{field}` is {} and is compared only with = and !=", Self::type_name(t)))
+                    .help(format!("to match several values write `{field} IN ('a', 'b')`")));
+            }
+            let s = self.string(t, field, value, At::Value(0))?;
+            return Ok((t, Test::Strings(vec![s])));
+        }
+        if !Self::ordered(t) {
+            return Err(self.no_values(t, field));
+        }
+        if matches!(t, Target::Field { ty: FieldType::Bool, .. }) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            return Err(self.err(At::Field, format!("`{field}` is a bool field: compare it with = or !=")));
+        }
+        let k = self.key(t, field, value, At::Value(0))?;
+        let range = match op {
+            CmpOp::Eq | CmpOp::Ne => (Bound::Included(k), Bound::Included(k)),
+            CmpOp::Lt => (Bound::Unbounded, Bound::Excluded(k)),
+            CmpOp::Le => (Bound::Unbounded, Bound::Included(k)),
+            CmpOp::Gt => (Bound::Excluded(k), Bound::Unbounded),
+            CmpOp::Ge => (Bound::Included(k), Bound::Unbounded),
+        };
+        Ok((t, Test::Keys(vec![range])))
+    }
+
+    /// The test of `field IN (values)`: the distinct values, sorted.
+    fn one_of(&self, field: &str, values: &[Literal]) -> Result<(Target, Test), FilterError> {
+        let t = self.target(field)?;
+        if values.is_empty() {
+            return Err(self.err(At::Field, format!("`{field} IN ()` has no values")));
+        }
+        if Self::stringly(t) {
+            let set = sorted_set(values, |i, v| self.string(t, field, v, At::Value(i)))?;
+            return Ok((t, Test::Strings(set)));
+        }
+        if !Self::ordered(t) {
+            return Err(self.no_values(t, field));
+        }
+        let keys = sorted_set(values, |i, v| self.key(t, field, v, At::Value(i)))?;
+        Ok((t, Test::Keys(keys.into_iter().map(|k| (Bound::Included(k), Bound::Included(k))).collect())))
+    }
+
     fn leaf(&self, e: &Expr, neg: bool) -> Result<Leaf, FilterError> {
         let leaf = |target, test, negated: bool| Ok(Leaf { target, test, negated: negated != neg });
         match e {
@@ -374,34 +420,8 @@ impl Checker<'_> {
                 leaf(t, Test::Keys(vec![(Bound::Included(k), Bound::Included(k))]), false)
             }
             Expr::Cmp { field, op, value } => {
-                let t = self.target(field)?;
-                if Self::stringly(t) {
-                    if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                        return Err(self
-                            .err(
-                                At::Field,
-                                format!("`{field}` is {} and is compared only with = and !=", Self::type_name(t)),
-                            )
-                            .help(format!("to match several values write `{field} IN ('a', 'b')`")));
-                    }
-                    let s = self.string(t, field, value, At::Value(0))?;
-                    return leaf(t, Test::Strings(vec![s]), *op == CmpOp::Ne);
-                }
-                if !Self::ordered(t) {
-                    return Err(self.no_values(t, field));
-                }
-                if matches!(t, Target::Field { ty: FieldType::Bool, .. }) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                    return Err(self.err(At::Field, format!("`{field}` is a bool field: compare it with = or !=")));
-                }
-                let k = self.key(t, field, value, At::Value(0))?;
-                let range = match op {
-                    CmpOp::Eq | CmpOp::Ne => (Bound::Included(k), Bound::Included(k)),
-                    CmpOp::Lt => (Bound::Unbounded, Bound::Excluded(k)),
-                    CmpOp::Le => (Bound::Unbounded, Bound::Included(k)),
-                    CmpOp::Gt => (Bound::Excluded(k), Bound::Unbounded),
-                    CmpOp::Ge => (Bound::Included(k), Bound::Unbounded),
-                };
-                leaf(t, Test::Keys(vec![range]), *op == CmpOp::Ne)
+                let (t, test) = self.cmp(field, *op, value)?;
+                leaf(t, test, *op == CmpOp::Ne)
             }
             Expr::Between { field, low, high, negated } => {
                 let t = self.target(field)?;
@@ -421,35 +441,8 @@ impl Checker<'_> {
                 leaf(t, Test::Keys(ranges), *negated)
             }
             Expr::In { field, values, negated } => {
-                let t = self.target(field)?;
-                if values.is_empty() {
-                    return Err(self.err(At::Field, format!("`{field} IN ()` has no values")));
-                }
-                if Self::stringly(t) {
-                    let mut set = values
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| self.string(t, field, v, At::Value(i)))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    set.sort_unstable();
-                    set.dedup();
-                    return leaf(t, Test::Strings(set), *negated);
-                }
-                if !Self::ordered(t) {
-                    return Err(self.no_values(t, field));
-                }
-                let mut keys = values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| self.key(t, field, v, At::Value(i)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                keys.sort_unstable();
-                keys.dedup();
-                leaf(
-                    t,
-                    Test::Keys(keys.into_iter().map(|k| (Bound::Included(k), Bound::Included(k))).collect()),
-                    *negated,
-                )
+                let (t, test) = self.one_of(field, values)?;
+                leaf(t, test, *negated)
             }
             Expr::Geo { op, field, shape } => {
                 let t = self.target(field)?;
@@ -465,6 +458,17 @@ impl Checker<'_> {
             Expr::And(..) | Expr::Or(..) | Expr::Not(_) => Err(FilterError::new("internal: not a predicate")),
         }
     }
+}
+
+/// The distinct values `f` makes of `values` (given each one's position), sorted.
+fn sorted_set<T: Ord>(
+    values: &[Literal],
+    f: impl Fn(usize, &Literal) -> Result<T, FilterError>,
+) -> Result<Vec<T>, FilterError> {
+    let mut out = values.iter().enumerate().map(|(i, v)| f(i, v)).collect::<Result<Vec<_>, _>>()?;
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 #[cfg(test)]

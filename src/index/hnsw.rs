@@ -30,6 +30,9 @@ impl Ord for Score {
     }
 }
 
+/// Reusable memory for two-hop traversal: `(score, row)` ordered by score, ties to the lower row.
+pub(crate) type TwoHopScratch = Walk<(Score, Reverse<u32>)>;
+
 /// Anchors a search starts from, besides the greedy descent's node.
 const ANCHOR_STARTS: usize = 4;
 
@@ -65,34 +68,48 @@ impl VisitedSet {
     }
 }
 
-/// Reusable per-thread memory for graph search.
-#[derive(Debug, Default)]
-pub struct GraphScratch {
+/// The memory of one best-first traversal, reused across searches: visited marks and the
+/// candidate and result heaps, ordered by `K` (HNSW search and two-hop traversal each bring
+/// their own order of `(score, row)`).
+#[derive(Debug)]
+pub(crate) struct Walk<K> {
     visited: VisitedSet,
-    candidates: BinaryHeap<(Score, u32)>,
-    results: BinaryHeap<Reverse<(Score, u32)>>,
-    qcodes: Vec<i8>,
+    /// Nodes to expand, best on top.
+    pub(crate) candidates: BinaryHeap<K>,
+    /// The best nodes found, worst on top.
+    pub(crate) results: BinaryHeap<Reverse<K>>,
     /// Distance evaluations in the last search (for `EXPLAIN` and benchmarks).
-    pub evaluations: usize,
+    pub(crate) evaluations: usize,
 }
 
-impl GraphScratch {
-    pub(crate) fn qcodes_mut(&mut self) -> &mut Vec<i8> {
-        &mut self.qcodes
+impl<K: Ord> Default for Walk<K> {
+    fn default() -> Self {
+        Walk {
+            visited: VisitedSet::default(),
+            candidates: BinaryHeap::new(),
+            results: BinaryHeap::new(),
+            evaluations: 0,
+        }
     }
+}
 
-    fn start(&mut self, rows: usize) {
+impl<K: Ord> Walk<K> {
+    /// Starts a new search over `rows` nodes.
+    pub(crate) fn start(&mut self, rows: usize) {
         self.visited.start(rows);
         self.candidates.clear();
         self.results.clear();
         self.evaluations = 0;
     }
 
-    /// Marks `node` visited; returns false when it already was.
-    fn visit(&mut self, node: u32) -> bool {
+    /// Marks `node` visited; returns false when it already was (or is out of range).
+    pub(crate) fn visit(&mut self, node: u32) -> bool {
         self.visited.visit(node)
     }
 }
+
+/// Reusable memory for HNSW search.
+pub(crate) type GraphScratch = Walk<(Score, u32)>;
 
 /// How traversal scores a node.
 pub(crate) enum Scorer<'a> {

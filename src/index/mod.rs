@@ -1,4 +1,5 @@
-//! Search over a collection snapshot.
+//! Search primitives over a collection snapshot; the search loop that uses them (unfiltered and
+//! filtered alike) is the executor, `crate::query::exec`.
 //!
 //! | file | responsibility |
 //! | --- | --- |
@@ -6,8 +7,8 @@
 //! | `params.rs` | index parameters kept in collection parameters (`index.*`) |
 //! | `build.rs` | graph construction (`hnsw_rs`), freezing, query-guided edges, int8 codes |
 //! | `native.rs` | skysift's own parallel HNSW construction on flat arrays (the default builder) |
-//! | `hnsw.rs` | search over the mapped graph: int8 traversal, exact rescoring |
-//! | `search.rs` | per-collection search: graph or exact per segment, merge with the memtable |
+//! | `hnsw.rs` | search over the mapped graph (int8 or f32 scoring) and `Walk`, the traversal memory HNSW and two-hop share |
+//! | `search.rs` | `SearchParams` (what a search asks) and `SearchScratch` (the caller-owned memory it reuses) |
 //!
 //! Invariant: results are sorted by descending score (ties by ascending id), hold unique live
 //! ids, and number `min(k, live rows)`.

@@ -1,14 +1,10 @@
-//! Collection search: each segment by its graph (or exactly, when it has none or is small),
-//! the in-memory rows exactly, results merged into one top-k.
-//!
-//! Invariant: the result holds `min(k, live rows)` unique live ids, best first: a segment whose
-//! graph search returns fewer than it can is scanned exactly instead.
+//! What a search is asked to do ([`SearchParams`]) and the memory it reuses ([`SearchScratch`]).
+//! The search itself, unfiltered or filtered, is one executor: `crate::query::exec`.
 
 use skysift_storage::segment::Segment;
-use skysift_storage::store::CollectionState;
 
-use super::exact::{Hit, TopK, dot};
-use super::hnsw::{GraphScratch, Scorer, search};
+use super::exact::TopK;
+use super::hnsw::{GraphScratch, TwoHopScratch};
 
 /// Per-query search settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,82 +49,21 @@ impl SearchParams {
     }
 }
 
-/// Caller-owned memory reused across searches.
+/// Caller-owned memory reused across searches (unfiltered and filtered alike): one per thread
+/// that searches, never shared, so a search allocates only what its first use needs.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
+    /// The top-k collector.
     pub(crate) top: TopK,
+    /// HNSW traversal.
     pub(crate) graph: GraphScratch,
+    /// Two-hop traversal, and the nodes one expansion found.
+    pub(crate) two_hop: TwoHopScratch,
+    pub(crate) found: Vec<u32>,
+    /// `(int8 score, row)` of an int8 scan, before rescoring.
+    pub(crate) approx: Vec<(f32, u32)>,
+    /// The query quantized for int8 scoring.
+    pub(crate) qcodes: Vec<i8>,
     /// Distance evaluations of the last search (graph traversal plus rescoring).
     pub evaluations: usize,
-}
-
-/// How one segment was searched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// Exact SIMD scan.
-    Exact,
-    /// Graph traversal on int8 codes, exact rescoring.
-    GraphInt8,
-    /// Graph traversal on f32 vectors.
-    GraphF32,
-}
-
-/// Searches `col` for `query` (already checked and normalised).
-pub fn search_collection(
-    col: &CollectionState,
-    query: &[f32],
-    p: &SearchParams,
-    scratch: &mut SearchScratch,
-) -> Vec<Hit> {
-    scratch.top.reset(p.k);
-    scratch.evaluations = 0;
-    let dim = col.schema.dim as usize;
-    let mut qcodes = std::mem::take(scratch.graph_qcodes());
-    for s in &col.segments {
-        let seg = &s.segment;
-        let ef = p.ef_for(seg);
-        let live_rows = s.live() as usize;
-        let want = p.k.min(live_rows);
-        let graph = if p.exact { None } else { seg.graph().and_then(Result::ok) };
-        let mut done = false;
-        if let Some(graph) = graph {
-            let codes = if p.f32_traversal { None } else { seg.codes().and_then(Result::ok) };
-            let live = |r: u32| !s.tombstones.contains(r);
-            let scorer = Scorer::for_query(codes, seg.vectors(), dim, query, &mut qcodes);
-            let found = search(&graph, &scorer, ef, p.anchors, &live, &mut scratch.graph);
-            scratch.evaluations += scratch.graph.evaluations;
-            if found.len() >= want {
-                let ids = seg.ids();
-                let take = p.rescore.map_or(found.len(), |r| r.max(want));
-                for (_, row) in found.into_iter().take(take) {
-                    let score = dot(seg.vector(row as usize), query);
-                    scratch.evaluations += 1;
-                    scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
-                }
-                done = true;
-            }
-        }
-        if !done {
-            let ids = seg.ids();
-            for (row, v) in seg.vectors().chunks_exact(dim).enumerate() {
-                if s.tombstones.contains(row as u32) {
-                    continue;
-                }
-                scratch.evaluations += 1;
-                scratch.top.push(Hit { id: ids.get(row).copied().unwrap_or(u64::MAX), score: dot(v, query) });
-            }
-        }
-    }
-    for (_, r) in col.mem.live_rows() {
-        scratch.evaluations += 1;
-        scratch.top.push(Hit { id: r.id, score: dot(&r.vector, query) });
-    }
-    *scratch.graph_qcodes() = qcodes;
-    scratch.top.drain_sorted()
-}
-
-impl SearchScratch {
-    fn graph_qcodes(&mut self) -> &mut Vec<i8> {
-        self.graph.qcodes_mut()
-    }
 }

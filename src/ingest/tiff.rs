@@ -153,6 +153,7 @@ fn f64s(dec: &mut Decoder<BufReader<File>>, tag: Tag) -> Option<Vec<f64>> {
 
 impl TiffRaster {
     /// Opens `path` (of `file_len` bytes) and checks its layout and sizes; reads no pixels.
+    #[expect(clippy::too_many_lines, reason = "every TIFF tag check in file order, each refusing with its own reason")]
     pub fn open(path: &Path, file_len: u64, limits: &Limits) -> Result<TiffRaster, Problem> {
         let f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()))?;
         let mut tl = tiff::decoder::Limits::default();

@@ -1,119 +1,129 @@
-//! The executor: runs each segment's plan for one query vector and merges the top-k.
+//! The executor: the one search loop. For one query vector it plans each segment, runs the
+//! plan (graph traversal, int8 scan or exact scan), rescores graph results exactly, falls back
+//! to the exact scan where a traversal came back short, then merges the in-memory rows.
+//! Unfiltered search is this loop over [`Selection::AllLive`]; filtered search over the rows of
+//! a [`PreparedFilter`].
 //!
-//! Invariant (as for unfiltered search): the result holds `min(k, passing live rows)` unique ids,
-//! best first; every returned row passes the filter and is live. A graph strategy that returns
-//! fewer than `min(k, passing)` rows of a segment is replaced by the exact scan of that segment.
+//! Invariant: the result holds `min(k, selected live rows)` unique ids, best first; every
+//! returned row is selected and live. A graph strategy that returns fewer than
+//! `min(k, selected)` rows of a segment is replaced by the exact scan of that segment.
 
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use skysift_storage::segment::Segment;
+use skysift_storage::store::{CollectionState, SegmentHandle};
+
 use super::explain::{Explain, SegmentExplain};
-use super::plan::{Plan, SegmentFacts, Strategy, choose, rescored};
-use super::prepare::{PreparedFilter, bit};
-use super::two_hop::{self, TwoHopScratch};
+use super::plan::{self, Plan, SegmentFacts, Strategy, choose, rescored};
+use super::prepare::{AllowedRows, PreparedFilter, bit};
+use super::two_hop;
 use crate::index::exact::{Hit, dot};
 use crate::index::hnsw::{self, quantize_query};
 use crate::index::{SearchParams, SearchScratch};
 
-thread_local! {
-    static TWO_HOP: RefCell<TwoHopScratch> = RefCell::new(TwoHopScratch::default());
-    static APPROX: RefCell<Vec<(f32, u32)>> = const { RefCell::new(Vec::new()) };
+/// The rows a search may return.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection<'a> {
+    /// Every live row of the collection (unfiltered search).
+    AllLive(&'a CollectionState),
+    /// The live rows passing a prepared filter.
+    Filter(&'a PreparedFilter),
 }
 
-/// Searches the passing rows of `prepared` for `query` (checked and normalised). With `explain`,
-/// records what was done per segment.
+impl Selection<'_> {
+    fn state(&self) -> &CollectionState {
+        match self {
+            Selection::AllLive(state) => state,
+            Selection::Filter(prepared) => &prepared.state,
+        }
+    }
+}
+
+/// The selected rows of one segment.
+#[derive(Debug, Clone, Copy)]
+enum Passing<'a> {
+    /// Every live row.
+    Live(&'a SegmentHandle),
+    /// The rows a filter let through (tombstones already removed).
+    Rows(&'a AllowedRows),
+}
+
+impl Passing<'_> {
+    fn count(&self) -> usize {
+        match self {
+            Passing::Live(h) => h.live() as usize,
+            Passing::Rows(a) => a.rows.len() as usize,
+        }
+    }
+
+    /// The selected rows, ascending.
+    fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        let (live, allowed) = match self {
+            Passing::Live(h) => (Some(*h), None),
+            Passing::Rows(a) => (None, Some(*a)),
+        };
+        let live = live.into_iter().flat_map(|h| {
+            let rows = u32::try_from(h.segment.rows()).unwrap_or(u32::MAX);
+            (0..rows).filter(move |&r| h.tombstones.is_empty() || !h.tombstones.contains(r))
+        });
+        live.chain(allowed.into_iter().flat_map(|a| a.rows.iter()))
+    }
+}
+
+/// Searches the selected rows for `query` (checked and normalised). With `explain`, records
+/// what was done per segment.
 pub(crate) fn search(
-    prepared: &PreparedFilter,
+    selection: Selection<'_>,
     query: &[f32],
     p: &SearchParams,
     scratch: &mut SearchScratch,
     mut explain: Option<&mut Explain>,
 ) -> Vec<Hit> {
-    let state = &prepared.state;
+    let state = selection.state();
     scratch.top.reset(p.k);
     scratch.evaluations = 0;
-    let mut qcodes: Vec<i8> = Vec::new();
-    for (s, allowed) in state.segments.iter().zip(&prepared.segments) {
+    for (i, s) in state.segments.iter().enumerate() {
         let started = Instant::now();
         let before = scratch.evaluations;
         let seg = &s.segment;
-        let passing = allowed.rows.len() as usize;
-        let want = p.k.min(passing);
+        let (passing, filter_time) = match selection {
+            Selection::AllLive(_) => (Passing::Live(s), Duration::ZERO),
+            Selection::Filter(prepared) => match prepared.segments.get(i) {
+                Some(a) => (Passing::Rows(a), a.eval_time),
+                None => continue,
+            },
+        };
         let graph = if p.exact { None } else { seg.graph().and_then(Result::ok) };
         let codes = if p.f32_traversal { None } else { seg.codes().and_then(Result::ok) };
         let facts = SegmentFacts {
             rows: seg.rows(),
-            passing,
+            passing: passing.count(),
             degree: graph.as_ref().map(|g| g.slots0() as usize),
             int8: codes.is_some(),
             calibrated: p.ef.is_none() && seg.calibration().is_some(),
         };
-        let force = if p.exact { Some(Strategy::Exact) } else { prepared.force };
-        let plan: Plan = choose(&facts, p.k, p.ef_for(seg), force);
-        let mut strategy = plan.strategy;
-        let mut fallback = false;
-        if passing > 0
-            && plan.strategy == Strategy::Int8Scan
-            && let Some(codes) = codes
-        {
-            let t = quantize_query(&codes, query, &mut qcodes);
-            let ids = seg.ids();
-            APPROX.with_borrow_mut(|approx| {
-                approx.clear();
-                for row in &allowed.rows {
-                    let s = simsimd::SpatialSimilarity::dot(codes.row(row as usize), qcodes.as_slice())
-                        .map_or(f32::NEG_INFINITY, |d| d as f32 * t);
-                    approx.push((s, row));
-                }
-                scratch.evaluations += approx.len();
-                let keep = rescored(p.ef_or_default(), p.k).min(approx.len());
-                if keep > 0 && keep < approx.len() {
-                    approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
-                }
-                for &(_, row) in approx.iter().take(keep) {
-                    scratch.evaluations += 1;
-                    let score = dot(seg.vector(row as usize), query);
-                    scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
-                }
-            });
-        } else if passing > 0
-            && let Some(g) = graph.as_ref().filter(|_| matches!(plan.strategy, Strategy::Graph | Strategy::TwoHop))
-        {
-            let scorer = hnsw::Scorer::for_query(codes, seg.vectors(), seg.dim(), query, &mut qcodes);
-            let bits = allowed.bits(seg.rows());
-            let found = if plan.strategy == Strategy::Graph {
-                let live = |r: u32| bit(bits, r);
-                let found = hnsw::search(g, &scorer, plan.ef, p.anchors, &live, &mut scratch.graph);
-                scratch.evaluations += scratch.graph.evaluations;
-                found
-            } else {
-                TWO_HOP.with_borrow_mut(|th| {
-                    let found = two_hop::search(g, &scorer, plan.ef, bits, allowed.spread(), th);
-                    scratch.evaluations += th.evaluations;
-                    found
-                })
-            };
-            if found.len() >= want {
-                let ids = seg.ids();
-                let take = p.rescore.map_or(found.len(), |r| r.max(want));
-                for (_, row) in found.into_iter().take(take) {
-                    scratch.evaluations += 1;
-                    let score = dot(seg.vector(row as usize), query);
-                    scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
-                }
-            } else {
-                fallback = true;
-                strategy = Strategy::Exact;
+        let plan = match selection {
+            Selection::AllLive(_) => plan::unfiltered(&facts, p.k, p.ef_for(seg), p.exact),
+            Selection::Filter(prepared) => {
+                let force = if p.exact { Some(Strategy::Exact) } else { prepared.force };
+                choose(&facts, p.k, p.ef_for(seg), force)
             }
-        }
-        if passing > 0 && strategy == Strategy::Exact {
-            let ids = seg.ids();
-            for row in &allowed.rows {
-                scratch.evaluations += 1;
-                let score = dot(seg.vector(row as usize), query);
-                if score >= scratch.top.threshold() {
-                    scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
+        };
+        let mut ran = plan.strategy;
+        if facts.passing > 0 {
+            ran = match (plan.strategy, graph, codes) {
+                (Strategy::Int8Scan, _, Some(codes)) => {
+                    int8_scan(seg, &codes, passing, query, rescored(p.ef_or_default(), p.k), scratch);
+                    Strategy::Int8Scan
                 }
+                (Strategy::Graph | Strategy::TwoHop, Some(g), codes) => {
+                    let found = traverse(s, &g, codes, passing, &plan, query, p, scratch);
+                    if rescore(seg, found, facts.passing, query, p, scratch) { plan.strategy } else { Strategy::Exact }
+                }
+                _ => Strategy::Exact,
+            };
+            if ran == Strategy::Exact {
+                exact_scan(seg, passing, query, scratch);
             }
         }
         if let Some(e) = explain.as_deref_mut() {
@@ -122,26 +132,152 @@ pub(crate) fn search(
                 rows: seg.rows() as u64,
                 live: s.live(),
                 estimated: None,
-                passing: passing as u64,
+                passing: facts.passing as u64,
+                fallback: ran != plan.strategy,
                 plan,
-                ran: strategy,
-                fallback,
-                filter_time: allowed.eval_time,
+                ran,
+                filter_time,
                 search_time: started.elapsed(),
                 evaluations: scratch.evaluations - before,
             });
         }
     }
-    let started = Instant::now();
-    let before = scratch.evaluations;
-    for &row in &prepared.mem {
-        if let Some(r) = state.mem.record(row as usize) {
-            scratch.evaluations += 1;
-            scratch.top.push(Hit { id: r.id, score: dot(&r.vector, query) });
+    search_memtable(selection, query, scratch, explain);
+    scratch.top.drain_sorted()
+}
+
+/// Traverses `g` by the plan's graph strategy; returns the selected `(approx score, row)` found,
+/// best first.
+#[expect(clippy::too_many_arguments, reason = "one traversal's inputs, each used once")]
+fn traverse(
+    s: &SegmentHandle,
+    g: &skysift_storage::segment::graph::GraphView<'_>,
+    codes: Option<skysift_storage::segment::codes::CodesView<'_>>,
+    passing: Passing<'_>,
+    plan: &Plan,
+    query: &[f32],
+    p: &SearchParams,
+    scratch: &mut SearchScratch,
+) -> Vec<(f32, u32)> {
+    let seg = &s.segment;
+    let scorer = hnsw::Scorer::for_query(codes, seg.vectors(), seg.dim(), query, &mut scratch.qcodes);
+    let bits = match passing {
+        Passing::Rows(a) => Some(a.bits(seg.rows())),
+        Passing::Live(_) => None,
+    };
+    let passes = |r: u32| match bits {
+        Some(bits) => bit(bits, r),
+        None => !s.tombstones.contains(r),
+    };
+    if plan.strategy == Strategy::TwoHop {
+        let spread = match passing {
+            Passing::Rows(a) => a.spread(),
+            Passing::Live(_) => &[],
+        };
+        let found = two_hop::search(g, &scorer, plan.ef, passes, spread, &mut scratch.two_hop, &mut scratch.found);
+        scratch.evaluations += scratch.two_hop.evaluations;
+        found
+    } else {
+        let found = hnsw::search(g, &scorer, plan.ef, p.anchors, &passes, &mut scratch.graph);
+        scratch.evaluations += scratch.graph.evaluations;
+        found
+    }
+}
+
+/// Rescores traversal results exactly into the top-k; returns false (and pushes nothing) when
+/// the traversal found fewer than `min(k, passing)` rows, so the segment must be scanned.
+fn rescore(
+    seg: &Segment,
+    found: Vec<(f32, u32)>,
+    passing: usize,
+    query: &[f32],
+    p: &SearchParams,
+    scratch: &mut SearchScratch,
+) -> bool {
+    let want = p.k.min(passing);
+    if found.len() < want {
+        return false;
+    }
+    let ids = seg.ids();
+    let take = p.rescore.map_or(found.len(), |r| r.max(want));
+    for (_, row) in found.into_iter().take(take) {
+        scratch.evaluations += 1;
+        let score = dot(seg.vector(row as usize), query);
+        scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
+    }
+    true
+}
+
+/// Scores the selected rows' int8 codes, then rescores the best `keep` exactly.
+fn int8_scan(
+    seg: &Segment,
+    codes: &skysift_storage::segment::codes::CodesView<'_>,
+    passing: Passing<'_>,
+    query: &[f32],
+    keep: usize,
+    scratch: &mut SearchScratch,
+) {
+    let t = quantize_query(codes, query, &mut scratch.qcodes);
+    let ids = seg.ids();
+    let approx = &mut scratch.approx;
+    approx.clear();
+    for row in passing.rows() {
+        let s = simsimd::SpatialSimilarity::dot(codes.row(row as usize), scratch.qcodes.as_slice())
+            .map_or(f32::NEG_INFINITY, |d| d as f32 * t);
+        approx.push((s, row));
+    }
+    scratch.evaluations += approx.len();
+    let keep = keep.min(approx.len());
+    if keep > 0 && keep < approx.len() {
+        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+    }
+    for &(_, row) in approx.iter().take(keep) {
+        scratch.evaluations += 1;
+        let score = dot(seg.vector(row as usize), query);
+        scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
+    }
+}
+
+/// Scores every selected row exactly.
+fn exact_scan(seg: &Segment, passing: Passing<'_>, query: &[f32], scratch: &mut SearchScratch) {
+    let ids = seg.ids();
+    for row in passing.rows() {
+        scratch.evaluations += 1;
+        let score = dot(seg.vector(row as usize), query);
+        if score >= scratch.top.threshold() {
+            scratch.top.push(Hit { id: ids.get(row as usize).copied().unwrap_or(u64::MAX), score });
         }
     }
+}
+
+/// Scores the selected in-memory rows exactly (they have no index), recorded in `explain` as one
+/// more segment.
+fn search_memtable(
+    selection: Selection<'_>,
+    query: &[f32],
+    scratch: &mut SearchScratch,
+    explain: Option<&mut Explain>,
+) {
+    let started = Instant::now();
+    let before = scratch.evaluations;
+    let state = selection.state();
+    let (passing, filter_time) = match selection {
+        Selection::AllLive(state) => {
+            for (_, r) in state.mem.live_rows() {
+                scratch.evaluations += 1;
+                scratch.top.push(Hit { id: r.id, score: dot(&r.vector, query) });
+            }
+            (state.mem.live(), Duration::ZERO)
+        }
+        Selection::Filter(prepared) => {
+            for r in prepared.mem.iter().filter_map(|&row| state.mem.record(row as usize)) {
+                scratch.evaluations += 1;
+                scratch.top.push(Hit { id: r.id, score: dot(&r.vector, query) });
+            }
+            (prepared.mem.len(), prepared.mem_time)
+        }
+    };
     if let Some(e) = explain.filter(|_| state.mem.rows() > 0) {
-        let passing = prepared.mem.len();
         e.segments.push(SegmentExplain {
             segment: None,
             rows: state.mem.rows() as u64,
@@ -162,16 +298,9 @@ pub(crate) fn search(
             },
             ran: Strategy::Exact,
             fallback: false,
-            filter_time: prepared.mem_time,
+            filter_time,
             search_time: started.elapsed(),
             evaluations: scratch.evaluations - before,
         });
     }
-    scratch.top.drain_sorted()
-}
-
-/// Total time in `explain`'s segments.
-#[must_use]
-pub(crate) fn total(e: &Explain) -> Duration {
-    e.segments.iter().map(|s| s.filter_time + s.search_time).sum()
 }

@@ -1,4 +1,5 @@
-//! Filtered search: the planner, the executor and `EXPLAIN`.
+//! Search execution: the planner, the one executor (unfiltered search runs it over every live
+//! row, filtered search over a prepared filter's rows) and `EXPLAIN`.
 //!
 //! A [`PreparedFilter`] holds, for one collection snapshot, the live rows of each segment that
 //! pass a [`crate::filter::Filter`] (a roaring bitmap per segment, from the segment indexes) and
@@ -9,9 +10,9 @@
 //! | file | responsibility |
 //! | --- | --- |
 //! | `prepare.rs` | [`PreparedFilter`]: evaluation once per snapshot, passing bitmaps and bitsets |
-//! | `plan.rs` | the cost model and [`Strategy`] choice, with its reason |
+//! | `plan.rs` | the cost model and [`Strategy`] choice with its reason; the unfiltered plan |
 //! | `two_hop.rs` | ACORN-style traversal that scores only passing nodes |
-//! | `exec.rs` | per-query execution, fallback to the exact scan, merge |
+//! | `exec.rs` | the search loop: plan, traverse or scan, rescore, fall back to the exact scan, merge the in-memory rows |
 //! | `explain.rs` | [`Explain`]: per segment estimated/actual passing rows, strategy, why, time |
 //!
 //! Invariant: results hold `min(k, passing live rows)` unique ids, best first, each passing the

@@ -148,6 +148,35 @@ fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
     (graph, two_hop)
 }
 
+/// The estimated cost of each strategy on a segment, `None` where it does not apply: the int8
+/// scan rescoring `rescored(base_ef, k)` rows, the graph strategies at width `ef`.
+fn costs(f: &SegmentFacts, k: usize, base_ef: usize, ef: usize, s: f64) -> [(Strategy, Option<f64>); 4] {
+    let c = f.passing;
+    let int8_scan = SCAN_INT8 * c as f64 + RESCORE * rescored(base_ef, k).min(c) as f64;
+    let (graph, two_hop) = graph_costs(f, ef, s);
+    [
+        (Strategy::Exact, Some(c as f64)),
+        (Strategy::Int8Scan, f.int8.then_some(int8_scan)),
+        (Strategy::Graph, f.degree.map(|_| graph)),
+        (Strategy::TwoHop, f.degree.map(|_| two_hop)),
+    ]
+}
+
+/// The plan of an unfiltered search (every live row passes): graph search at `ef` (the caller's
+/// or the segment's calibrated width, not grown for deleted rows) where the segment has a graph,
+/// else the exact scan; `exact` asks for the scan.
+#[must_use]
+pub fn unfiltered(f: &SegmentFacts, k: usize, ef: usize, exact: bool) -> Plan {
+    let ef = ef.max(k);
+    let costs = costs(f, k, ef, ef, f.passing as f64 / f.rows.max(1) as f64);
+    let (strategy, reason) = match f.degree {
+        _ if exact => (Strategy::Exact, "unfiltered, exact scan asked"),
+        Some(_) => (Strategy::Graph, "unfiltered: graph search"),
+        None => (Strategy::Exact, "unfiltered: no graph in this segment"),
+    };
+    Plan { strategy, ef, rescore: rescored(ef, k), costs, reason: reason.into() }
+}
+
 /// Chooses the strategy for one segment; `force` overrides the choice where it applies.
 #[must_use]
 pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) -> Plan {
@@ -158,16 +187,9 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
     // nodes at the same width (non-passing ones route but do not fill the results), which
     // measured enough: 0.985 at 50 % and 0.99 at 4.8 % passing on the 1M set.
     let ef = if f.calibrated { ef.max(k) } else { ef_for(ef, k, s) };
-    let exact = c as f64;
-    let int8_scan =
-        if f.int8 { SCAN_INT8 * c as f64 + RESCORE * rescored(base_ef, k).min(c) as f64 } else { f64::INFINITY };
-    let (graph, two_hop) = if f.degree.is_some() { graph_costs(f, ef, s) } else { (f64::INFINITY, f64::INFINITY) };
-    let costs = [
-        (Strategy::Exact, Some(exact)),
-        (Strategy::Int8Scan, f.int8.then_some(int8_scan)),
-        (Strategy::Graph, f.degree.map(|_| graph)),
-        (Strategy::TwoHop, f.degree.map(|_| two_hop)),
-    ];
+    let costs = costs(f, k, base_ef, ef, s);
+    let cost = |i: usize| costs.get(i).and_then(|c| c.1).unwrap_or(f64::INFINITY);
+    let (exact, int8_scan, graph, two_hop) = (cost(0), cost(1), cost(2), cost(3));
     let rescore = rescored(base_ef, k);
     let plan = |strategy, reason: String| Plan { strategy, ef, rescore, costs, reason };
     if let Some(forced) = force {

@@ -33,7 +33,7 @@ impl AllowedRows {
 
     /// A few passing rows spread over the segment (seeds of the two-hop traversal).
     pub(crate) fn spread(&self) -> &[u32] {
-        self.spread.get_or_init(|| super::two_hop::spread(&self.rows))
+        self.spread.get_or_init(|| spread(&self.rows))
     }
 
     /// The rows as a plain bitset (one bit per segment row), built on first use: graph traversal
@@ -49,6 +49,19 @@ impl AllowedRows {
             bits
         })
     }
+}
+
+/// Passing rows spread over a segment, scored as extra seeds of two-hop traversal.
+const SPREAD_SEEDS: u32 = 16;
+
+/// Up to [`SPREAD_SEEDS`] passing rows evenly spaced through `rows`.
+fn spread(rows: &RoaringBitmap) -> Vec<u32> {
+    let n = rows.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let step = (n / u64::from(SPREAD_SEEDS)).max(1);
+    (0..u64::from(SPREAD_SEEDS)).filter_map(|i| rows.select(u32::try_from(i * step).ok()?)).collect()
 }
 
 /// Whether bit `row` is set.

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | [`io`] | the one file-system trait, real and fault-injecting |
 //! | `mmap` (private) | the only place that maps files |
+//! | `preamble` (private) | `check_preamble`: magic, header checksum and version, for every file header |
 //! | [`bytes`] | immutable byte buffers the views parse from |
 //! | [`lock`] | the single-writer lock |
 //! | [`codec`] | little-endian encoding helpers |
@@ -46,6 +47,7 @@ pub mod lock;
 pub mod manifest;
 pub mod memtable;
 mod mmap;
+mod preamble;
 pub mod schema;
 pub mod segment;
 pub mod store;

@@ -15,9 +15,10 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 
-use crate::codec::{Enc, u16_at, u32_at};
+use crate::codec::{Enc, u32_at};
 use crate::error::{Error, Result};
 use crate::io::Vfs;
+use crate::preamble::{Preamble, check_crc, check_preamble};
 use crate::schema::Schema;
 
 /// Magic at the start of the manifest.
@@ -36,6 +37,7 @@ const VERSION_OFFSET: usize = MAGIC.len();
 const LEN_OFFSET: usize = VERSION_OFFSET + 4;
 const PAYLOAD_CRC_OFFSET: usize = LEN_OFFSET + 4;
 const HEADER_CRC_OFFSET: usize = PAYLOAD_CRC_OFFSET + 4;
+const PREAMBLE: Preamble = Preamble::new(MAGIC, "manifest", HEADER_LEN, HEADER_CRC_OFFSET, (OLDEST_SUPPORTED, VERSION));
 /// Largest manifest payload accepted.
 pub const MAX_PAYLOAD: u32 = 256 << 20;
 
@@ -106,33 +108,7 @@ impl Manifest {
 
     /// Decodes and checks a manifest file.
     pub fn decode(file: &Path, b: &[u8]) -> Result<Manifest> {
-        let header = "manifest header";
-        if b.len() < HEADER_LEN {
-            return Err(Error::corrupted(file, header, 0, format!("{} bytes, need {HEADER_LEN}", b.len())));
-        }
-        if b.get(..4) != Some(&MAGIC[..]) {
-            return Err(Error::corrupted(file, header, 0, "bad magic: not a skysift manifest"));
-        }
-        let stored = u32_at(b, HEADER_CRC_OFFSET).unwrap_or(0);
-        let got = crc32c::crc32c(b.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
-        if stored != got {
-            return Err(Error::ChecksumMismatch {
-                file: file.into(),
-                region: header.into(),
-                offset: 0,
-                expected: stored,
-                got,
-            });
-        }
-        let version = u16_at(b, VERSION_OFFSET).unwrap_or(0);
-        if !(OLDEST_SUPPORTED..=VERSION).contains(&version) {
-            return Err(Error::UnsupportedVersion {
-                file: file.into(),
-                found: version,
-                oldest: OLDEST_SUPPORTED,
-                current: VERSION,
-            });
-        }
+        check_preamble(b, &PREAMBLE).map_err(|e| PREAMBLE.error(file, "manifest header", e))?;
         let len = u32_at(b, LEN_OFFSET).unwrap_or(0) as usize;
         let payload = b.get(HEADER_LEN..).unwrap_or(&[]);
         if payload.len() != len {
@@ -143,17 +119,7 @@ impl Manifest {
                 format!("{} bytes, header says {len}", payload.len()),
             ));
         }
-        let stored = u32_at(b, PAYLOAD_CRC_OFFSET).unwrap_or(0);
-        let got = crc32c::crc32c(payload);
-        if stored != got {
-            return Err(Error::ChecksumMismatch {
-                file: file.into(),
-                region: "manifest payload".into(),
-                offset: HEADER_LEN as u64,
-                expected: stored,
-                got,
-            });
-        }
+        check_crc(file, "manifest payload", HEADER_LEN as u64, payload, u32_at(b, PAYLOAD_CRC_OFFSET).unwrap_or(0))?;
         let (m, used): (Manifest, usize) = bincode::decode_from_slice(payload, config())
             .map_err(|e| Error::corrupted(file, "manifest payload", HEADER_LEN as u64, e.to_string()))?;
         if used != payload.len() {

@@ -12,9 +12,10 @@
 
 use std::path::Path;
 
-use crate::codec::{Enc, u16_at, u32_at};
+use crate::codec::{Enc, u32_at};
 use crate::error::{Error, Result};
 use crate::io::Vfs;
+use crate::preamble::{Preamble, check_crc, check_preamble};
 
 /// Magic at the start of a vector blob.
 pub const MAGIC: [u8; 4] = *b"SKVB";
@@ -25,6 +26,7 @@ const ROWS_OFFSET: usize = 8;
 const DIM_OFFSET: usize = ROWS_OFFSET + 4;
 const DATA_CRC_OFFSET: usize = DIM_OFFSET + 4;
 const HEADER_CRC_OFFSET: usize = DATA_CRC_OFFSET + 4;
+const PREAMBLE: Preamble = Preamble::new(MAGIC, "vector blob", HEADER_LEN, HEADER_CRC_OFFSET, (VERSION, VERSION));
 
 /// Whether `name` is a valid blob name (lower-case letters, digits, `_`).
 #[must_use]
@@ -62,41 +64,14 @@ pub fn encode(dim: usize, data: &[f32]) -> Vec<u8> {
 
 /// Decodes a blob: `(dim, data)`.
 pub fn decode(file: &Path, b: &[u8]) -> Result<(usize, Vec<f32>)> {
-    if b.len() < HEADER_LEN || b.get(..4) != Some(&MAGIC[..]) {
-        return Err(Error::corrupted(file, "vector blob header", 0, "bad magic or truncated"));
-    }
-    let stored = u32_at(b, HEADER_CRC_OFFSET).unwrap_or(0);
-    let got = crc32c::crc32c(b.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
-    if stored != got {
-        return Err(Error::ChecksumMismatch {
-            file: file.into(),
-            region: "vector blob header".into(),
-            offset: 0,
-            expected: stored,
-            got,
-        });
-    }
-    let version = u16_at(b, 4).unwrap_or(0);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion { file: file.into(), found: version, oldest: VERSION, current: VERSION });
-    }
+    check_preamble(b, &PREAMBLE).map_err(|e| PREAMBLE.error(file, "vector blob header", e))?;
     let rows = u32_at(b, ROWS_OFFSET).unwrap_or(0) as usize;
     let dim = u32_at(b, DIM_OFFSET).unwrap_or(0) as usize;
     let body = b.get(HEADER_LEN..).unwrap_or(&[]);
     if Some(body.len()) != rows.checked_mul(dim).and_then(|n| n.checked_mul(4)) {
         return Err(Error::corrupted(file, "vector blob data", HEADER_LEN as u64, "length does not match rows x dim"));
     }
-    let stored = u32_at(b, DATA_CRC_OFFSET).unwrap_or(0);
-    let got = crc32c::crc32c(body);
-    if stored != got {
-        return Err(Error::ChecksumMismatch {
-            file: file.into(),
-            region: "vector blob data".into(),
-            offset: HEADER_LEN as u64,
-            expected: stored,
-            got,
-        });
-    }
+    check_crc(file, "vector blob data", HEADER_LEN as u64, body, u32_at(b, DATA_CRC_OFFSET).unwrap_or(0))?;
     Ok((dim, body.as_chunks::<4>().0.iter().map(|w| f32::from_le_bytes(*w)).collect()))
 }
 

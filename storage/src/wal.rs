@@ -30,9 +30,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codec::{Dec, Enc, u16_at, u32_at, u64_at};
+use crate::codec::{Dec, Enc, u32_at, u64_at};
 use crate::error::{Error, Result};
 use crate::io::{Vfs, WriteFile};
+use crate::preamble::{Preamble, check_preamble};
 use crate::schema::{Record, Schema, Value};
 
 /// Magic bytes at the start of every WAL file.
@@ -46,6 +47,7 @@ pub const HEADER_LEN: usize = 24;
 const VERSION_OFFSET: usize = MAGIC.len();
 const WAL_ID_OFFSET: usize = VERSION_OFFSET + 2 + 2;
 const HEADER_CRC_OFFSET: usize = WAL_ID_OFFSET + 8 + 4;
+const PREAMBLE: Preamble = Preamble::new(MAGIC, "WAL", HEADER_LEN, HEADER_CRC_OFFSET, (OLDEST_SUPPORTED, VERSION));
 /// Size of a frame header.
 pub const FRAME_HEADER_LEN: usize = 12;
 /// Largest accepted frame payload.
@@ -162,33 +164,7 @@ pub struct Replay {
 
 /// Checks the header of a WAL file and returns its id.
 pub fn check_header(file: &Path, bytes: &[u8]) -> Result<u64> {
-    let region = "WAL header";
-    if bytes.len() < HEADER_LEN {
-        return Err(Error::corrupted(file, region, 0, format!("{} bytes, need {HEADER_LEN}", bytes.len())));
-    }
-    if bytes.get(..4) != Some(&MAGIC[..]) {
-        return Err(Error::corrupted(file, region, 0, "bad magic: not a skysift WAL"));
-    }
-    let stored = u32_at(bytes, HEADER_CRC_OFFSET).unwrap_or(0);
-    let got = crc32c::crc32c(bytes.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
-    if stored != got {
-        return Err(Error::ChecksumMismatch {
-            file: file.into(),
-            region: region.into(),
-            offset: 0,
-            expected: stored,
-            got,
-        });
-    }
-    let version = u16_at(bytes, VERSION_OFFSET).unwrap_or(0);
-    if !(OLDEST_SUPPORTED..=VERSION).contains(&version) {
-        return Err(Error::UnsupportedVersion {
-            file: file.into(),
-            found: version,
-            oldest: OLDEST_SUPPORTED,
-            current: VERSION,
-        });
-    }
+    check_preamble(bytes, &PREAMBLE).map_err(|e| PREAMBLE.error(file, "WAL header", e))?;
     Ok(u64_at(bytes, WAL_ID_OFFSET).unwrap_or(0))
 }
 

@@ -19,6 +19,7 @@
 //! `verify`, so that opening does not read the whole file.
 
 use crate::codec::{Enc, u16_at, u32_at, u64_at};
+use crate::preamble::{Preamble, PreambleError, check_preamble};
 
 /// Magic at the start of a segment file.
 pub const MAGIC: [u8; 4] = *b"SKSG";
@@ -41,6 +42,7 @@ const ROWS_OFFSET: usize = METRIC_OFFSET + 4;
 const FIELD_COUNT_OFFSET: usize = ROWS_OFFSET + 8;
 const SEGMENT_ID_OFFSET: usize = FIELD_COUNT_OFFSET + 8;
 const HEADER_CRC_OFFSET: usize = HEADER_LEN - 4;
+const PREAMBLE: Preamble = Preamble::new(MAGIC, "segment", HEADER_LEN, HEADER_CRC_OFFSET, (OLDEST_SUPPORTED, VERSION));
 
 /// Size of one section-table entry.
 pub const ENTRY_LEN: usize = 32;
@@ -205,17 +207,12 @@ impl Header {
 
     /// Decodes a header; `Err(reason)` names what is wrong. Checksum first, then version.
     pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
-        if b.len() < HEADER_LEN {
-            return Err(HeaderError::Bad("file shorter than the header"));
-        }
-        if b.get(..4) != Some(&MAGIC[..]) {
-            return Err(HeaderError::Bad("bad magic: not a skysift segment"));
-        }
-        let stored = u32_at(b, HEADER_CRC_OFFSET).unwrap_or(0);
-        let got = crc32c::crc32c(b.get(..HEADER_CRC_OFFSET).unwrap_or(&[]));
-        if stored != got {
-            return Err(HeaderError::Checksum { expected: stored, got });
-        }
+        check_preamble(b, &PREAMBLE).map_err(|e| match e {
+            PreambleError::Short(_) => HeaderError::Bad("file shorter than the header"),
+            PreambleError::Magic => HeaderError::Bad("bad magic: not a skysift segment"),
+            PreambleError::Checksum { expected, got } => HeaderError::Checksum { expected, got },
+            PreambleError::Version(v) => HeaderError::Version(v),
+        })?;
         let h = Header {
             version: u16_at(b, VERSION_OFFSET).unwrap_or(0),
             dim: u32_at(b, DIM_OFFSET).unwrap_or(0),
@@ -224,9 +221,6 @@ impl Header {
             field_count: u32_at(b, FIELD_COUNT_OFFSET).unwrap_or(0),
             segment_id: u64_at(b, SEGMENT_ID_OFFSET).unwrap_or(0),
         };
-        if !(OLDEST_SUPPORTED..=VERSION).contains(&h.version) {
-            return Err(HeaderError::Version(h.version));
-        }
         Ok(h)
     }
 }

@@ -11,13 +11,17 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
+use super::columns::{FixedView, VarView};
 use super::footer::{
     ENTRY_LEN, FOOTER_LEN, Footer, HEADER_LEN, Header, HeaderError, MAX_SECTIONS, OLDEST_SUPPORTED, SECTION_ALIGN,
     SectionEntry, SectionKind, VERSION,
 };
+use super::ids::IdsView;
+use super::keywords::{KeywordSections, KeywordView};
 use crate::bytes::Bytes;
 use crate::codec::Dec;
 use crate::error::{Error, Result};
+use crate::preamble::check_crc;
 use crate::schema::{FieldDef, FieldType, Metric, Schema, Value};
 
 /// Where one field's sections are.
@@ -43,6 +47,23 @@ enum ColumnRanges {
     },
 }
 
+impl ColumnRanges {
+    /// The sections of a keyword column in `b`; `None` for other columns.
+    fn keyword_sections<'a>(&self, b: &'a [u8]) -> Option<KeywordSections<'a>> {
+        let slice = |r: &Range<usize>| b.get(r.clone()).unwrap_or(&[]);
+        match self {
+            ColumnRanges::Keyword { dict_offsets, dict, codes, bitmap_offsets, bitmaps } => Some(KeywordSections {
+                dict_offsets: slice(dict_offsets),
+                dict: slice(dict),
+                codes: slice(codes),
+                bitmap_offsets: slice(bitmap_offsets),
+                bitmaps: slice(bitmaps),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A damaged region found by [`Segment::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
@@ -66,7 +87,6 @@ pub struct Segment {
     ids: Range<usize>,
     id_index: Range<usize>,
     columns: Vec<ColumnRanges>,
-    keyword_lookup: Vec<Option<HashMap<String, u32>>>,
     /// The calibration section, read once at open (see [`Segment::calibration`]).
     calibration: Option<(u32, f32, u32)>,
     /// Collection field index -> this segment's field index (`ABSENT` for a field added to the
@@ -89,7 +109,8 @@ fn header_error(path: &Path, region: &str, offset: u64, e: &HeaderError) -> Erro
     }
 }
 
-fn cast<T: bytemuck::AnyBitPattern>(b: &[u8]) -> &[T] {
+/// `b` as a slice of `T` (empty when misaligned or of a length that does not divide).
+pub(crate) fn cast<T: bytemuck::AnyBitPattern>(b: &[u8]) -> &[T] {
     // Alignment and length were checked when the segment was opened.
     bytemuck::try_cast_slice(b).unwrap_or(&[])
 }
@@ -102,71 +123,7 @@ impl Segment {
     pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
         let b = bytes.as_slice();
         let header = Header::decode(b).map_err(|e| header_error(path, "header", 0, &e))?;
-        let file_len = b.len();
-        if file_len < HEADER_LEN + FOOTER_LEN {
-            return Err(Error::corrupted(path, "footer", 0, "file shorter than header and footer"));
-        }
-        let footer_at = file_len - FOOTER_LEN;
-        let footer = Footer::decode(b.get(footer_at..).unwrap_or(&[]))
-            .map_err(|e| header_error(path, "footer", footer_at as u64, &e))?;
-        if footer.file_len != file_len as u64 {
-            return Err(Error::corrupted(
-                path,
-                "footer",
-                footer_at as u64,
-                format!("file is {file_len} bytes, footer says {}", footer.file_len),
-            ));
-        }
-        if footer.section_count > MAX_SECTIONS {
-            return Err(Error::corrupted(path, "footer", footer_at as u64, "too many sections"));
-        }
-        let table_len = footer.section_count as usize * ENTRY_LEN;
-        let table_start = footer.table_offset as usize;
-        let table = b
-            .get(table_start..table_start.saturating_add(table_len))
-            .filter(|_| table_start.saturating_add(table_len) == footer_at && table_start >= HEADER_LEN)
-            .ok_or_else(|| Error::corrupted(path, "section table", footer.table_offset, "table out of bounds"))?;
-        let got = crc32c::crc32c(table);
-        if got != footer.table_crc {
-            return Err(Error::ChecksumMismatch {
-                file: path.into(),
-                region: "section table".into(),
-                offset: footer.table_offset,
-                expected: footer.table_crc,
-                got,
-            });
-        }
-        let mut sections = Vec::with_capacity(footer.section_count as usize);
-        let mut by_key: HashMap<(SectionKind, u16), Range<usize>> = HashMap::new();
-        for (i, chunk) in table.chunks_exact(ENTRY_LEN).enumerate() {
-            let at = footer.table_offset + (i * ENTRY_LEN) as u64;
-            let e = SectionEntry::decode(chunk)
-                .ok_or_else(|| Error::corrupted(path, "section table", at, "unknown section kind"))?;
-            let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
-            let end = start.saturating_add(usize::try_from(e.len).unwrap_or(usize::MAX));
-            if start < HEADER_LEN || end > table_start || start % SECTION_ALIGN != 0 {
-                return Err(Error::corrupted(path, e.kind.name(), e.offset, "section out of bounds or misaligned"));
-            }
-            if matches!(e.kind, SectionKind::Vectors | SectionKind::Graph | SectionKind::QuantCodes) {
-                bytes.advise_random(start..end);
-            }
-            if !e.kind.is_bulk() {
-                let got = crc32c::crc32c(b.get(start..end).unwrap_or(&[]));
-                if got != e.crc {
-                    return Err(Error::ChecksumMismatch {
-                        file: path.into(),
-                        region: format!("{} section (field {})", e.kind.name(), e.field),
-                        offset: e.offset,
-                        expected: e.crc,
-                        got,
-                    });
-                }
-            }
-            if by_key.insert((e.kind, e.field), start..end).is_some() {
-                return Err(Error::corrupted(path, e.kind.name(), e.offset, "section declared twice"));
-            }
-            sections.push(e);
-        }
+        let (sections, by_key) = section_table(path, &bytes)?;
         let get = |kind: SectionKind, field: usize| -> Result<Range<usize>> {
             by_key
                 .get(&(kind, field as u16))
@@ -205,30 +162,19 @@ impl Segment {
         need_len(&ids, rows.checked_mul(8), SectionKind::Ids)?;
         let id_index = get(SectionKind::IdIndex, 0)?;
         need_len(&id_index, rows.checked_mul(16), SectionKind::IdIndex)?;
-        {
-            let idx: &[u64] = cast(b.get(id_index.clone()).unwrap_or(&[]));
-            let row_ids: &[u64] = cast(b.get(ids.clone()).unwrap_or(&[]));
-            let mut prev = None;
-            for &[id, row] in idx.as_chunks::<2>().0 {
-                let ok =
-                    prev.is_none_or(|p| id > p) && usize::try_from(row).ok().and_then(|r| row_ids.get(r)) == Some(&id);
-                if !ok {
-                    return Err(Error::corrupted(
-                        path,
-                        "id index",
-                        id_index.start as u64,
-                        "ids not sorted, duplicated, or not matching rows",
-                    ));
-                }
-                prev = Some(id);
+        let slice = |r: &Range<usize>| b.get(r.clone()).unwrap_or(&[]);
+        let offset_of =
+            |kind: SectionKind, field: usize| by_key.get(&(kind, field as u16)).map_or(0, |r| r.start as u64);
+        let view_error = |field: usize| {
+            move |(kind, reason): (SectionKind, &'static str)| {
+                Error::corrupted(path, kind.name(), offset_of(kind, field), reason)
             }
-        }
+        };
+        IdsView::parse(slice(&ids), slice(&id_index)).map_err(view_error(0))?;
         let mut columns = Vec::with_capacity(fields.len());
-        let mut keyword_lookup = Vec::with_capacity(fields.len());
         for (f, def) in fields.iter().enumerate() {
             let validity = get(SectionKind::Validity, f)?;
             need_len(&validity, Some(rows.div_ceil(8)), SectionKind::Validity)?;
-            let mut lookup = None;
             let col = match def.ty {
                 FieldType::Keyword => {
                     let dict_offsets = get(SectionKind::DictOffsets, f)?;
@@ -237,77 +183,17 @@ impl Segment {
                     need_len(&codes, rows.checked_mul(4), SectionKind::Codes)?;
                     let bitmap_offsets = get(SectionKind::BitmapOffsets, f)?;
                     let bitmaps = get(SectionKind::BitmapData, f)?;
-                    if dict_offsets.len() % 8 != 0
-                        || dict_offsets.len() < 8
-                        || bitmap_offsets.len() != dict_offsets.len()
-                    {
-                        return Err(Error::corrupted(
-                            path,
-                            "dictionary offsets",
-                            dict_offsets.start as u64,
-                            "bad length",
-                        ));
+                    let col = ColumnRanges::Keyword { dict_offsets, dict, codes, bitmap_offsets, bitmaps };
+                    if let Some(sections) = col.keyword_sections(b) {
+                        KeywordView::parse(sections, slice(&validity)).map_err(view_error(f))?;
                     }
-                    let n = dict_offsets.len() / 8 - 1;
-                    let d_off: &[u64] = cast(b.get(dict_offsets.clone()).unwrap_or(&[]));
-                    check_offsets(d_off, dict.len())
-                        .map_err(|r| Error::corrupted(path, "dictionary offsets", dict_offsets.start as u64, r))?;
-                    let b_off: &[u64] = cast(b.get(bitmap_offsets.clone()).unwrap_or(&[]));
-                    check_offsets(b_off, bitmaps.len())
-                        .map_err(|r| Error::corrupted(path, "bitmap offsets", bitmap_offsets.start as u64, r))?;
-                    let dict_bytes = b.get(dict.clone()).unwrap_or(&[]);
-                    let mut map = HashMap::with_capacity(n);
-                    let mut prev: Option<&str> = None;
-                    for (code, (lo, hi)) in d_off.iter().zip(d_off.iter().skip(1)).enumerate() {
-                        let s = dict_bytes
-                            .get(*lo as usize..*hi as usize)
-                            .and_then(|s| std::str::from_utf8(s).ok())
-                            .ok_or_else(|| {
-                                Error::corrupted(path, "dictionary", dict.start as u64, "entry is not UTF-8")
-                            })?;
-                        if prev.is_some_and(|p| p >= s) {
-                            return Err(Error::corrupted(
-                                path,
-                                "dictionary",
-                                dict.start as u64,
-                                "entries not strictly sorted",
-                            ));
-                        }
-                        prev = Some(s);
-                        map.insert(s.to_owned(), code as u32);
-                    }
-                    let code_vals: &[u32] = cast(b.get(codes.clone()).unwrap_or(&[]));
-                    if code_vals.iter().any(|c| *c != u32::MAX && *c as usize >= n) {
-                        return Err(Error::corrupted(
-                            path,
-                            "keyword codes",
-                            codes.start as u64,
-                            "code outside the dictionary",
-                        ));
-                    }
-                    let bits = b.get(validity.clone()).unwrap_or(&[]);
-                    let consistent = code_vals.iter().enumerate().all(|(row, c)| {
-                        let present = bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0);
-                        present == (*c != u32::MAX)
-                    });
-                    if !consistent {
-                        return Err(Error::corrupted(
-                            path,
-                            "validity",
-                            validity.start as u64,
-                            "validity disagrees with keyword codes",
-                        ));
-                    }
-                    lookup = Some(map);
-                    ColumnRanges::Keyword { dict_offsets, dict, codes, bitmap_offsets, bitmaps }
+                    col
                 }
                 FieldType::Text | FieldType::Blob => {
                     let offsets = get(SectionKind::VarOffsets, f)?;
                     need_len(&offsets, rows.checked_add(1).and_then(|n| n.checked_mul(8)), SectionKind::VarOffsets)?;
                     let data = get(SectionKind::VarData, f)?;
-                    let off: &[u64] = cast(b.get(offsets.clone()).unwrap_or(&[]));
-                    check_offsets(off, data.len())
-                        .map_err(|r| Error::corrupted(path, "var offsets", offsets.start as u64, r))?;
+                    VarView::parse(slice(&validity), slice(&offsets), slice(&data), def.ty).map_err(view_error(f))?;
                     ColumnRanges::Var { validity, offsets, data, ty: def.ty }
                 }
                 ty => {
@@ -317,7 +203,6 @@ impl Segment {
                 }
             };
             columns.push(col);
-            keyword_lookup.push(lookup);
         }
         let mut seg = Segment {
             path: path.to_path_buf(),
@@ -330,7 +215,6 @@ impl Segment {
             ids,
             id_index,
             columns,
-            keyword_lookup,
             calibration: None,
         };
         seg.calibration = seg.read_calibration();
@@ -439,38 +323,44 @@ impl Segment {
         self.vectors().get(row * d..(row + 1) * d).unwrap_or(&[])
     }
 
+    /// The id sections.
+    fn id_view(&self) -> IdsView<'_> {
+        IdsView::new(self.slice(&self.ids), self.slice(&self.id_index))
+    }
+
     /// Row -> id.
     #[must_use]
     pub fn ids(&self) -> &[u64] {
-        cast(self.slice(&self.ids))
+        self.id_view().ids()
     }
 
     /// The id of `row`.
     #[must_use]
     pub fn id(&self, row: usize) -> u64 {
-        self.ids().get(row).copied().unwrap_or(u64::MAX)
+        self.id_view().id(row)
     }
 
     /// The row holding `id`, by binary search of the id index.
     #[must_use]
     pub fn row_of(&self, id: u64) -> Option<u32> {
-        let idx: &[u64] = cast(self.slice(&self.id_index));
-        let n = idx.len() / 2;
-        let (mut lo, mut hi) = (0usize, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let key = idx.get(mid * 2).copied()?;
-            match key.cmp(&id) {
-                std::cmp::Ordering::Equal => return idx.get(mid * 2 + 1).map(|r| *r as u32),
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-            }
-        }
-        None
+        self.id_view().row_of(id)
     }
 
-    fn present(&self, validity: &Range<usize>, row: usize) -> bool {
-        self.slice(validity).get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0)
+    /// The column of collection field `field`; `None` when the segment lacks the field.
+    fn column(&self, field: usize) -> Result<Option<&ColumnRanges>> {
+        let Some(local) = self.local(field)? else { return Ok(None) };
+        self.columns.get(local).map(Some).ok_or_else(|| Error::Invalid(format!("field index {field} out of range")))
+    }
+
+    /// The keyword view of collection field `field`; `None` when the segment lacks the field.
+    fn keywords(&self, field: usize) -> Result<Option<KeywordView<'_>>> {
+        match self.column(field)? {
+            None => Ok(None),
+            Some(col) => col
+                .keyword_sections(self.bytes.as_slice())
+                .map(|s| Some(KeywordView::new(s)))
+                .ok_or_else(|| Error::Invalid(format!("field {field} is not a keyword field"))),
+        }
     }
 
     /// The value of `field` in `row`, `None` when null.
@@ -478,85 +368,45 @@ impl Segment {
         if row >= self.rows() {
             return Err(Error::Invalid(format!("row {row} out of range")));
         }
-        let Some(local) = self.local(field)? else { return Ok(None) };
-        let Some(col) = self.columns.get(local) else {
-            return Err(Error::Invalid(format!("field index {field} out of range")));
-        };
+        let Some(col) = self.column(field)? else { return Ok(None) };
         let bad = |region: &str, reason: &str| Error::corrupted(&self.path, region, 0, reason);
         match col {
-            ColumnRanges::Fixed { validity, data, ty } => {
-                if !self.present(validity, row) {
-                    return Ok(None);
-                }
-                let w = ty.fixed_width().unwrap_or(0);
-                let bytes = self.slice(data).get(row * w..(row + 1) * w).unwrap_or(&[]);
-                Value::decode_fixed(*ty, &mut Dec::new(bytes)).map(Some).map_err(|e| bad("fixed column", e.reason))
-            }
+            ColumnRanges::Fixed { validity, data, ty } => FixedView::new(self.slice(validity), self.slice(data), *ty)
+                .value(row)
+                .map_err(|r| bad("fixed column", r)),
             ColumnRanges::Var { validity, offsets, data, ty } => {
-                if !self.present(validity, row) {
-                    return Ok(None);
-                }
-                let off: &[u64] = cast(self.slice(offsets));
-                let (s, e) =
-                    (off.get(row).copied().unwrap_or(0) as usize, off.get(row + 1).copied().unwrap_or(0) as usize);
-                let bytes = self.slice(data).get(s..e).unwrap_or(&[]);
-                Ok(Some(match ty {
-                    FieldType::Text => Value::Text(
-                        String::from_utf8(bytes.to_vec()).map_err(|_| bad("var data", "text is not UTF-8"))?,
-                    ),
-                    _ => Value::Blob(bytes.to_vec()),
-                }))
+                VarView::new(self.slice(validity), self.slice(offsets), self.slice(data), *ty)
+                    .value(row)
+                    .map_err(|r| bad("var data", r))
             }
-            ColumnRanges::Keyword { dict_offsets, dict, codes, .. } => {
-                let code = cast::<u32>(self.slice(codes)).get(row).copied().unwrap_or(u32::MAX);
-                if code == u32::MAX {
-                    return Ok(None);
-                }
-                let off: &[u64] = cast(self.slice(dict_offsets));
-                let (s, e) = (
-                    off.get(code as usize).copied().unwrap_or(0) as usize,
-                    off.get(code as usize + 1).copied().unwrap_or(0) as usize,
-                );
-                let text = self.slice(dict).get(s..e).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("");
-                Ok(Some(Value::Keyword(text.to_owned())))
+            ColumnRanges::Keyword { .. } => {
+                let view = col.keyword_sections(self.bytes.as_slice()).map(KeywordView::new);
+                Ok(view.and_then(|v| v.value(row)).map(|s| Value::Keyword(s.to_owned())))
             }
         }
     }
 
     /// Rows whose keyword `field` equals `value` (empty when absent).
     pub fn keyword_rows(&self, field: usize, value: &str) -> Result<RoaringBitmap> {
-        let Some(local) = self.local(field)? else { return Ok(RoaringBitmap::new()) };
-        let Some(ColumnRanges::Keyword { bitmap_offsets, bitmaps, .. }) = self.columns.get(local) else {
-            return Err(Error::Invalid(format!("field {field} is not a keyword field")));
-        };
-        let Some(code) = self.keyword_lookup.get(local).and_then(Option::as_ref).and_then(|m| m.get(value)) else {
-            return Ok(RoaringBitmap::new());
-        };
-        let off: &[u64] = cast(self.slice(bitmap_offsets));
-        let (s, e) = (
-            off.get(*code as usize).copied().unwrap_or(0) as usize,
-            off.get(*code as usize + 1).copied().unwrap_or(0) as usize,
-        );
-        let bytes = self.slice(bitmaps).get(s..e).unwrap_or(&[]);
-        let bitmap = RoaringBitmap::deserialize_from(bytes)
-            .map_err(|e| Error::corrupted(&self.path, "bitmaps", bitmaps.start as u64, e.to_string()))?;
-        if bitmap.max().is_some_and(|m| m as usize >= self.rows()) {
-            return Err(Error::corrupted(&self.path, "bitmaps", bitmaps.start as u64, "row outside the segment"));
-        }
-        Ok(bitmap)
+        let Some(view) = self.keywords(field)? else { return Ok(RoaringBitmap::new()) };
+        let Some(code) = view.code_of(value) else { return Ok(RoaringBitmap::new()) };
+        self.keyword_code_rows(field, &view, code)
+    }
+
+    fn keyword_code_rows(&self, field: usize, view: &KeywordView<'_>, code: u32) -> Result<RoaringBitmap> {
+        view.rows(code, self.rows()).map_err(|reason| {
+            let offset = self.field_section(SectionKind::BitmapData, field).map_or(0, |(o, _)| o);
+            Error::corrupted(&self.path, "bitmaps", offset, reason)
+        })
     }
 
     /// Distinct values of a keyword field with their row counts.
     pub fn keyword_values(&self, field: usize) -> Result<Vec<(String, u64)>> {
-        let Some(local) = self.local(field)? else { return Ok(Vec::new()) };
-        let Some(map) = self.keyword_lookup.get(local).and_then(Option::as_ref) else {
-            return Err(Error::Invalid(format!("field {field} is not a keyword field")));
-        };
-        let mut out = Vec::with_capacity(map.len());
-        for k in map.keys() {
-            out.push((k.clone(), self.keyword_rows(field, k)?.len()));
+        let Some(view) = self.keywords(field)? else { return Ok(Vec::new()) };
+        let mut out = Vec::with_capacity(view.len());
+        for code in 0..view.len() as u32 {
+            out.push((view.entry(code).to_owned(), self.keyword_code_rows(field, &view, code)?.len()));
         }
-        out.sort();
         Ok(out)
     }
 
@@ -663,9 +513,9 @@ impl Segment {
         }
         if damage.is_empty() {
             for f in 0..self.fields.len() {
-                if let Some(lookup) = self.keyword_lookup.get(f).and_then(Option::as_ref) {
-                    for k in lookup.keys() {
-                        if let Err(e) = self.keyword_rows(f, k) {
+                if let Ok(Some(view)) = self.keywords(f) {
+                    for code in 0..view.len() as u32 {
+                        if let Err(e) = self.keyword_code_rows(f, &view, code) {
                             damage.push(Damage { region: "bitmaps".into(), offset: 0, reason: e.to_string() });
                         }
                     }
@@ -682,17 +532,62 @@ impl Segment {
     }
 }
 
-fn check_offsets(off: &[u64], data_len: usize) -> std::result::Result<(), &'static str> {
-    if off.first() != Some(&0) {
-        return Err("offsets must start at 0");
+/// Where each section is, by `(kind, field)`.
+type SectionMap = HashMap<(SectionKind, u16), Range<usize>>;
+
+/// The container below the header: the footer, the section table, and every section's bounds,
+/// alignment, uniqueness and (for the small sections) checksum.
+fn section_table(path: &Path, bytes: &Bytes) -> Result<(Vec<SectionEntry>, SectionMap)> {
+    let b = bytes.as_slice();
+    let file_len = b.len();
+    if file_len < HEADER_LEN + FOOTER_LEN {
+        return Err(Error::corrupted(path, "footer", 0, "file shorter than header and footer"));
     }
-    if off.iter().zip(off.iter().skip(1)).any(|(a, b)| a > b) {
-        return Err("offsets go backwards");
+    let footer_at = file_len - FOOTER_LEN;
+    let footer = Footer::decode(b.get(footer_at..).unwrap_or(&[]))
+        .map_err(|e| header_error(path, "footer", footer_at as u64, &e))?;
+    if footer.file_len != file_len as u64 {
+        return Err(Error::corrupted(
+            path,
+            "footer",
+            footer_at as u64,
+            format!("file is {file_len} bytes, footer says {}", footer.file_len),
+        ));
     }
-    if off.last().copied() != Some(data_len as u64) {
-        return Err("last offset differs from the data length");
+    if footer.section_count > MAX_SECTIONS {
+        return Err(Error::corrupted(path, "footer", footer_at as u64, "too many sections"));
     }
-    Ok(())
+    let table_len = footer.section_count as usize * ENTRY_LEN;
+    let table_start = footer.table_offset as usize;
+    let table = b
+        .get(table_start..table_start.saturating_add(table_len))
+        .filter(|_| table_start.saturating_add(table_len) == footer_at && table_start >= HEADER_LEN)
+        .ok_or_else(|| Error::corrupted(path, "section table", footer.table_offset, "table out of bounds"))?;
+    check_crc(path, "section table", footer.table_offset, table, footer.table_crc)?;
+    let mut sections = Vec::with_capacity(footer.section_count as usize);
+    let mut by_key: HashMap<(SectionKind, u16), Range<usize>> = HashMap::new();
+    for (i, chunk) in table.chunks_exact(ENTRY_LEN).enumerate() {
+        let at = footer.table_offset + (i * ENTRY_LEN) as u64;
+        let e = SectionEntry::decode(chunk)
+            .ok_or_else(|| Error::corrupted(path, "section table", at, "unknown section kind"))?;
+        let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(e.len).unwrap_or(usize::MAX));
+        if start < HEADER_LEN || end > table_start || start % SECTION_ALIGN != 0 {
+            return Err(Error::corrupted(path, e.kind.name(), e.offset, "section out of bounds or misaligned"));
+        }
+        if matches!(e.kind, SectionKind::Vectors | SectionKind::Graph | SectionKind::QuantCodes) {
+            bytes.advise_random(start..end);
+        }
+        if !e.kind.is_bulk() {
+            let region = format!("{} section (field {})", e.kind.name(), e.field);
+            check_crc(path, &region, e.offset, b.get(start..end).unwrap_or(&[]), e.crc)?;
+        }
+        if by_key.insert((e.kind, e.field), start..end).is_some() {
+            return Err(Error::corrupted(path, e.kind.name(), e.offset, "section declared twice"));
+        }
+        sections.push(e);
+    }
+    Ok((sections, by_key))
 }
 
 fn parse_schema(b: &[u8]) -> Option<Vec<FieldDef>> {
