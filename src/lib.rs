@@ -7,6 +7,7 @@
 //! | [`ingest`] | reading vector files and JSON-lines metadata |
 //! | [`filter`] | the filter language: parse, type-check, evaluate to per-segment bitmaps |
 //! | [`query`] | filtered search: planner (cost model), executor, `EXPLAIN` |
+//! | [`analyst`] | relevance feedback, few-shot classifier, every match above a score, paging, grouping, MMR, merged places, change over time |
 //! | [`error`] | the crate's error type |
 //!
 //! Every byte on disk belongs to the `skysift-storage` crate; this crate has no `unsafe`.
@@ -31,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyst;
 pub mod db;
 pub mod encode;
 pub mod error;

@@ -4,6 +4,8 @@
 //! Exit codes: 0 success; 1 error (message on stderr); 2 usage error (clap); 3 `verify`
 //! found damage; 4 `import` skipped or failed some files; 130 `import` stopped by Ctrl-C.
 
+mod change;
+mod classify;
 mod heatmap;
 mod import;
 mod info;
@@ -78,6 +80,10 @@ enum Command {
     Import(import::Args),
     /// Draw how similar each tile of an imported scene is to a text query.
     Heatmap(heatmap::Args),
+    /// Score every record with a classifier trained on a few good and bad examples.
+    Classify(classify::Args),
+    /// Rank places by how much better they match a text query after a date than before another.
+    Change(change::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -97,6 +103,8 @@ pub fn main() -> ExitCode {
         Command::Repl(a) => repl::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Heatmap(a) => heatmap::run(&a),
+        Command::Classify(a) => classify::run(&a),
+        Command::Change(a) => change::run(&a),
     };
     match result {
         Ok(code) => code,
