@@ -384,6 +384,12 @@ impl Session {
         refine.min_score = refine.min_score.map(|p| c.cosine_of_probability(p));
         let (mut rows, mut notes) =
             crate::analyst::refine_rows(&col, &dir, prepared.as_ref(), self.k, self.ef, &refine, &mut self.scratch)?;
+        if let (Some(p), Some(cos)) = (self.refine.min_score, refine.min_score) {
+            let said = format!("min-score {cos}:");
+            for n in &mut notes {
+                *n = n.replace(&said, &format!("min-score p = {p} (cosine {cos:.4} with the classifier's direction):"));
+            }
+        }
         for r in &mut rows {
             r.score = c.probability_of_cosine(r.score);
         }
@@ -415,8 +421,8 @@ impl Session {
             let Some(mut r) = crate::analyst::answer_row(&col, i + 1, &hit)? else { continue };
             let mut fields = vec![
                 ("place".to_owned(), Value::Keyword(c.place.clone())),
-                ("score_before".to_owned(), Value::Float(f64::from(c.before))),
-                ("score_after".to_owned(), Value::Float(f64::from(c.after))),
+                ("score_before".to_owned(), Value::Float((f64::from(c.before) * 1e4).round() / 1e4)),
+                ("score_after".to_owned(), Value::Float((f64::from(c.after) * 1e4).round() / 1e4)),
                 ("before_id".to_owned(), Value::Integer(i64::try_from(c.before_id).unwrap_or(i64::MAX))),
             ];
             fields.extend(r.fields);

@@ -19,7 +19,8 @@
 //!   8,963 images.
 //!
 //! Run: `cargo bench --bench analyst -- cost 1000000` and `cargo bench --bench analyst -- eval`
-//! (needs `scripts/setup_ort.sh` and `scripts/setup_models.sh`).
+//! (needs `scripts/setup_ort.sh` and `scripts/setup_models.sh`; `SKYSIFT_EVAL_EVERY=N` evaluates
+//! every N-th image only, for a quick run).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -189,7 +190,9 @@ fn eval() {
         .unwrap_or_else(|e| panic!("{}: {e} (the eval reads ../shared)", data.display()));
     let mut images = Vec::new();
     let mut classes = Vec::new();
-    for line in lines.lines() {
+    // SKYSIFT_EVAL_EVERY=N keeps every N-th image (a quicker run on a busy machine; say so).
+    let every: usize = std::env::var("SKYSIFT_EVAL_EVERY").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    for line in lines.lines().step_by(every) {
         let v: serde_json::Value = serde_json::from_str(line).expect("captions.jsonl line");
         images.push(data.join("images").join(v["image"].as_str().expect("image")));
         classes.push(v["class"].as_str().expect("class").to_owned());

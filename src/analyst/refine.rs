@@ -146,8 +146,11 @@ pub fn refine_rows(
                     out.push(r);
                 }
             }
-            let groups = count_groups(&out, field);
-            if groups >= page || exhausted {
+            // Done when `page` groups are found and each holds `per_group` rows (a group's later
+            // rows may still be unfetched otherwise), or when every candidate was seen.
+            let sizes = group_sizes(&out, field);
+            let complete = sizes.len() >= page && sizes.iter().all(|n| *n >= refine.per_group.max(1));
+            if complete || exhausted {
                 rows = skip_groups(out, field, offset);
                 notes.push(format!("grouped by {field}: {} group(s) of at most {} row(s)", count_groups(&rows, field), refine.per_group.max(1)));
                 break;
@@ -217,6 +220,12 @@ pub fn refine_rows(
 
 fn group_key(r: &AnswerRow, field: &str) -> String {
     r.fields.iter().find(|(n, _)| n == field).map_or_else(|| format!("\u{0}id:{}", r.id), |(_, v)| format!("{v:?}"))
+}
+
+fn group_sizes(rows: &[AnswerRow], field: &str) -> Vec<usize> {
+    let mut keys: Vec<String> = rows.iter().map(|r| group_key(r, field)).collect();
+    keys.sort();
+    keys.chunk_by(|a, b| a == b).map(<[String]>::len).collect()
 }
 
 fn count_groups(rows: &[AnswerRow], field: &str) -> usize {

@@ -96,11 +96,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             )?;
         }
         _ => {
-            writeln!(out, "{:>4}  {:>8}  {:>7}  {:>7}  {:>10}  {:>10}  place", "rank", "delta", "before", "after", "before_id", "after_id")?;
+            writeln!(out, "{:>4}  {:>8}  {:>7}  {:>7}  {:>20}  {:>20}  place", "rank", "delta", "before", "after", "before_id", "after_id")?;
             for (i, c) in shown.iter().enumerate() {
                 writeln!(
                     out,
-                    "{:>4}  {:>+8.4}  {:>7.4}  {:>7.4}  {:>10}  {:>10}  {}",
+                    "{:>4}  {:>+8.4}  {:>7.4}  {:>7.4}  {:>20}  {:>20}  {}",
                     i + 1,
                     c.delta,
                     c.before,

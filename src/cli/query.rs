@@ -81,7 +81,7 @@ pub struct AnalystOpts {
     /// Rocchio weights ALPHA,BETA,GAMMA of the query, the good mean and the bad mean.
     #[arg(long, value_name = "A,B,C", default_value = "1.0,0.75,0.15")]
     pub rocchio: String,
-    /// Every match scoring at least this (not only k: k is the page size, see --all).
+    /// Every match scoring at least this, not only k (with --offset or --cursor: pages of k).
     #[arg(long, value_name = "S")]
     pub min_score: Option<f32>,
     /// Stream every match (above --min-score when given, else every record passing the filter)
@@ -119,7 +119,8 @@ impl AnalystOpts {
         s.feedback.weights = skysift::analyst::Rocchio::parse(&self.rocchio)?;
         s.refine = skysift::analyst::Refine {
             min_score: self.min_score,
-            all: false,
+            // Every match above the score; with --offset or --cursor, pages of k of them.
+            all: self.min_score.is_some() && self.offset == 0 && self.cursor.is_none(),
             offset: self.offset,
             cursor: self.cursor.as_deref().map(skysift::analyst::Cursor::parse).transpose()?,
             group_by: self.group_by.clone(),
