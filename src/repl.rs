@@ -551,7 +551,8 @@ impl Repl {
         if a == "grid" {
             return match b.parse::<f64>() {
                 Ok(d) if d > 0.0 && d.is_finite() => {
-                    self.analyst.place = Some(crate::analyst::PlaceKey::Grid { cell_deg: d, field: "footprint".into() });
+                    self.analyst.place =
+                        Some(crate::analyst::PlaceKey::Grid { cell_deg: d, field: "footprint".into() });
                     Outcome::ok(format!("\\change places: grid cells of {d} degrees"))
                 }
                 _ => Outcome::err("\\change grid DEG: a cell size in degrees"),

@@ -372,7 +372,9 @@ impl Session {
     /// direction (graph and planner included), so it serves large collections fast.
     pub fn ask_classifier(&mut self, filter: Option<&str>) -> Result<Answer> {
         let Some(c) = self.classifier.clone() else {
-            return Err(Error::Invalid("no classifier yet: mark examples (\\good, \\bad) and train one (\\classify)".into()));
+            return Err(Error::Invalid(
+                "no classifier yet: mark examples (\\good, \\bad) and train one (\\classify)".into(),
+            ));
         };
         let Some((dir, _)) = c.direction() else {
             return Err(Error::Invalid("the classifier's weights are all zero: give other examples".into()));
@@ -408,7 +410,12 @@ impl Session {
     /// answer for the gallery: one row per place (best first), its score the difference, its
     /// fields the place, both scores and the after record's fields, its thumbnail the after
     /// record's.
-    pub fn change(&mut self, text: &str, filter: Option<&str>, opts: &ChangeOptions) -> Result<(Vec<PlaceChange>, Answer)> {
+    pub fn change(
+        &mut self,
+        text: &str,
+        filter: Option<&str>,
+        opts: &ChangeOptions,
+    ) -> Result<(Vec<PlaceChange>, Answer)> {
         let e = self.encode_query(&QueryInput::Text(text.to_owned()))?;
         let col = self.snapshot()?;
         let t1 = Instant::now();
@@ -434,7 +441,10 @@ impl Session {
             "scores are after - before: {} place(s) seen in both periods, best score of each period",
             changes.len()
         ));
-        Ok((changes, Answer { rows, language: e.language, prompts: e.prompts, encode_time: e.encode_time, search_time, notes }))
+        Ok((
+            changes,
+            Answer { rows, language: e.language, prompts: e.prompts, encode_time: e.encode_time, search_time, notes },
+        ))
     }
 
     /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.

@@ -147,8 +147,11 @@ fn collection(dir: &std::path::Path, n: u64, min_rows: usize) -> (Db, Vec<(u64, 
     let centres: Vec<Vec<f32>> = (0..20).map(|_| unit(r.vec(1.0))).collect();
     let db = Db::builder(dir).flush_rows(usize::MAX).open().unwrap();
     let p = IndexParams { min_rows, ..IndexParams::default() };
-    db.create_collection("c", CollectionSpec::new(DIM as u32, Metric::InnerProduct).index(p).field("year", FieldType::Integer))
-        .unwrap();
+    db.create_collection(
+        "c",
+        CollectionSpec::new(DIM as u32, Metric::InnerProduct).index(p).field("year", FieldType::Integer),
+    )
+    .unwrap();
     let mut rows = Vec::new();
     let mut write = |from: u64, to: u64, rows: &mut Vec<(u64, Vec<f32>)>, r: &mut Rng| {
         let mut tx = db.begin_write("c").unwrap();
@@ -371,7 +374,11 @@ fn change_ranks_the_planted_changes_first() {
         let (x, y) = ((place % 10) as f64 * 0.01 + 0.002, (place / 10) as f64 * 0.01 + 0.002);
         for (t, when) in [(0, y2017), (1, y2017 + day), (2, y2023), (3, y2023 + day)] {
             let after = t >= 2;
-            let v = if after && planted.contains(&place) { around(&mut r, &housing, 0.5) } else { around(&mut r, &bare, 0.5) };
+            let v = if after && planted.contains(&place) {
+                around(&mut r, &housing, 0.5)
+            } else {
+                around(&mut r, &bare, 0.5)
+            };
             tx.insert(
                 NewRecord::new(id, v)
                     .with("footprint", Value::GeoBbox([x, y, x + 0.005, y + 0.005]))
@@ -393,7 +400,9 @@ fn change_ranks_the_planted_changes_first() {
         let top: BTreeSet<u64> = ch.iter().take(planted.len()).map(|c| c.after_id / 4).collect();
         assert_eq!(top, planted, "{place:?}");
         assert!(ch.windows(2).all(|w| w[0].delta >= w[1].delta));
-        assert!(ch.iter().all(|c| c.rows_before == 2 && c.rows_after == 2 && (c.delta - (c.after - c.before)).abs() < 1e-6));
+        assert!(
+            ch.iter().all(|c| c.rows_before == 2 && c.rows_after == 2 && (c.delta - (c.after - c.before)).abs() < 1e-6)
+        );
         // Ranked by loss, the planted places come last.
         let loss = change(&col, &housing, None, &ChangeOptions { loss: true, ..opts }).unwrap();
         let last: BTreeSet<u64> = loss.iter().rev().take(planted.len()).map(|c| c.after_id / 4).collect();

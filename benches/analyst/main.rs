@@ -69,8 +69,11 @@ fn cost(rows: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::builder(dir.path()).flush_rows(100_000).open().expect("open");
     let p = IndexParams { min_rows: usize::MAX, ..IndexParams::default() };
-    db.create_collection("b", CollectionSpec::new(DIM as u32, Metric::Cosine).index(p).field("cluster", FieldType::Integer))
-        .expect("create");
+    db.create_collection(
+        "b",
+        CollectionSpec::new(DIM as u32, Metric::Cosine).index(p).field("cluster", FieldType::Integer),
+    )
+    .expect("create");
     let mut r = Rng(0x0017_BE4C);
     let centres: Vec<Vec<f32>> = (0..200)
         .map(|_| {
@@ -117,8 +120,12 @@ fn cost(rows: usize) {
         scan = scan.min(t.elapsed().as_secs_f64());
     }
     let truth = of(0).len();
-    println!("classify, {rows} rows, one thread: train {:.1} ms ({}), score every row {best:.3} s ({above} at p >= 0.5; cluster has {truth}); exact top-10 scan of the same rows {scan:.3} s; ratio {:.2}",
-        train * 1e3, c.describe(), best / scan);
+    println!(
+        "classify, {rows} rows, one thread: train {:.1} ms ({}), score every row {best:.3} s ({above} at p >= 0.5; cluster has {truth}); exact top-10 scan of the same rows {scan:.3} s; ratio {:.2}",
+        train * 1e3,
+        c.describe(),
+        best / scan
+    );
 
     let (anon0, file0) = rss();
     let mut peak = anon0;
@@ -147,8 +154,11 @@ fn cost(rows: usize) {
     })
     .expect("collect");
     let (anon2, _) = rss();
-    println!("--all, {rows} rows: streamed {emitted} JSON lines in {stream_s:.2} s; anonymous RSS {anon0:.0} MiB before, peak {peak:.0}, after {anon1:.0} (file-backed {file0:.0} -> {file1:.0} MiB: the mapped segments); baseline collecting the rows: anonymous RSS {anon2:.0} MiB ({:.1} s, {} rows)",
-        t.elapsed().as_secs_f64(), collected.len());
+    println!(
+        "--all, {rows} rows: streamed {emitted} JSON lines in {stream_s:.2} s; anonymous RSS {anon0:.0} MiB before, peak {peak:.0}, after {anon1:.0} (file-backed {file0:.0} -> {file1:.0} MiB: the mapped segments); baseline collecting the rows: anonymous RSS {anon2:.0} MiB ({:.1} s, {} rows)",
+        t.elapsed().as_secs_f64(),
+        collected.len()
+    );
 }
 
 /// Average precision of `positives` in `ranked` (ids best first).
@@ -206,8 +216,13 @@ fn eval() {
     std::fs::create_dir_all(&cache).expect("cache folder");
     let cached = cache.join(format!("aid-{}.f32", images.len()));
     let vectors: Vec<Vec<f32>> = if let Ok(bytes) = std::fs::read(&cached) {
-        bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>()
-            .chunks_exact(enc.dim()).map(<[f32]>::to_vec).collect()
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect::<Vec<f32>>()
+            .chunks_exact(enc.dim())
+            .map(<[f32]>::to_vec)
+            .collect()
     } else {
         let t = Instant::now();
         let mut out = Vec::with_capacity(images.len());
@@ -233,7 +248,9 @@ fn eval() {
     let mut names: Vec<String> = classes.clone();
     names.sort();
     names.dedup();
-    println!("| class | images | (a) text | (b) text + 5 good / 5 bad (Rocchio) | (c) classifier, 10 examples | (d) classifier + text prior |");
+    println!(
+        "| class | images | (a) text | (b) text + 5 good / 5 bad (Rocchio) | (c) classifier, 10 examples | (d) classifier + text prior |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     let mut sums = [0.0f64; 4];
     for name in &names {
@@ -270,7 +287,14 @@ fn eval() {
         );
     }
     let n = names.len() as f64;
-    println!("| **mean (mAP)** | {} | {:.3} | {:.3} | {:.3} | {:.3} |", classes.len(), sums[0] / n, sums[1] / n, sums[2] / n, sums[3] / n);
+    println!(
+        "| **mean (mAP)** | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        classes.len(),
+        sums[0] / n,
+        sums[1] / n,
+        sums[2] / n,
+        sums[3] / n
+    );
 }
 
 fn main() {

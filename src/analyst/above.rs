@@ -65,7 +65,9 @@ impl Above {
     #[must_use]
     pub fn note(&self, min_score: f32) -> String {
         match self.strategy {
-            AboveStrategy::Exact => format!("min-score {min_score}: {} matches, exact scan of the passing rows", self.hits.len()),
+            AboveStrategy::Exact => {
+                format!("min-score {min_score}: {} matches, exact scan of the passing rows", self.hits.len())
+            }
             AboveStrategy::Graph => format!(
                 "min-score {min_score}: {} matches, graph search widened {} time(s) to k = {} (recall is the graph's at that width)",
                 self.hits.len(),
@@ -215,7 +217,11 @@ impl Cursor {
     /// Whether a row ranks after this cursor (lower score, or equal score and larger id).
     #[must_use]
     pub fn precedes(&self, score: f32, id: u64) -> bool {
-        score < self.score || (score == self.score && id > self.id)
+        match score.total_cmp(&self.score) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => id > self.id,
+            std::cmp::Ordering::Greater => false,
+        }
     }
 }
 

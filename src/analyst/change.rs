@@ -12,7 +12,7 @@
 //! A place's score in a period is the best score of its rows in that period (inner product with
 //! the query). Places seen in both periods are ranked by `after - before`, largest gain first
 //! ([`ChangeOptions::loss`] ranks the largest loss first). One streamed pass over the rows passing
-//! the filter; memory grows with the places, not the rows.
+//! the filter; memory grows with the places, not the rows. Output as `GeoJSON` with [`change_geojson`].
 
 use std::collections::HashMap;
 
@@ -41,7 +41,7 @@ pub enum PlaceKey {
     Grid {
         /// Cell size, degrees.
         cell_deg: f64,
-        /// Footprint field (`GeoBbox`).
+        /// Footprint field (a geo bbox).
         field: String,
     },
     /// Same value of this field (for example `scene`).
@@ -95,7 +95,7 @@ struct Period {
 impl Period {
     fn add(&mut self, score: f32, id: u64) {
         self.rows += 1;
-        if self.best.is_none_or(|(s, i)| score > s || (score == s && id < i)) {
+        if self.best.is_none_or(|(s, i)| score.total_cmp(&s).then(i.cmp(&id)).is_gt()) {
             self.best = Some((score, id));
         }
     }
@@ -106,7 +106,10 @@ fn time_field(col: &CollectionSnapshot, name: Option<&str>) -> Result<usize> {
     let is_time = |i: usize| schema.fields.get(i).is_some_and(|f| f.ty == FieldType::Timestamp);
     if let Some(n) = name {
         return schema.field_index(n).filter(|&i| is_time(i)).ok_or_else(|| {
-            Error::Invalid(format!("{n:?} is not a timestamp field of {:?}; see `\\schema` or `skysift info`", col.name()))
+            Error::Invalid(format!(
+                "{n:?} is not a timestamp field of {:?}; see `\\schema` or `skysift info`",
+                col.name()
+            ))
         });
     }
     if let Some(i) = schema.field_index("datetime").filter(|&i| is_time(i)) {
@@ -150,9 +153,7 @@ pub fn change(
             (i, Some(*cell_deg))
         }
         PlaceKey::Field(f) => (
-            col.schema()
-                .field_index(f)
-                .ok_or_else(|| Error::Invalid(format!("no field {f:?} in {:?}", col.name())))?,
+            col.schema().field_index(f).ok_or_else(|| Error::Invalid(format!("no field {f:?} in {:?}", col.name())))?,
             None,
         ),
     };
@@ -169,7 +170,7 @@ pub fn change(
         let Some(pv) = row.value(place_field)? else { return Ok(()) };
         let (key, bbox) = match (cell, pv) {
             (Some(size), Value::GeoBbox(b)) => {
-                let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+                let (cx, cy) = (f64::midpoint(b[0], b[2]), f64::midpoint(b[1], b[3]));
                 let (ix, iy) = ((cx / size).floor() as i64, (cy / size).floor() as i64);
                 let cellbox = [ix as f64 * size, iy as f64 * size, (ix + 1) as f64 * size, (iy + 1) as f64 * size];
                 (format!("g{size}:{ix}:{iy}"), Some(cellbox))
@@ -183,7 +184,9 @@ pub fn change(
         if cell.is_none()
             && let Some(row_box) = footprint_of(col, row)?
         {
-            e.2 = Some(e.2.map_or(row_box, |b| [b[0].min(row_box[0]), b[1].min(row_box[1]), b[2].max(row_box[2]), b[3].max(row_box[3])]));
+            e.2 = Some(e.2.map_or(row_box, |b| {
+                [b[0].min(row_box[0]), b[1].min(row_box[1]), b[2].max(row_box[2]), b[3].max(row_box[3])]
+            }));
         } else if e.2.is_none() {
             e.2 = bbox;
         }
@@ -222,7 +225,7 @@ fn footprint_of(col: &CollectionSnapshot, row: super::rows::Row<'_>) -> Result<O
     })
 }
 
-/// The changes as a GeoJSON `FeatureCollection` (places without a box have a null geometry).
+/// The changes as a `GeoJSON` `FeatureCollection` (places without a box have a null geometry).
 #[must_use]
 pub fn change_geojson(query: &str, changes: &[PlaceChange]) -> serde_json::Value {
     let features: Vec<serde_json::Value> = changes

@@ -59,7 +59,9 @@ impl Rocchio {
         match query {
             Some(q) => add(q, self.alpha),
             None if good.is_empty() => {
-                return Err(Error::Invalid("relevance feedback without a query needs at least one good example".into()));
+                return Err(Error::Invalid(
+                    "relevance feedback without a query needs at least one good example".into(),
+                ));
             }
             None => {}
         }
@@ -70,7 +72,9 @@ impl Rocchio {
             add(v, -self.gamma / bad.len() as f32);
         }
         normalize(&mut out).ok_or_else(|| {
-            Error::Invalid("relevance feedback cancelled the query out (zero vector): change the examples or weights".into())
+            Error::Invalid(
+                "relevance feedback cancelled the query out (zero vector): change the examples or weights".into(),
+            )
         })?;
         Ok(out)
     }
@@ -129,14 +133,12 @@ impl Feedback {
 
     /// `query` moved by the examples (unchanged when not [`Feedback::active`]).
     pub fn apply(&self, col: &CollectionSnapshot, query: Option<&[f32]>) -> Result<Vec<f32>> {
-        match query {
-            Some(q) if !self.active() => Ok(q.to_vec()),
-            _ => {
-                let good = Self::vectors(col, &self.good)?;
-                let bad = Self::vectors(col, &self.bad)?;
-                self.weights.apply(query, &good, &bad)
-            }
+        if let Some(q) = query.filter(|_| !self.active()) {
+            return Ok(q.to_vec());
         }
+        let good = Self::vectors(col, &self.good)?;
+        let bad = Self::vectors(col, &self.bad)?;
+        self.weights.apply(query, &good, &bad)
     }
 }
 
@@ -150,9 +152,13 @@ mod tests {
         let q = [1.0, 0.0, 0.0];
         let out = r.apply(Some(&q), &[vec![0.0, 1.0, 0.0]], &[vec![0.0, 0.0, 1.0]]).unwrap();
         let n = (1.0f32 + 0.75 * 0.75 + 0.15 * 0.15).sqrt();
-        assert!((out[0] - 1.0 / n).abs() < 1e-6 && (out[1] - 0.75 / n).abs() < 1e-6 && (out[2] + 0.15 / n).abs() < 1e-6);
+        assert!(
+            (out[0] - 1.0 / n).abs() < 1e-6 && (out[1] - 0.75 / n).abs() < 1e-6 && (out[2] + 0.15 / n).abs() < 1e-6
+        );
         assert_eq!(Rocchio::parse("1,0.5,0.25").unwrap(), Rocchio { alpha: 1.0, beta: 0.5, gamma: 0.25 });
-        assert!(Rocchio::parse("1,2").is_err() && Rocchio::parse("1,-2,3").is_err() && Rocchio::parse("a,b,c").is_err());
+        assert!(
+            Rocchio::parse("1,2").is_err() && Rocchio::parse("1,-2,3").is_err() && Rocchio::parse("a,b,c").is_err()
+        );
         assert!(r.apply(None, &[], &[]).is_err());
     }
 }

@@ -103,9 +103,9 @@ fn split_antimeridian(b: [f64; 4]) -> Vec<[f64; 4]> {
 fn touch(a: &[f64; 4], b: &[f64; 4]) -> bool {
     const EPS: f64 = 1e-9;
     split_antimeridian(*a).iter().any(|a| {
-        split_antimeridian(*b).iter().any(|b| {
-            a[0] <= b[2] + EPS && b[0] <= a[2] + EPS && a[1] <= b[3] + EPS && b[1] <= a[3] + EPS
-        })
+        split_antimeridian(*b)
+            .iter()
+            .any(|b| a[0] <= b[2] + EPS && b[0] <= a[2] + EPS && a[1] <= b[3] + EPS && b[1] <= a[3] + EPS)
     })
 }
 
@@ -154,24 +154,26 @@ pub fn union_area_km2(boxes: &[[f64; 4]]) -> f64 {
     total * EARTH_RADIUS_KM * EARTH_RADIUS_KM
 }
 
+/// The root of `i` in the union-find forest `parent`, halving paths on the way.
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while let Some(&p) = parent.get(i) {
+        if p == i {
+            break;
+        }
+        let gp = parent.get(p).copied().unwrap_or(p);
+        if let Some(slot) = parent.get_mut(i) {
+            *slot = gp;
+        }
+        i = gp;
+    }
+    i
+}
+
 /// Joins rows (best first) whose footprints touch into places, ranked by their best row.
 #[must_use]
 pub fn merge_tiles(footprints: &[Option<[f64; 4]>]) -> Vec<Place> {
     let n = footprints.len();
     let mut parent: Vec<usize> = (0..n).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while let Some(&p) = parent.get(i) {
-            if p == i {
-                break;
-            }
-            let gp = parent.get(p).copied().unwrap_or(p);
-            if let Some(slot) = parent.get_mut(i) {
-                *slot = gp;
-            }
-            i = gp;
-        }
-        i
-    }
     for i in 0..n {
         let Some(Some(a)) = footprints.get(i) else { continue };
         for j in i + 1..n {
@@ -227,7 +229,13 @@ mod tests {
 
     #[test]
     fn touching_tiles_merge_transitively() {
-        let f = [Some([0.0, 0.0, 1.0, 1.0]), Some([5.0, 5.0, 6.0, 6.0]), Some([1.0, 0.0, 2.0, 1.0]), None, Some([2.0, 1.0, 3.0, 2.0])];
+        let f = [
+            Some([0.0, 0.0, 1.0, 1.0]),
+            Some([5.0, 5.0, 6.0, 6.0]),
+            Some([1.0, 0.0, 2.0, 1.0]),
+            None,
+            Some([2.0, 1.0, 3.0, 2.0]),
+        ];
         let p = merge_tiles(&f);
         assert_eq!(p.iter().map(|p| p.members.clone()).collect::<Vec<_>>(), vec![vec![0, 2, 4], vec![1], vec![3]]);
         assert_eq!(p[0].bbox, Some([0.0, 0.0, 3.0, 2.0]));

@@ -12,7 +12,7 @@
 //! | `classify.rs` | [`Classifier`]: L2-regularised logistic regression on the embeddings (Newton), random negatives, streamed scoring |
 //! | `above.rs` | [`above`]: every match above a score (exact scan or growing graph search); huge `k`; [`Cursor`] paging |
 //! | `group.rs` | [`group_by`], [`mmr`] (maximal marginal relevance), [`merge_tiles`] (touching footprints into places, km2) |
-//! | `change.rs` | [`change`]: per place seen in both periods, the score difference, ranked; GeoJSON |
+//! | `change.rs` | [`change`]: per place seen in both periods, the score difference, ranked; `GeoJSON` |
 //! | `refine.rs` | [`Refine`]: the options above applied to one query, producing result rows |
 //!
 //! Invariants:

@@ -152,7 +152,11 @@ pub fn refine_rows(
             let complete = sizes.len() >= page && sizes.iter().all(|n| *n >= refine.per_group.max(1));
             if complete || exhausted {
                 rows = skip_groups(out, field, offset);
-                notes.push(format!("grouped by {field}: {} group(s) of at most {} row(s)", count_groups(&rows, field), refine.per_group.max(1)));
+                notes.push(format!(
+                    "grouped by {field}: {} group(s) of at most {} row(s)",
+                    count_groups(&rows, field),
+                    refine.per_group.max(1)
+                ));
                 break;
             }
         } else if refine.merge_tiles {
@@ -164,7 +168,8 @@ pub fn refine_rows(
                 for p in places.iter().skip(offset).take(k) {
                     let Some(best) = p.members.first().and_then(|&i| hits.get(i)) else { continue };
                     let Some(mut r) = answer_row(col, 0, best)? else { continue };
-                    let ids: Vec<String> = p.members.iter().filter_map(|&i| hits.get(i)).map(|h| h.id.to_string()).collect();
+                    let ids: Vec<String> =
+                        p.members.iter().filter_map(|&i| hits.get(i)).map(|h| h.id.to_string()).collect();
                     let mut fields = vec![
                         ("tiles".to_owned(), Value::Integer(p.members.len() as i64)),
                         ("area_km2".to_owned(), Value::Float((p.area_km2 * 1e4).round() / 1e4)),
@@ -177,7 +182,11 @@ pub fn refine_rows(
                     r.fields = fields;
                     out.push(r);
                 }
-                notes.push(format!("merged {} hit(s) into {} place(s) (footprints that touch)", hits.len(), places.len()));
+                notes.push(format!(
+                    "merged {} hit(s) into {} place(s) (footprints that touch)",
+                    hits.len(),
+                    places.len()
+                ));
                 rows = out;
                 break;
             }

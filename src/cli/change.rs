@@ -1,5 +1,5 @@
 //! `skysift change`: per place seen before and after two dates, how much better it matches a
-//! text query, ranked; a table, JSON or GeoJSON.
+//! text query, ranked; a table, JSON or `GeoJSON`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ pub struct Args {
     /// Rank the largest loss first (default: the largest gain).
     #[arg(long)]
     loss: bool,
-    /// Output: table, json or geojson (`--json` is `--format json`).
+    /// Output: table, json or geojson (`--json` is `--format json`); geojson is a `FeatureCollection`.
     #[arg(long, default_value = "table")]
     format: String,
     /// Write an HTML gallery of the top places (the after image, both scores) into this folder.
@@ -96,7 +96,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             )?;
         }
         _ => {
-            writeln!(out, "{:>4}  {:>8}  {:>7}  {:>7}  {:>20}  {:>20}  place", "rank", "delta", "before", "after", "before_id", "after_id")?;
+            writeln!(
+                out,
+                "{:>4}  {:>8}  {:>7}  {:>7}  {:>20}  {:>20}  place",
+                "rank", "delta", "before", "after", "before_id", "after_id"
+            )?;
             for (i, c) in shown.iter().enumerate() {
                 writeln!(
                     out,

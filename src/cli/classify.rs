@@ -136,7 +136,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let top = best.drain_sorted();
     let mut above = scored.above;
     if a.field.is_some() {
-        above = stored.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count() as u64;
+        above =
+            stored.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count() as u64;
     }
     if let Some(k) = a.k {
         for h in top.iter().take(k) {

@@ -284,23 +284,29 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `--all`: every match as one JSON line, in storage order, holding nothing per row.
-fn stream_all(s: &mut Session, input: &QueryInput, filter: Option<&str>, min_score: Option<f32>) -> anyhow::Result<ExitCode> {
+fn stream_all(
+    s: &mut Session,
+    input: &QueryInput,
+    filter: Option<&str>,
+    min_score: Option<f32>,
+) -> anyhow::Result<ExitCode> {
     let e = s.encode_query(input)?;
     let col = s.snapshot()?;
     let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed: Option<std::io::Error> = None;
-    let result = skysift::analyst::stream_above(&col, &e.vector, prepared.as_ref(), min_score, &mut |id, score, row| {
-        let fields: serde_json::Map<String, serde_json::Value> =
-            row.fields(&col)?.iter().map(|(n, v)| (n.clone(), json_value(v))).collect();
-        let line = serde_json::json!({"id": id, "score": score, "fields": fields});
-        writeln!(out, "{line}").map_err(|err| {
-            let msg = err.to_string();
-            failed = Some(err);
-            skysift::Error::Invalid(msg)
-        })
-    });
+    let result =
+        skysift::analyst::stream_above(&col, &e.vector, prepared.as_ref(), min_score, &mut |id, score, row| {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                row.fields(&col)?.iter().map(|(n, v)| (n.clone(), json_value(v))).collect();
+            let line = serde_json::json!({"id": id, "score": score, "fields": fields});
+            writeln!(out, "{line}").map_err(|err| {
+                let msg = err.to_string();
+                failed = Some(err);
+                skysift::Error::Invalid(msg)
+            })
+        });
     if let Some(err) = failed {
         return Err(err.into());
     }
