@@ -75,6 +75,11 @@ dt{{color:#5b6670}} dd{{margin:0;overflow-wrap:anywhere}} footer{{margin-top:24p
         e = a.encode_time.as_secs_f64() * 1e3,
         t = a.search_time.as_secs_f64() * 1e3,
     );
+    // Notes say what the scores are (classifier probabilities, period differences) and how the
+    // results were found; a full-width row above the cards.
+    for n in &a.notes {
+        let _ = write!(s, "<div class=\"meta\" style=\"grid-column:1/-1\">{}</div>", escape(n));
+    }
     for r in &a.rows {
         s.push_str("<div class=\"card\">");
         match &r.thumbnail {

@@ -14,6 +14,7 @@
 //! | [`gallery`] | HTML galleries of search results |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
 //! | [`fuzzing`] | byte-level entry points of the fuzz targets |
+//! | [`analyst`] | relevance feedback, few-shot classifier, every match above a score, paging, grouping, MMR, merged places, change over time |
 //! | [`error`] | the crate's error type |
 //!
 //! Every byte on disk belongs to the `skysift-storage` crate; this crate has no `unsafe`.
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod analyst;
 pub mod attach;
 pub mod db;
 pub mod encode;

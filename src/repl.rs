@@ -20,7 +20,7 @@ use crate::ingest::Status;
 use crate::session::{Answer, QueryInput, Session, display_value};
 
 /// Commands offered for completion.
-pub const COMMANDS: [&str; 15] = [
+pub const COMMANDS: [&str; 28] = [
     "\\like",
     "\\not",
     "\\k",
@@ -36,6 +36,19 @@ pub const COMMANDS: [&str; 15] = [
     "\\help",
     "\\q",
     "WHERE",
+    "\\good",
+    "\\bad",
+    "\\feedback",
+    "\\rocchio",
+    "\\classify",
+    "\\classifier",
+    "\\min",
+    "\\offset",
+    "\\more",
+    "\\group",
+    "\\diverse",
+    "\\merge",
+    "\\change",
 ];
 
 /// Longest line handled.
@@ -84,6 +97,19 @@ pub struct Repl {
     last: Option<(String, Answer)>,
     gallery_dir: PathBuf,
     cancel: Arc<AtomicBool>,
+    analyst: AnalystState,
+}
+
+/// What the analyst commands keep between lines.
+#[derive(Debug, Default)]
+struct AnalystState {
+    /// The last search, to rerun after feedback or for the next page: label, input, filter;
+    /// `None` input: the classifier's ranking.
+    query: Option<(String, Option<QueryInput>, Option<String>)>,
+    /// The examples the kept classifier was trained on, and its prior text.
+    trained_on: Option<(Vec<u64>, Vec<u64>, Option<String>)>,
+    /// Places of `\\change`.
+    place: Option<crate::analyst::PlaceKey>,
 }
 
 const HELP: &str = "\
@@ -100,13 +126,33 @@ type a question in any of en, de, fr, es, pt, it, nl, zh, ko, ru to search by te
   \\use NAME            switch collection
   \\show                write an HTML gallery of the last results
   \\import FOLDER       import imagery into this collection (Ctrl-C stops, keeps what is done)
+  \\good ID ...         mark relevant results: the last query moves towards them (Rocchio) and reruns
+  \\bad ID ...          mark results that are not relevant: the query moves away from them
+  \\feedback on|off|clear   use, pause or forget the marks   \\rocchio A B C   weights (1 0.75 0.15)
+  \\classify [TEXT]     train a classifier on the marks (TEXT: prior) and show the best by probability
+  \\classifier [off]    show (or drop) the kept classifier; \\classify reuses it while the marks hold
+  \\min S|off           every match scoring at least S (probability after \\classify)
+  \\offset N, \\more    page through the results
+  \\group FIELD [N]|off at most N results per value of FIELD (e.g. scene)
+  \\diverse L|off       maximal marginal relevance, lambda L in 0..1
+  \\merge on|off        join hits whose footprints touch into places (km2)
+  \\change BEFORE AFTER TEXT   places ranked by how much better they match TEXT after than before
+  \\change grid DEG | \\change by FIELD   places of \\change: grid cells (default 0.01 deg) or a field
   \\help                this text              \\q       quit (or Ctrl-D)";
 
 impl Repl {
     /// A REPL over `session`; galleries are written to `gallery_dir`.
     #[must_use]
     pub fn new(session: Session, gallery_dir: PathBuf) -> Repl {
-        Repl { session, filter: None, explain: false, last: None, gallery_dir, cancel: Arc::default() }
+        Repl {
+            session,
+            filter: None,
+            explain: false,
+            last: None,
+            gallery_dir,
+            cancel: Arc::default(),
+            analyst: AnalystState::default(),
+        }
     }
 
     /// The flag that cancels a long command (`\\import`): a Ctrl-C handler sets it; the REPL
@@ -191,6 +237,7 @@ impl Repl {
     }
 
     fn run(&mut self, label: String, input: &QueryInput, filter: Option<&str>) -> Outcome {
+        self.analyst.query = Some((label.clone(), Some(input.clone()), filter.map(str::to_owned)));
         match self.session.ask_filtered(input, filter, self.explain) {
             Ok(ans) => {
                 let mut out = String::new();
@@ -211,11 +258,11 @@ impl Repl {
             "q" | "quit" | "exit" => Outcome { quit: true, ..Outcome::default() },
             "help" | "h" | "?" => Outcome::ok(HELP.into()),
             "k" => match arg.parse::<usize>() {
-                Ok(k) if (1..=10_000).contains(&k) => {
+                Ok(k) if k >= 1 => {
                     self.session.k = k;
                     Outcome::ok(format!("k = {k}"))
                 }
-                _ => Outcome::err("\\k takes a number from 1 to 10000"),
+                _ => Outcome::err("\\k takes a number of results, 1 or more"),
             },
             "lang" => match arg {
                 "" | "auto" => {
@@ -269,7 +316,276 @@ impl Repl {
             "label" => self.label(arg),
             "show" => self.show(),
             "import" => self.import(arg),
+            "good" | "bad" => self.mark(name == "good", arg),
+            "feedback" => self.feedback(arg),
+            "rocchio" => match crate::analyst::Rocchio::parse(arg) {
+                Ok(w) => {
+                    self.session.feedback.weights = w;
+                    Outcome::ok(format!("Rocchio weights: alpha {}, beta {}, gamma {}", w.alpha, w.beta, w.gamma))
+                }
+                Err(e) => Outcome::err(e),
+            },
+            "classify" => self.classify(arg),
+            "classifier" => self.classifier(arg),
+            "min" => self.min(arg),
+            "offset" => match arg.parse::<usize>() {
+                Ok(n) => {
+                    self.session.refine.offset = n;
+                    self.session.refine.cursor = None;
+                    Outcome::ok(format!("offset {n}"))
+                }
+                Err(_) => Outcome::err("\\offset takes a number of results to skip"),
+            },
+            "more" => {
+                self.session.refine.offset += self.session.k;
+                self.session.refine.cursor = None;
+                self.rerun("\\more pages through the last query; run one first")
+            }
+            "group" => self.group(arg),
+            "diverse" => match arg {
+                "off" | "" => {
+                    self.session.refine.diverse = None;
+                    Outcome::ok("diversity off".into())
+                }
+                l => match l.parse::<f32>() {
+                    Ok(l) if (0.0..=1.0).contains(&l) => {
+                        self.session.refine.diverse = Some(l);
+                        self.session.refine.group_by = None;
+                        self.session.refine.merge_tiles = false;
+                        Outcome::ok(format!("diversity: MMR with lambda {l}"))
+                    }
+                    _ => Outcome::err("\\diverse takes a lambda from 0 to 1, or off"),
+                },
+            },
+            "merge" => match arg {
+                "on" => {
+                    self.session.refine.merge_tiles = true;
+                    self.session.refine.group_by = None;
+                    self.session.refine.diverse = None;
+                    Outcome::ok("touching tiles are merged into places".into())
+                }
+                "off" => {
+                    self.session.refine.merge_tiles = false;
+                    Outcome::ok("tiles are not merged".into())
+                }
+                _ => Outcome::err("\\merge takes on or off"),
+            },
+            "change" => self.change(arg),
             other => Outcome::err(format!("unknown command \\{}; \\help lists them", clean(other))),
+        }
+    }
+
+    /// Reruns the last search (query or classifier ranking) with the current settings.
+    fn rerun(&mut self, none: &str) -> Outcome {
+        match self.analyst.query.clone() {
+            Some((label, Some(input), filter)) => self.run(label, &input, filter.as_deref()),
+            Some((label, None, filter)) => self.show_classifier(label, filter.as_deref()),
+            None => Outcome::err(none),
+        }
+    }
+
+    fn ids(arg: &str) -> Result<Vec<u64>, String> {
+        let ids: Result<Vec<u64>, _> =
+            arg.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()).map(str::parse::<u64>).collect();
+        match ids {
+            Ok(ids) if !ids.is_empty() => Ok(ids),
+            _ => Err("give record ids, separated by spaces or commas".into()),
+        }
+    }
+
+    fn mark(&mut self, good: bool, arg: &str) -> Outcome {
+        let ids = match Self::ids(arg) {
+            Ok(ids) => ids,
+            Err(e) => return Outcome::err(format!("\\{}: {e}", if good { "good" } else { "bad" })),
+        };
+        match self.session.snapshot() {
+            Ok(col) => {
+                if let Some(id) = ids.iter().find(|id| col.get(**id).ok().flatten().is_none()) {
+                    return Outcome::err(format!("record {id} is not in {}", clean(col.name())));
+                }
+            }
+            Err(e) => return Outcome::err(e),
+        }
+        if good {
+            self.session.feedback.mark_good(&ids);
+        } else {
+            self.session.feedback.mark_bad(&ids);
+        }
+        let head = self.feedback_line();
+        // Page one of the moved query.
+        self.session.refine.offset = 0;
+        self.session.refine.cursor = None;
+        let last_is_query = matches!(self.analyst.query, Some((_, Some(_), _)));
+        if last_is_query && !self.session.feedback.off {
+            let out = self.rerun("");
+            if out.error {
+                return out;
+            }
+            return Outcome::ok(format!("{head}\n{}", out.output));
+        }
+        Outcome::ok(head)
+    }
+
+    fn feedback_line(&self) -> String {
+        let f = &self.session.feedback;
+        let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        format!(
+            "feedback {}: good [{}], bad [{}]; Rocchio alpha {}, beta {}, gamma {}",
+            if f.off { "off" } else { "on" },
+            list(&f.good),
+            list(&f.bad),
+            f.weights.alpha,
+            f.weights.beta,
+            f.weights.gamma
+        )
+    }
+
+    fn feedback(&mut self, arg: &str) -> Outcome {
+        match arg {
+            "" => {}
+            "off" => self.session.feedback.off = true,
+            "on" => self.session.feedback.off = false,
+            "clear" => {
+                self.session.feedback.good.clear();
+                self.session.feedback.bad.clear();
+            }
+            _ => return Outcome::err("\\feedback takes on, off or clear"),
+        }
+        Outcome::ok(self.feedback_line())
+    }
+
+    fn classify(&mut self, arg: &str) -> Outcome {
+        let text = (!arg.is_empty()).then(|| arg.to_owned());
+        let f = &self.session.feedback;
+        let examples = (f.good.clone(), f.bad.clone(), text.clone());
+        let reuse = self.session.classifier.is_some() && self.analyst.trained_on.as_ref() == Some(&examples);
+        let mut head = String::new();
+        if !reuse {
+            match self.session.train_classifier(text.as_deref(), &crate::analyst::TrainOptions::default()) {
+                Ok(c) => head = format!("trained: {}", clean(&c.describe())),
+                Err(e) => return Outcome::err(e),
+            }
+            self.analyst.trained_on = Some(examples);
+        }
+        self.session.refine.offset = 0;
+        self.session.refine.cursor = None;
+        let label = format!("classifier from good {:?}", self.session.feedback.good);
+        let out = self.show_classifier(label, self.filter.clone().as_deref());
+        if head.is_empty() || out.error { out } else { Outcome::ok(format!("{head}\n{}", out.output)) }
+    }
+
+    fn show_classifier(&mut self, label: String, filter: Option<&str>) -> Outcome {
+        self.analyst.query = Some((label.clone(), None, filter.map(str::to_owned)));
+        match self.session.ask_classifier(filter) {
+            Ok(ans) => {
+                let mut out = String::new();
+                render(&mut out, &ans);
+                self.last = Some((label, ans));
+                Outcome::ok(out)
+            }
+            Err(e) => Outcome::err(e),
+        }
+    }
+
+    fn classifier(&mut self, arg: &str) -> Outcome {
+        match (arg, &self.session.classifier) {
+            ("off", _) => {
+                self.session.classifier = None;
+                self.analyst.trained_on = None;
+                Outcome::ok("classifier dropped".into())
+            }
+            ("", Some(c)) => Outcome::ok(clean(&c.describe())),
+            ("", None) => Outcome::ok("no classifier: mark examples with \\good and \\bad, then \\classify".into()),
+            _ => Outcome::err("\\classifier takes nothing or off"),
+        }
+    }
+
+    fn min(&mut self, arg: &str) -> Outcome {
+        match arg {
+            "off" | "" => {
+                self.session.refine.min_score = None;
+                Outcome::ok("min-score off: the best k".into())
+            }
+            s => match s.parse::<f32>() {
+                Ok(v) if v.is_finite() => {
+                    self.session.refine.min_score = Some(v);
+                    Outcome::ok(format!("every match scoring at least {v} (pages of k; \\more for the next)"))
+                }
+                _ => Outcome::err("\\min takes a score, or off"),
+            },
+        }
+    }
+
+    fn group(&mut self, arg: &str) -> Outcome {
+        let mut parts = arg.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (None | Some("off"), None) => {
+                self.session.refine.group_by = None;
+                Outcome::ok("grouping off".into())
+            }
+            (Some(field), n) => {
+                let per = match n.map(str::parse::<usize>) {
+                    None => 1,
+                    Some(Ok(n)) if n > 0 => n,
+                    _ => return Outcome::err("\\group FIELD [N]: N is a number of results per group"),
+                };
+                match self.session.snapshot() {
+                    Ok(col) if col.schema().field_index(field).is_some() => {
+                        self.session.refine.group_by = Some(field.to_owned());
+                        self.session.refine.per_group = per;
+                        self.session.refine.diverse = None;
+                        self.session.refine.merge_tiles = false;
+                        Outcome::ok(format!("at most {per} result(s) per {}", clean(field)))
+                    }
+                    Ok(_) => Outcome::err(format!("no field {}; \\schema lists them", clean(field))),
+                    Err(e) => Outcome::err(e),
+                }
+            }
+            (None, Some(_)) => Outcome::err("\\group FIELD [N]"),
+        }
+    }
+
+    fn change(&mut self, arg: &str) -> Outcome {
+        let mut parts = arg.splitn(3, char::is_whitespace);
+        let (a, b, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or("").trim());
+        if a == "grid" {
+            return match b.parse::<f64>() {
+                Ok(d) if d > 0.0 && d.is_finite() => {
+                    self.analyst.place =
+                        Some(crate::analyst::PlaceKey::Grid { cell_deg: d, field: "footprint".into() });
+                    Outcome::ok(format!("\\change places: grid cells of {d} degrees"))
+                }
+                _ => Outcome::err("\\change grid DEG: a cell size in degrees"),
+            };
+        }
+        if a == "by" {
+            if b.is_empty() {
+                return Outcome::err("\\change by FIELD");
+            }
+            self.analyst.place = Some(crate::analyst::PlaceKey::Field(b.to_owned()));
+            return Outcome::ok(format!("\\change places: same {}", clean(b)));
+        }
+        let parse = crate::ingest::metadata::parse_timestamp;
+        let (Some(before), Some(after)) = (parse(a), parse(b)) else {
+            return Outcome::err("\\change BEFORE AFTER TEXT, dates as YYYY-MM-DD");
+        };
+        if rest.is_empty() {
+            return Outcome::err("\\change BEFORE AFTER TEXT: what to look for is missing");
+        }
+        let place = self.analyst.place.clone().unwrap_or(crate::analyst::PlaceKey::Grid {
+            cell_deg: crate::analyst::DEFAULT_CELL_DEG,
+            field: "footprint".into(),
+        });
+        let opts = crate::analyst::ChangeOptions { before, after, time_field: None, place, loss: false };
+        let filter = self.filter.clone();
+        match self.session.change(rest, filter.as_deref(), &opts) {
+            Ok((_, ans)) => {
+                let mut out = String::new();
+                render(&mut out, &ans);
+                self.last = Some((format!("change: {rest} ({a} -> {b})"), ans));
+                Outcome::ok(out)
+            }
+            Err(e) => Outcome::err(e),
         }
     }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use skysift_storage::schema::{FieldType, Value};
 
+use crate::analyst::{ChangeOptions, Classifier, Feedback, PlaceChange, Refine, TrainOptions};
 use crate::db::{CollectionSnapshot, Db, NewRecord, normalize};
 use crate::encode::{Device, Encoder, Label, Language, Prompting, TextQuery, ZeroShot};
 use crate::error::{Error, Result};
@@ -90,6 +91,28 @@ pub struct Session {
     pub prompting: Prompting,
     /// Graph search width (`None`: default).
     pub ef: Option<usize>,
+    /// Relevance feedback applied to every query (Rocchio; off while it holds no examples).
+    pub feedback: Feedback,
+    /// Analyst options of every query: every match above a score, paging, grouping, diversity,
+    /// merged places (default: the plain top-k).
+    pub refine: Refine,
+    /// The classifier trained in this session, kept for reuse ([`Session::train_classifier`]).
+    pub classifier: Option<Classifier>,
+}
+
+/// A query encoded, before the search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// The query vector (relevance feedback applied when active).
+    pub vector: Vec<f32>,
+    /// Language of the prompt ensemble, when text was encoded.
+    pub language: Option<String>,
+    /// Prompts encoded.
+    pub prompts: Vec<String>,
+    /// Notes for the user.
+    pub notes: Vec<String>,
+    /// Time to encode.
+    pub encode_time: Duration,
 }
 
 impl std::fmt::Debug for Session {
@@ -132,6 +155,9 @@ impl Session {
             negatives: Vec::new(),
             prompting: Prompting::Ensemble,
             ef: None,
+            feedback: Feedback::default(),
+            refine: Refine::default(),
+            classifier: None,
         })
     }
 
@@ -221,7 +247,27 @@ impl Session {
         Ok(a)
     }
 
-    fn ask_with(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
+    /// Encodes `input` (text through the prompt ensemble, image, record or raw vector) and applies
+    /// the session's relevance feedback when it is active.
+    pub fn encode_query(&mut self, input: &QueryInput) -> Result<Encoded> {
+        let mut e = self.encode_plain(input)?;
+        if self.feedback.active() {
+            let col = self.snapshot()?;
+            e.vector = self.feedback.apply(&col, Some(&e.vector))?;
+            let w = self.feedback.weights;
+            e.notes.push(format!(
+                "relevance feedback: {} good, {} bad (Rocchio alpha {}, beta {}, gamma {})",
+                self.feedback.good.len(),
+                self.feedback.bad.len(),
+                w.alpha,
+                w.beta,
+                w.gamma
+            ));
+        }
+        Ok(e)
+    }
+
+    fn encode_plain(&mut self, input: &QueryInput) -> Result<Encoded> {
         let t0 = Instant::now();
         let mut language = None;
         let mut prompts = Vec::new();
@@ -264,43 +310,141 @@ impl Session {
             }
             QueryInput::Vector(v) => v.clone(),
         };
-        let encode_time = t0.elapsed();
+        Ok(Encoded { vector, language, prompts, notes, encode_time: t0.elapsed() })
+    }
+
+    fn ask_with(&mut self, input: &QueryInput, filter: Option<&str>, explain: bool) -> Result<Answer> {
+        let Encoded { vector, language, prompts, mut notes, encode_time } = self.encode_query(input)?;
+        let col = self.snapshot()?;
         let t1 = Instant::now();
         let params = SearchParams { ef: self.ef, ..SearchParams::k(self.k) };
-        let mut notes_after = Vec::new();
-        let hits = match filter {
-            None => col.search(&vector, &params, &mut self.scratch)?,
-            Some(f) => {
-                let prepared = col.prepare_filter(f)?;
-                if explain {
-                    let (hits, e) = col.explain(&vector, &prepared, &params, &mut self.scratch)?;
-                    notes_after.push(e.to_string());
-                    hits
-                } else {
-                    col.search_filtered(&vector, &prepared, &params, &mut self.scratch)?
+        let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
+        let rows = match &prepared {
+            Some(prepared) if explain && self.refine.is_plain() => {
+                let (hits, e) = col.explain(&vector, prepared, &params, &mut self.scratch)?;
+                notes.push(e.to_string());
+                let mut rows = Vec::with_capacity(hits.len());
+                for (i, h) in hits.iter().enumerate() {
+                    rows.extend(crate::analyst::answer_row(&col, i + 1, h)?);
                 }
+                rows
+            }
+            _ => {
+                let (rows, more) = crate::analyst::refine_rows(
+                    &col,
+                    &vector,
+                    prepared.as_ref(),
+                    self.k,
+                    self.ef,
+                    &self.refine,
+                    &mut self.scratch,
+                )?;
+                notes.extend(more);
+                rows
             }
         };
         let search_time = t1.elapsed();
-        notes.extend(notes_after);
-        let mut rows = Vec::with_capacity(hits.len());
-        for (i, h) in hits.iter().enumerate() {
-            let Some(r) = col.get(h.id)? else { continue };
-            let mut thumbnail = None;
-            let fields = r
-                .fields
-                .into_iter()
-                .filter_map(|(n, v)| match v {
-                    Value::Blob(b) if n == "thumbnail" => {
-                        thumbnail = Some(b);
-                        None
-                    }
-                    v => Some((n, v)),
-                })
-                .collect();
-            rows.push(AnswerRow { rank: i + 1, id: h.id, score: h.score, fields, thumbnail });
-        }
         Ok(Answer { rows, language, prompts, encode_time, search_time, notes })
+    }
+
+    /// Trains a classifier on the session's feedback examples (`\\good`, `\\bad`, or
+    /// [`Feedback::mark_good`]), with `text` (encoded as a query, without feedback) as its prior
+    /// when given, and keeps it in the session.
+    pub fn train_classifier(&mut self, text: Option<&str>, opts: &TrainOptions) -> Result<&Classifier> {
+        let prior = match text {
+            Some(t) => Some((t.to_owned(), self.encode_plain(&QueryInput::Text(t.to_owned()))?.vector)),
+            None => None,
+        };
+        let col = self.snapshot()?;
+        let c = Classifier::train(
+            &col,
+            &self.feedback.good,
+            &self.feedback.bad,
+            prior.as_ref().map(|(t, v)| (t.as_str(), v.as_slice())),
+            opts,
+        )?;
+        Ok(self.classifier.insert(c))
+    }
+
+    /// The records that the session's classifier scores highest, best first, as an answer whose
+    /// scores are probabilities; the session's filter, `k` and [`Refine`] options apply
+    /// (`min_score` read as a probability). This is a vector search with the classifier's
+    /// direction (graph and planner included), so it serves large collections fast.
+    pub fn ask_classifier(&mut self, filter: Option<&str>) -> Result<Answer> {
+        let Some(c) = self.classifier.clone() else {
+            return Err(Error::Invalid(
+                "no classifier yet: mark examples (\\good, \\bad) and train one (\\classify)".into(),
+            ));
+        };
+        let Some((dir, _)) = c.direction() else {
+            return Err(Error::Invalid("the classifier's weights are all zero: give other examples".into()));
+        };
+        let col = self.snapshot()?;
+        let t1 = Instant::now();
+        let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
+        let mut refine = self.refine.clone();
+        refine.min_score = refine.min_score.map(|p| c.cosine_of_probability(p));
+        let (mut rows, mut notes) =
+            crate::analyst::refine_rows(&col, &dir, prepared.as_ref(), self.k, self.ef, &refine, &mut self.scratch)?;
+        if let (Some(p), Some(cos)) = (self.refine.min_score, refine.min_score) {
+            let said = format!("min-score {cos}:");
+            for n in &mut notes {
+                *n = n.replace(&said, &format!("min-score p = {p} (cosine {cos:.4} with the classifier's direction):"));
+            }
+        }
+        for r in &mut rows {
+            r.score = c.probability_of_cosine(r.score);
+        }
+        notes.insert(0, format!("scores are classifier probabilities; {}", c.describe()));
+        Ok(Answer {
+            rows,
+            language: None,
+            prompts: Vec::new(),
+            encode_time: Duration::ZERO,
+            search_time: t1.elapsed(),
+            notes,
+        })
+    }
+
+    /// Change between two periods for a text query (see [`crate::analyst::change`]), with an
+    /// answer for the gallery: one row per place (best first), its score the difference, its
+    /// fields the place, both scores and the after record's fields, its thumbnail the after
+    /// record's.
+    pub fn change(
+        &mut self,
+        text: &str,
+        filter: Option<&str>,
+        opts: &ChangeOptions,
+    ) -> Result<(Vec<PlaceChange>, Answer)> {
+        let e = self.encode_query(&QueryInput::Text(text.to_owned()))?;
+        let col = self.snapshot()?;
+        let t1 = Instant::now();
+        let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
+        let changes = crate::analyst::change(&col, &e.vector, prepared.as_ref(), opts)?;
+        let search_time = t1.elapsed();
+        let mut rows = Vec::new();
+        for (i, c) in changes.iter().take(self.k).enumerate() {
+            let hit = crate::index::Hit { id: c.after_id, score: c.delta };
+            let Some(mut r) = crate::analyst::answer_row(&col, i + 1, &hit)? else { continue };
+            let mut fields = vec![
+                ("place".to_owned(), Value::Keyword(c.place.clone())),
+                ("score_before".to_owned(), Value::Float((f64::from(c.before) * 1e4).round() / 1e4)),
+                ("score_after".to_owned(), Value::Float((f64::from(c.after) * 1e4).round() / 1e4)),
+                ("before_id".to_owned(), Value::Integer(i64::try_from(c.before_id).unwrap_or(i64::MAX))),
+            ];
+            fields.extend(r.fields);
+            r.fields = fields;
+            rows.push(r);
+        }
+        let mut notes = e.notes;
+        notes.push(format!(
+            "scores are after - before: {} place(s) seen in both periods, best score of each period",
+            changes.len()
+        ));
+        Ok((
+            changes,
+            Answer { rows, language: e.language, prompts: e.prompts, encode_time: e.encode_time, search_time, notes },
+        ))
     }
 
     /// Zero-shot labels for some records: `(id, [(label, score)])`, best first.
@@ -349,30 +493,49 @@ impl Session {
         labelled: &[Labelled],
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<usize> {
+        let values: Vec<(u64, Value)> = labelled
+            .iter()
+            .filter_map(|(id, best)| best.first().map(|(l, _)| (*id, Value::Keyword(l.clone()))))
+            .collect();
+        self.store_values(field, FieldType::Keyword, &values, progress)
+    }
+
+    /// Stores one value per record in field `field` of type `ty` (a keyword for labels, a float
+    /// for classifier scores), adding the field when it is missing, by the same batched rewrite
+    /// and final compaction as [`Session::store_labels`]. Returns the records written.
+    pub fn store_values(
+        &mut self,
+        field: &str,
+        ty: FieldType,
+        values: &[(u64, Value)],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize> {
         let col = self.snapshot()?;
         match col.schema().field_index(field).map(|i| col.schema().fields[i].ty) {
-            None => self.db.add_field(&self.collection, field, FieldType::Keyword)?,
-            Some(FieldType::Keyword) => {}
+            None => self.db.add_field(&self.collection, field, ty)?,
+            Some(t) if t == ty => {}
             Some(other) => {
                 return Err(Error::Invalid(format!(
-                    "field {field:?} exists with type {}; labels need a keyword field: pick another --field name",
-                    other.name()
+                    "field {field:?} exists with type {}; {} need a {} field: pick another --field name",
+                    other.name(),
+                    if ty == FieldType::Keyword { "labels" } else { "scores" },
+                    ty.name()
                 )));
             }
         }
         let col = self.snapshot()?;
         let mut written = 0;
-        for chunk in labelled.chunks(LABEL_BATCH) {
+        for chunk in values.chunks(LABEL_BATCH) {
             let mut txn = self.db.begin_write(&self.collection)?;
-            for (id, best) in chunk {
-                let (Some((label, _)), Some(r)) = (best.first(), col.get(*id)?) else { continue };
+            for (id, value) in chunk {
+                let Some(r) = col.get(*id)? else { continue };
                 let mut fields: Vec<(String, Value)> = r.fields.into_iter().filter(|(n, _)| n != field).collect();
-                fields.push((field.to_owned(), Value::Keyword(label.clone())));
+                fields.push((field.to_owned(), value.clone()));
                 txn.upsert(NewRecord { id: *id, vector: r.vector, fields })?;
                 written += 1;
             }
             txn.commit()?;
-            progress(written, labelled.len());
+            progress(written, values.len());
         }
         self.db.compact(&self.collection)?;
         Ok(written)

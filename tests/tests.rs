@@ -8,6 +8,7 @@
     reason = "test code panics on failure by design"
 )]
 
+mod analyst;
 mod attach;
 mod cli;
 mod common;

@@ -5,6 +5,8 @@
 //! found damage; 4 `import` skipped or failed some files; 130 `import` stopped by Ctrl-C.
 
 mod attach;
+mod change;
+mod classify;
 mod heatmap;
 mod import;
 mod info;
@@ -81,6 +83,10 @@ enum Command {
     Attach(attach::Args),
     /// Draw how similar each tile of an imported scene is to a text query.
     Heatmap(heatmap::Args),
+    /// Score every record with a classifier trained on a few good and bad examples.
+    Classify(classify::Args),
+    /// Rank places by how much better they match a text query after a date than before another.
+    Change(change::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -101,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(&a),
         Command::Heatmap(a) => heatmap::run(&a),
         Command::Attach(a) => attach::run(&a),
+        Command::Classify(a) => classify::run(&a),
+        Command::Change(a) => change::run(&a),
     };
     match result {
         Ok(code) => code,

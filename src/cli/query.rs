@@ -63,7 +63,74 @@ pub struct Args {
     #[arg(long)]
     explain: bool,
     #[command(flatten)]
+    analyst: AnalystOpts,
+    #[command(flatten)]
     opts: QueryOpts,
+}
+
+/// Relevance feedback, every match above a score, paging and one hit per place (issue 17).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AnalystOpts {
+    /// A relevant record: the query moves towards it (Rocchio; repeatable or comma-separated).
+    /// Without a question, the query starts from the mean of the good records.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub good: Vec<u64>,
+    /// A record that is not relevant: the query moves away from it (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub bad: Vec<u64>,
+    /// Rocchio weights ALPHA,BETA,GAMMA of the query, the good mean and the bad mean.
+    #[arg(long, value_name = "A,B,C", default_value = "1.0,0.75,0.15")]
+    pub rocchio: String,
+    /// Every match scoring at least this, not only k (with --offset or --cursor: pages of k).
+    #[arg(long, value_name = "S")]
+    pub min_score: Option<f32>,
+    /// Stream every match (above --min-score when given, else every record passing the filter)
+    /// as JSON lines, in storage order, with constant memory.
+    #[arg(long)]
+    pub all: bool,
+    /// Skip this many results (paging).
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Resume after the page that printed this cursor (`next_cursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// At most --per-group results per value of this field (e.g. `scene`); k counts groups.
+    #[arg(long, value_name = "FIELD")]
+    pub group_by: Option<String>,
+    /// Results per group with --group-by.
+    #[arg(long, default_value_t = 1)]
+    pub per_group: usize,
+    /// Diversify the results by maximal marginal relevance (1 = plain ranking, 0 = only diversity).
+    #[arg(long, value_name = "LAMBDA")]
+    pub diverse: Option<f32>,
+    /// Join hits whose footprints touch into one place (area in km2, best score).
+    #[arg(long)]
+    pub merge_tiles: bool,
+    /// Exact scans only (no graph search).
+    #[arg(long)]
+    pub exact: bool,
+}
+
+impl AnalystOpts {
+    /// Applies the options to a session.
+    pub fn apply(&self, s: &mut Session) -> anyhow::Result<()> {
+        s.feedback.mark_good(&self.good);
+        s.feedback.mark_bad(&self.bad);
+        s.feedback.weights = skysift::analyst::Rocchio::parse(&self.rocchio)?;
+        s.refine = skysift::analyst::Refine {
+            min_score: self.min_score,
+            // Every match above the score; with --offset or --cursor, pages of k of them.
+            all: self.min_score.is_some() && self.offset == 0 && self.cursor.is_none(),
+            offset: self.offset,
+            cursor: self.cursor.as_deref().map(skysift::analyst::Cursor::parse).transpose()?,
+            group_by: self.group_by.clone(),
+            per_group: self.per_group,
+            diverse: self.diverse,
+            merge_tiles: self.merge_tiles,
+            exact: self.exact,
+        };
+        Ok(())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,6 +229,7 @@ pub fn answer_json(query: &str, a: &Answer) -> serde_json::Value {
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let mut s = session(&a.db, &a.opts)?;
+    a.analyst.apply(&mut s)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Some(file) = &a.file {
@@ -183,14 +251,68 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         (_, Some(p), _) => (QueryInput::Image(p.clone()), p.display().to_string()),
         (_, _, Some(id)) => (QueryInput::Like(id), format!("like {id}")),
         (Some(t), None, None) => (QueryInput::Text(t.clone()), t.clone()),
-        (None, None, None) => bail!("give a question, --image PATH, --like ID or --file FILE"),
+        (None, None, None) if !a.analyst.good.is_empty() => {
+            let col = s.snapshot()?;
+            let good = skysift::analyst::Feedback::vectors(&col, &a.analyst.good)?;
+            let start = skysift::analyst::Rocchio { alpha: 0.0, beta: 1.0, gamma: 0.0 }.apply(None, &good, &[])?;
+            (QueryInput::Vector(start), format!("like {:?}", a.analyst.good))
+        }
+        (None, None, None) => bail!("give a question, --image PATH, --like ID, --good ID or --file FILE"),
     };
+    if a.analyst.all {
+        drop(out);
+        return stream_all(&mut s, &input, a.filter.as_deref(), a.analyst.min_score);
+    }
     let ans = s.ask_filtered(&input, a.filter.as_deref(), a.explain)?;
+    let cursor = skysift::analyst::Cursor::after(
+        s.refine.cursor.map_or(s.refine.offset, |c| c.offset),
+        ans.rows.len(),
+        ans.rows.last().map(|r| (r.id, r.score)),
+    )
+    .filter(|_| ans.rows.len() == s.k);
     if a.opts.json {
-        writeln!(out, "{}", answer_json(&label, &ans))?;
+        let mut j = answer_json(&label, &ans);
+        j["next_cursor"] = cursor.map_or(serde_json::Value::Null, |c| c.token().into());
+        writeln!(out, "{j}")?;
     } else {
         print_table(&mut out, &ans)?;
+        if let Some(c) = cursor {
+            writeln!(out, "next page: --cursor {}", c.token())?;
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--all`: every match as one JSON line, in storage order, holding nothing per row.
+fn stream_all(
+    s: &mut Session,
+    input: &QueryInput,
+    filter: Option<&str>,
+    min_score: Option<f32>,
+) -> anyhow::Result<ExitCode> {
+    let e = s.encode_query(input)?;
+    let col = s.snapshot()?;
+    let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed: Option<std::io::Error> = None;
+    let result =
+        skysift::analyst::stream_above(&col, &e.vector, prepared.as_ref(), min_score, &mut |id, score, row| {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                row.fields(&col)?.iter().map(|(n, v)| (n.clone(), json_value(v))).collect();
+            let line = serde_json::json!({"id": id, "score": score, "fields": fields});
+            writeln!(out, "{line}").map_err(|err| {
+                let msg = err.to_string();
+                failed = Some(err);
+                skysift::Error::Invalid(msg)
+            })
+        });
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    let (visited, emitted) = result?;
+    out.flush()?;
+    eprintln!("{emitted} of {visited} passing records streamed");
     Ok(ExitCode::SUCCESS)
 }
 
