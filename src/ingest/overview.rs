@@ -220,6 +220,7 @@ impl MaskPlane {
             Some((at, 4, le)) => (at, if le { 1u32.to_le_bytes().to_vec() } else { 1u32.to_be_bytes().to_vec() }),
             _ => (0, Vec::new()),
         };
+        f.seek(SeekFrom::Start(0)).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()))?;
         let inner = BufReader::new(f);
         let reader = Patched { inner, pos: 0, at, bytes };
         let mut tl = tiff::decoder::Limits::default();
