@@ -420,7 +420,7 @@ impl TiffRaster {
                     let mut one: [Vec<f32>; 3] = Default::default();
                     match &valid {
                         Some(m) => {
-                            with_samples!(&r, s => nodata::collect_masked(s, 1, [0, 0, 0], step, nodata, m, &mut one))
+                            with_samples!(&r, s => nodata::collect_masked(s, 1, [0, 0, 0], step, nodata, m, &mut one));
                         }
                         None => with_samples!(&r, s => collect(s, 1, [0, 0, 0], step, nodata, &mut one)),
                     }
