@@ -125,7 +125,8 @@ type a question in any of en, de, fr, es, pt, it, nl, zh, ko, ru to search by te
   \\label A, B, C       zero-shot labels for the last results
   \\use NAME            switch collection
   \\show                write an HTML gallery of the last results
-  \\import FOLDER       import imagery into this collection (Ctrl-C stops, keeps what is done)
+  \\import FOLDER [--min-valid F]  import imagery into this collection (Ctrl-C stops, keeps what is done;
+                       tiles with a share of valid pixels under F, default 0.5, are not encoded)
   \\good ID ...         mark relevant results: the last query moves towards them (Rocchio) and reruns
   \\bad ID ...          mark results that are not relevant: the query moves away from them
   \\feedback on|off|clear   use, pause or forget the marks   \\rocchio A B C   weights (1 0.75 0.15)
@@ -593,12 +594,24 @@ impl Repl {
         if arg.is_empty() {
             return Outcome::err("\\import takes a folder of imagery (GeoTIFF, PNG, JPEG; STAC or JSON sidecars)");
         }
+        let (arg, min_valid) = match arg.rsplit_once(" --min-valid ") {
+            Some((f, v)) => match v.trim().parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => (f.trim(), x),
+                _ => {
+                    return Outcome::err(format!(
+                        "\\import: --min-valid takes a share between 0 and 1, not {}",
+                        clean(v)
+                    ));
+                }
+            },
+            None => (arg, crate::ingest::nodata::DEFAULT_MIN_VALID),
+        };
         let folder = PathBuf::from(arg);
         if !folder.is_dir() {
             return Outcome::err(format!("\\import: {} is not a folder", clean(arg)));
         }
         self.cancel.store(false, Ordering::SeqCst);
-        match self.session.import_folder(&folder, Arc::clone(&self.cancel)) {
+        match self.session.import_folder_with(&folder, Arc::clone(&self.cancel), min_valid) {
             Ok(s) => {
                 let mut text = format!(
                     "imported {} files ({} new tiles, {} unchanged) into {} in {:.1}s; {} skipped, {} failed",

@@ -462,6 +462,12 @@ impl Session {
     /// so far committed. A read-only session takes the database's writer for the duration
     /// (it fails at once when another process holds it) and then follows the new data.
     pub fn import_folder(&mut self, folder: &Path, stop: Arc<AtomicBool>) -> Result<Summary> {
+        self.import_folder_with(folder, stop, crate::ingest::nodata::DEFAULT_MIN_VALID)
+    }
+
+    /// [`Session::import_folder`] with tiles under `min_valid` valid pixels left out (see
+    /// [`ImportOptions::min_valid`]).
+    pub fn import_folder_with(&mut self, folder: &Path, stop: Arc<AtomicBool>, min_valid: f64) -> Result<Summary> {
         let enc = self.encoder()?;
         let model_dir = self.model_dir()?;
         let model_dir = std::fs::canonicalize(&model_dir).unwrap_or(model_dir);
@@ -469,6 +475,7 @@ impl Session {
             collection: self.collection.clone(),
             stop,
             params: vec![(MODEL_DIR_PARAM.to_owned(), model_dir.display().to_string())],
+            min_valid,
             ..ImportOptions::default()
         };
         let summary = if self.db.is_read_only() {

@@ -20,6 +20,7 @@ mod faults;
 mod filter;
 mod fixtures;
 mod fuzz_corpus;
+mod imagery;
 mod index;
 mod ingest;
 mod lang;

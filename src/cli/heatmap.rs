@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use skysift::encode::{Encoder, TextQuery, Towers};
-use skysift::ingest::heatmap::{render, scene_tiles, scores};
+use skysift::ingest::heatmap::{render, scene_tiles, scores, with_legend};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,7 +37,14 @@ pub struct Args {
     /// Print the tiles as JSON.
     #[arg(long)]
     json: bool,
+    /// Leave out the legend strip (colour ramp LOW to HIGH; hatched: no data).
+    #[arg(long)]
+    no_legend: bool,
 }
+
+/// What the legend strip says, for the terminal too.
+const LEGEND: &str = "colours: LOW to HIGH similarity (dark to bright); hatched: NO DATA (no tile: \
+                      no-data pixels, or fewer valid pixels than --min-valid at import)";
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let db = super::open_read(&a.db)?;
@@ -63,6 +70,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let q = enc.query(&TextQuery::new(a.query.clone()))?;
     let s = scores(&tiles, &q.vector);
     let img = render(&tiles, &s, a.size.max(16));
+    let img = if a.no_legend { img } else { with_legend(&img) };
     img.save(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
     let mut order: Vec<usize> = (0..tiles.len()).collect();
     order.sort_by(|&x, &y| s[y].total_cmp(&s[x]));
@@ -71,13 +79,15 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         .take(a.top)
         .map(|&i| {
             let t = &tiles[i];
-            serde_json::json!({"tile": t.index, "id": t.id, "window": t.window, "score": s[i], "footprint": t.footprint})
+            serde_json::json!({"tile": t.index, "id": t.id, "window": t.window, "score": s[i], "footprint": t.footprint,
+                "valid_fraction": t.valid_fraction})
         })
         .collect();
     if a.json {
         super::outln!(
             "{}",
-            serde_json::json!({"scene": a.scene, "query": a.query, "out": a.out, "tiles": tiles.len(), "best": best})
+            serde_json::json!({"scene": a.scene, "query": a.query, "out": a.out, "tiles": tiles.len(), "best": best,
+                "legend": LEGEND})
         );
     } else {
         super::outln!(
@@ -87,6 +97,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             a.query,
             a.out.display()
         );
+        super::outln!("  legend: {LEGEND}");
         for b in &best {
             super::outln!(
                 "  tile {} window {} score {:.4}",

@@ -50,6 +50,10 @@ pub struct Args {
     /// Images no larger than this (pixels, both sides) are one record each, not tiled.
     #[arg(long, default_value_t = 1024)]
     chip_max: u32,
+    /// Tiles with a smaller share of valid pixels (not no-data, alpha or mask) are not encoded;
+    /// partly valid tiles get their no-data pixels filled with the tile's mean colour.
+    #[arg(long, default_value_t = skysift::ingest::nodata::DEFAULT_MIN_VALID, value_parser = parse_min_valid)]
+    min_valid: f64,
     /// Bands drawn as red, green, blue, 1-based (e.g. 4,3,2 for Sentinel-2); default: per sensor.
     #[arg(long)]
     bands: Option<String>,
@@ -77,6 +81,13 @@ pub struct Args {
     /// Never draw the progress line.
     #[arg(long)]
     no_progress: bool,
+}
+
+fn parse_min_valid(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share of valid pixels between 0 and 1 (e.g. 0.5)")),
+    }
 }
 
 fn parse_bands(s: &str) -> anyhow::Result<[usize; 3]> {
@@ -212,6 +223,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         schema,
         workers: a.workers,
         commit_rows: a.commit_every.max(1),
+        min_valid: a.min_valid,
         stop: Arc::clone(&stop),
         params: vec![(skysift::session::MODEL_DIR_PARAM.to_string(), model_dir.display().to_string())],
         ..ImportOptions::default()

@@ -13,6 +13,7 @@ use image::{DynamicImage, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use super::bands::{SampleKind, Stretch, blit, collect};
 use super::geo::GeoTags;
+use super::nodata;
 use super::report::{Problem, Reason};
 use super::tiff::TiffRaster;
 
@@ -72,6 +73,8 @@ pub struct MemRaster {
     channels: usize,
     sample: SampleKind,
     peak: u64,
+    /// Validity mask from the alpha channel (see [`super::nodata`]), after `prepare`.
+    valid: Option<Vec<u8>>,
 }
 
 /// An open raster of any supported format.
@@ -146,6 +149,7 @@ impl MemRaster {
             src: Some(img),
             rgb: None,
             peak,
+            valid: None,
         })
     }
 
@@ -158,19 +162,38 @@ impl MemRaster {
         let buf: &mut [u8] = &mut out;
         let pixels = w * h;
         let step = (pixels / super::bands::STRETCH_SAMPLES).max(1);
+        // An alpha channel (the last of 2 or 4) marks the pixels with no data; the stretch leaves them out.
+        let alpha = src.color().has_alpha().then(|| spp - 1);
+        let v = nodata::Validity { alpha, ..nodata::Validity::default() };
+        let mut valid = alpha.map(|_| vec![0u8; pixels]);
+        if let Some(m) = valid.as_mut() {
+            if let Some(s) = src.as_flat_samples_u8() {
+                nodata::mark(s.samples, spp, w, h, bands, &v, m, w, (0, 0));
+            } else if let Some(s) = src.as_flat_samples_u16() {
+                nodata::mark(s.samples, spp, w, h, bands, &v, m, w, (0, 0));
+            } else if let Some(s) = src.as_flat_samples_f32() {
+                nodata::mark(s.samples, spp, w, h, bands, &v, m, w, (0, 0));
+            }
+        }
         let stretch = if let Some(s) = src.as_flat_samples_u8() {
             let st = Stretch::identity();
             blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
             st
         } else if let Some(s) = src.as_flat_samples_u16() {
             let mut acc: [Vec<f32>; 3] = Default::default();
-            collect(s.samples, spp, bands, step, None, &mut acc);
+            match &valid {
+                Some(m) => nodata::collect_masked(s.samples, spp, bands, step, None, m, &mut acc),
+                None => collect(s.samples, spp, bands, step, None, &mut acc),
+            }
             let st = Stretch::from_samples(acc, None);
             blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
             st
         } else if let Some(s) = src.as_flat_samples_f32() {
             let mut acc: [Vec<f32>; 3] = Default::default();
-            collect(s.samples, spp, bands, step, None, &mut acc);
+            match &valid {
+                Some(m) => nodata::collect_masked(s.samples, spp, bands, step, None, m, &mut acc),
+                None => collect(s.samples, spp, bands, step, None, &mut acc),
+            }
             let st = Stretch::from_samples(acc, None);
             blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
             st
@@ -179,7 +202,14 @@ impl MemRaster {
         };
         self.peak = self.peak.max(src.as_bytes().len() as u64 + out.len() as u64);
         self.rgb = Some(out);
+        self.valid = valid;
         Ok(stretch)
+    }
+}
+
+impl MemRaster {
+    fn color_has_alpha(&self) -> bool {
+        self.valid.is_some() || self.src.as_ref().is_some_and(|s| s.color().has_alpha())
     }
 }
 
@@ -299,6 +329,36 @@ impl Raster {
                 Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image())
             }
             Raster::Tiff(t) => t.read_rgb(win),
+        }
+    }
+
+    /// Whether some pixels may be no-data (a no-data value, NaN samples, an alpha band or a mask).
+    #[must_use]
+    pub fn may_have_nodata(&self) -> bool {
+        match self {
+            Raster::Memory(m) => m.color_has_alpha(),
+            Raster::Tiff(t) => t.validity.any(),
+        }
+    }
+
+    /// The window as 8-bit RGB and, when pixels may be no-data, its validity mask (one byte per pixel,
+    /// see [`super::nodata`]).
+    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
+    pub fn read_rgb_valid(&mut self, win: [u32; 4]) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
+        match self {
+            Raster::Tiff(t) => t.read_rgb_valid(win),
+            Raster::Memory(_) => {
+                let img = self.read_rgb(win)?;
+                let Raster::Memory(m) = self else { return Ok((img, None)) };
+                let Some(valid) = m.valid.as_ref() else { return Ok((img, None)) };
+                let [x, y, w, h] = win;
+                let mut out = Vec::with_capacity(w as usize * h as usize);
+                for r in y..y + h {
+                    let at = r as usize * m.width as usize + x as usize;
+                    out.extend_from_slice(valid.get(at..at + w as usize).unwrap_or_default());
+                }
+                Ok((img, Some(out)))
+            }
         }
     }
 

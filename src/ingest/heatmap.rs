@@ -4,6 +4,10 @@
 //! A scene's tiles are found through their ids ([`record_id`]`(scene, i)` for `i < tile_count`), so no
 //! scan or filter is needed. Scores are cosine similarities (stored vectors are normalised); colours are
 //! scaled between the scene's lowest and highest tile score.
+//!
+//! No data: tiles with too few valid pixels have no record (see [`super::nodata`]), so the parts of
+//! the scene no tile covers are drawn hatched, never as a low or high score; [`with_legend`] adds a
+//! strip that says so (the colour ramp from LOW to HIGH, and a hatched NO DATA swatch).
 
 use image::{Rgb, RgbImage};
 use skysift_storage::schema::Value;
@@ -14,6 +18,16 @@ use crate::error::{Error, Result};
 
 /// Opacity of the heat layer over the scene.
 pub const HEAT_ALPHA: f32 = 0.55;
+/// The two colours of the no-data hatching.
+pub const HATCH: [[u8; 3]; 2] = [[96, 96, 96], [160, 160, 160]];
+/// Height of the legend strip, pixels.
+pub const LEGEND_HEIGHT: u32 = 20;
+
+/// The hatching colour of pixel (`x`, `y`): diagonal stripes 4 pixels wide.
+#[must_use]
+pub fn hatch(x: u32, y: u32) -> Rgb<u8> {
+    Rgb(HATCH[(((x + y) / 4) % 2) as usize])
+}
 
 /// One tile of a scene.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +44,8 @@ pub struct SceneTile {
     pub thumbnail: Option<Vec<u8>>,
     /// Stored (normalised) vector.
     pub vector: Vec<f32>,
+    /// Share of valid pixels (collections made before no-data was tracked have none).
+    pub valid_fraction: Option<f64>,
 }
 
 /// The tiles of `scene` (its path relative to the archive root, as in the `scene` field), in order.
@@ -49,13 +65,21 @@ pub fn scene_tiles(col: &CollectionSnapshot, scene: &str) -> Result<Vec<SceneTil
     let mut out = Vec::new();
     for i in 0..count {
         let Some(r) = col.get(record_id(scene, i))? else { continue };
-        let mut t =
-            SceneTile { id: r.id, index: i, window: [0; 4], footprint: None, thumbnail: None, vector: r.vector };
+        let mut t = SceneTile {
+            id: r.id,
+            index: i,
+            window: [0; 4],
+            footprint: None,
+            thumbnail: None,
+            vector: r.vector,
+            valid_fraction: None,
+        };
         for (n, v) in r.fields {
             match (n.as_str(), v) {
                 ("window", Value::Window(w)) => t.window = w,
                 ("footprint", Value::GeoBbox(b)) => t.footprint = Some(b),
                 ("thumbnail", Value::Blob(b)) => t.thumbnail = Some(b),
+                ("valid_fraction", Value::Float(f)) => t.valid_fraction = Some(f),
                 _ => {}
             }
         }
@@ -123,6 +147,8 @@ pub fn render(tiles: &[SceneTile], scores: &[f32], max_side: u32) -> RgbImage {
     for (i, p) in base.pixels_mut().enumerate() {
         let c = cover.get(i).copied().unwrap_or(0);
         if c == 0 {
+            // No tile here: no data (or too little of it to be encoded).
+            *p = hatch(i as u32 % cw, i as u32 / cw);
             continue;
         }
         let heat = ramp(sum.get(i).copied().unwrap_or(0.0) / f32::from(c));
@@ -131,6 +157,74 @@ pub fn render(tiles: &[SceneTile], scores: &[f32], max_side: u32) -> RgbImage {
             .map(|k| (f32::from(old[k]) * (1.0 - HEAT_ALPHA) + heat[k] * HEAT_ALPHA).round().clamp(0.0, 255.0) as u8));
     }
     base
+}
+
+/// 3x5 glyphs of the legend's words, one row of 3 bits per line, top first.
+fn glyph(c: char) -> [u8; 5] {
+    match c {
+        'L' => [0b100, 0b100, 0b100, 0b100, 0b111],
+        'O' => [0b111, 0b101, 0b101, 0b101, 0b111],
+        'W' => [0b101, 0b101, 0b101, 0b111, 0b101],
+        'H' => [0b101, 0b101, 0b111, 0b101, 0b101],
+        'I' => [0b111, 0b010, 0b010, 0b010, 0b111],
+        'G' => [0b111, 0b100, 0b101, 0b101, 0b111],
+        'N' => [0b111, 0b101, 0b101, 0b101, 0b101],
+        'D' => [0b110, 0b101, 0b101, 0b101, 0b110],
+        'A' => [0b010, 0b101, 0b111, 0b101, 0b101],
+        'T' => [0b111, 0b010, 0b010, 0b010, 0b010],
+        _ => [0; 5],
+    }
+}
+
+/// Writes `text` at (`x`, `y`) in white, 2 pixels per glyph pixel; returns the x after it.
+fn text(img: &mut RgbImage, x: u32, y: u32, s: &str) -> u32 {
+    let mut cx = x;
+    for ch in s.chars() {
+        for (row, bits) in glyph(ch).iter().enumerate() {
+            for col in 0..3u32 {
+                if bits & (0b100 >> col) != 0 {
+                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                        let (px, py) = (cx + col * 2 + dx, y + row as u32 * 2 + dy);
+                        if px < img.width() && py < img.height() {
+                            img.put_pixel(px, py, Rgb([255, 255, 255]));
+                        }
+                    }
+                }
+            }
+        }
+        cx += 8;
+    }
+    cx
+}
+
+/// `img` (a [`render`]) with a legend strip below it: LOW, the colour ramp, HIGH, then a hatched
+/// swatch and NO DATA (parts of the scene without a tile: no-data, or too little data to be encoded).
+#[must_use]
+pub fn with_legend(img: &RgbImage) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let mut out = RgbImage::from_pixel(w, h + LEGEND_HEIGHT, Rgb([24, 24, 24]));
+    image::imageops::replace(&mut out, img, 0, 0);
+    let y = h + 5;
+    let x = text(&mut out, 4, y, "LOW") + 4;
+    let bar = (w / 3).max(16);
+    for bx in 0..bar {
+        let c = ramp(bx as f32 / (bar - 1).max(1) as f32).map(|v| v.round().clamp(0.0, 255.0) as u8);
+        for by in 0..10 {
+            if x + bx < w {
+                out.put_pixel(x + bx, y + by, Rgb(c));
+            }
+        }
+    }
+    let x = text(&mut out, x + bar + 4, y, "HIGH") + 12;
+    for bx in 0..20 {
+        for by in 0..10 {
+            if x + bx < w {
+                out.put_pixel(x + bx, y + by, hatch(bx, by));
+            }
+        }
+    }
+    text(&mut out, x + 24, y, "NO DATA");
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +240,7 @@ mod tests {
             footprint: None,
             thumbnail: None,
             vector: v,
+            valid_fraction: None,
         };
         let tiles = vec![tile(0, 0, vec![1.0, 0.0]), tile(1, 10, vec![0.0, 1.0])];
         let s = scores(&tiles, &[0.0, 2.0]);
@@ -154,5 +249,11 @@ mod tests {
         assert_eq!(img.dimensions(), (20, 10));
         let l = |p: &Rgb<u8>| p.0.iter().map(|&c| u32::from(c)).sum::<u32>();
         assert!(l(img.get_pixel(15, 5)) > l(img.get_pixel(5, 5)));
+        // A scene whose middle tile has no record: the gap is hatched, not scored.
+        let tiles = vec![tile(0, 0, vec![1.0, 0.0]), tile(2, 20, vec![0.0, 1.0])];
+        let img = render(&tiles, &scores(&tiles, &[0.0, 1.0]), 30);
+        assert_eq!(*img.get_pixel(12, 5), hatch(12, 5));
+        assert_eq!(*img.get_pixel(14, 1), hatch(14, 1));
+        assert_eq!(with_legend(&img).height(), 10 + LEGEND_HEIGHT);
     }
 }

@@ -32,10 +32,13 @@ use skysift_storage::schema::{FieldType, Metric, Value};
 use super::bands::default_bands;
 use super::decode::{Format, Limits, Raster, sniff};
 use super::geo::GeoRef;
+use super::nodata::{self, DEFAULT_MIN_VALID};
+use super::overview::{self, MaskPlane};
 use super::pipeline::{self, FileCtx, FileEnd, Msg, Out, Outcome, TileEncoder, TileItem};
 use super::report::{FileReport, Problem, Reason, ReportWriter, Status, Summary};
 use super::sidecar::{self, IMPORT_FIELDS, ImageMeta, MetaSet};
 use super::thumbnail;
+use super::tiff::TiffRaster;
 use super::tile::{Tiling, plan, record_id};
 use super::walk::{Entry, walk};
 use crate::db::{CollectionSnapshot, CollectionSpec, Db, NewRecord, WriteTxn};
@@ -44,6 +47,10 @@ use crate::error::{Error, Result};
 
 /// Collection param holding the import recipe of the collection's first import.
 pub const PARAM_TILING: &str = "import.tiling";
+/// Fields a new collection gets for imagery with no-data (an older collection without them is
+/// imported without them): each tile's share of valid pixels, and the box of the scene's valid pixels.
+pub const IMAGERY_FIELDS: [(&str, FieldType); 2] =
+    [("valid_fraction", FieldType::Float), ("scene_footprint", FieldType::GeoBbox)];
 /// Most metadata fields a new collection gets (the schema allows 256 in all).
 pub const MAX_METADATA_FIELDS: usize = 200;
 
@@ -99,6 +106,9 @@ pub struct ImportOptions {
     pub after_hash: Option<FileHook>,
     /// Extra params recorded in a new collection (e.g. the model directory). Default: none.
     pub params: Vec<(String, String)>,
+    /// Tiles with a smaller share of valid (not no-data) pixels are not encoded. Default:
+    /// [`DEFAULT_MIN_VALID`] (0.5).
+    pub min_valid: f64,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -128,6 +138,7 @@ impl Default for ImportOptions {
             progress: Arc::new(Progress::default()),
             after_hash: None,
             params: Vec::new(),
+            min_valid: DEFAULT_MIN_VALID,
         }
     }
 }
@@ -137,7 +148,13 @@ impl ImportOptions {
     #[must_use]
     pub fn recipe(&self) -> String {
         let bands = self.bands.map_or_else(|| "auto".to_string(), bands_text);
-        format!("{},bands={bands}", self.tiling.describe())
+        // The default threshold is left out, so collections imported before it existed stay unchanged.
+        let min_valid = if (self.min_valid - DEFAULT_MIN_VALID).abs() < 1e-12 {
+            String::new()
+        } else {
+            format!(",min_valid={}", self.min_valid)
+        };
+        format!("{},bands={bands}{min_valid}", self.tiling.describe())
     }
 }
 
@@ -280,7 +297,7 @@ fn ensure_collection(
         }
     } else {
         let mut spec = CollectionSpec::new(enc.dim() as u32, Metric::Cosine);
-        for (f, ty) in IMPORT_FIELDS {
+        for (f, ty) in IMPORT_FIELDS.into_iter().chain(IMAGERY_FIELDS) {
             spec = spec.field(f, ty);
             types.insert(f.to_string(), ty);
         }
@@ -417,7 +434,7 @@ impl Worker<'_> {
         let Some(im) = im else { return out };
         for (k, v) in &im.values {
             let Some(ty) = self.types.get(k) else { continue };
-            if IMPORT_FIELDS.iter().any(|(n, _)| n == k) {
+            if IMPORT_FIELDS.iter().chain(&IMAGERY_FIELDS).any(|(n, _)| n == k) {
                 continue;
             }
             match sidecar::to_value(v, *ty) {
@@ -430,6 +447,70 @@ impl Worker<'_> {
             }
         }
         out
+    }
+
+    /// For a TIFF with overviews, the level `--gsd` reads (see [`overview`]): opened when it is not
+    /// level 0, with level 0's no-data value. The internal mask of the level read is attached. Returns
+    /// the level opened (if not level 0) and the level read (when the file has overviews).
+    fn open_level(
+        &self,
+        entry: &Entry,
+        size: u64,
+        base: &mut TiffRaster,
+        src_gsd: Option<f64>,
+        notes: &mut Vec<String>,
+    ) -> std::result::Result<(Option<TiffRaster>, Option<u32>), Problem> {
+        let ifds = overview::scan(&entry.path);
+        if ifds.len() < 2 {
+            return Ok((None, None));
+        }
+        let levels = overview::levels(&ifds);
+        let widths: Vec<u32> = levels.iter().map(|l| l.width).collect();
+        let li = match (self.opts.tiling.gsd, src_gsd) {
+            (Some(g), Some(s)) => overview::choose(&widths, s, g),
+            _ => 0,
+        };
+        let mut opened = None;
+        if let Some(l) = levels.get(li).filter(|_| li > 0) {
+            let mut t = TiffRaster::open_ifd(&entry.path, size, &self.opts.limits, l.index)?;
+            if t.nodata.is_none() {
+                t.set_nodata(base.nodata);
+            }
+            if t.samples != base.samples || t.sample != base.sample {
+                return Err(Problem::new(
+                    Reason::UnsupportedBandLayout,
+                    format!(
+                        "overview {li} has {} {} samples, the scene {} {}",
+                        t.samples,
+                        t.sample.name(),
+                        base.samples,
+                        base.sample.name()
+                    ),
+                ));
+            }
+            let g =
+                src_gsd.map_or_else(String::new, |s| format!(", {} m", overview::level_gsd(s, base.width, t.width)));
+            notes.push(format!(
+                "overview level {li} of {} ({}x{}{g}) read for --gsd {}",
+                levels.len() - 1,
+                t.width,
+                t.height,
+                self.opts.tiling.gsd.unwrap_or_default()
+            ));
+            opened = Some(t);
+        }
+        let read = opened.as_mut().unwrap_or(base);
+        if let Some(m) = overview::mask_for(&ifds, read.width, read.height) {
+            match MaskPlane::open(&entry.path, size, &m, &self.opts.limits) {
+                Ok(mp) => {
+                    if let Err(why) = read.attach_mask(mp) {
+                        notes.push(why);
+                    }
+                }
+                Err(p) => notes.push(format!("internal mask not read: {p}")),
+            }
+        }
+        Ok((opened, (levels.len() > 1).then_some(li as u32)))
     }
 
     /// Imports one file; returns its end (tiles were sent on the way).
@@ -594,6 +675,25 @@ impl Worker<'_> {
             }
             b
         };
+        let (w, h) = (raster.width(), raster.height());
+        let src_gsd =
+            georef.and_then(|g| g.pixel_size_m(f64::from(w) / 2.0, f64::from(h) / 2.0)).or(im.and_then(|m| m.gsd));
+        if opts.tiling.gsd.is_some() && src_gsd.is_none() {
+            notes.push(format!("{}: --gsd ignored, the source resolution is unknown", Reason::GsdUnknown.name()));
+        }
+        // Overviews and internal masks: the level closest to --gsd is read instead of level 0.
+        let mut level = None;
+        if let Raster::Tiff(base) = &mut raster {
+            match self.open_level(entry, size, base, src_gsd, &mut notes) {
+                Ok((t, l)) => {
+                    level = l;
+                    if let Some(t) = t {
+                        raster = Raster::Tiff(Box::new(t));
+                    }
+                }
+                Err(p) => return skip(p),
+            }
+        }
         let stretch = match raster.prepare(bands) {
             Ok(s) => s,
             Err(p) => return skip(p),
@@ -601,14 +701,24 @@ impl Worker<'_> {
         if !stretch.is_identity() {
             notes.push(format!("{} stretched p2..p98: {}", raster.sample().name(), stretch.describe()));
         }
-        let (w, h) = (raster.width(), raster.height());
-        let src_gsd =
-            georef.and_then(|g| g.pixel_size_m(f64::from(w) / 2.0, f64::from(h) / 2.0)).or(im.and_then(|m| m.gsd));
-        if opts.tiling.gsd.is_some() && src_gsd.is_none() {
-            notes.push(format!("{}: --gsd ignored, the source resolution is unknown", Reason::GsdUnknown.name()));
-        }
-        let p = plan(w, h, &opts.tiling, src_gsd);
-        if let (Some(g), Some(s)) = (opts.tiling.gsd, src_gsd)
+        // Scene pixels per pixel of the level read.
+        let (lw, lh) = (raster.width(), raster.height());
+        let (sx, sy) = (f64::from(w) / f64::from(lw), f64::from(h) / f64::from(lh));
+        let to_scene = |win: [u32; 4]| -> [u32; 4] {
+            let x0 = (f64::from(win[0]) * sx).round() as u32;
+            let y0 = (f64::from(win[1]) * sy).round() as u32;
+            let x1 = ((f64::from(win[0] + win[2]) * sx).round() as u32).min(w);
+            let y1 = ((f64::from(win[1] + win[3]) * sy).round() as u32).min(h);
+            [
+                x0.min(w.saturating_sub(1)),
+                y0.min(h.saturating_sub(1)),
+                x1.saturating_sub(x0).max(1),
+                y1.saturating_sub(y0).max(1),
+            ]
+        };
+        let level_gsd = src_gsd.map(|s| overview::level_gsd(s, w, lw));
+        let p = plan(lw, lh, &opts.tiling, level_gsd);
+        if let (Some(g), Some(s)) = (opts.tiling.gsd, level_gsd)
             && p.out.is_none()
             && (g / s - 1.0).abs() > 1e-6
         {
@@ -618,8 +728,55 @@ impl Worker<'_> {
                 opts.tiling.tile
             ));
         }
-        let n = p.windows.len() as u32;
-        let gsd = if p.out.is_some() { opts.tiling.gsd } else { im.and_then(|m| m.gsd).or(src_gsd) };
+        // No-data: each window's share of valid pixels, before any tile is sent, so that the records
+        // (numbered over the tiles kept) know their count and the scene's valid footprint.
+        let planned = p.windows.len() as u32;
+        let mut kept: Vec<(usize, f64)> = Vec::with_capacity(p.windows.len());
+        let mut valid_box: Option<[u32; 4]> = None;
+        let tracks = raster.may_have_nodata();
+        if tracks {
+            for (k, win) in p.windows.iter().enumerate() {
+                if opts.stop.load(Ordering::Relaxed) {
+                    let mut r = FileReport::new(rel.clone(), Status::Interrupted);
+                    (r.reason, r.bytes) = (Some(Reason::Interrupted), size);
+                    r.detail = Some("stopped while looking for no-data; run the import again to continue".into());
+                    return end(i, r, Outcome::Nothing);
+                }
+                let mask = match raster.read_rgb_valid(*win) {
+                    Ok((_, m)) => m,
+                    Err(pr) => return skip(Problem::new(pr.reason, format!("tile {k}: {}", pr.detail))),
+                };
+                let frac = mask.as_deref().map_or(1.0, nodata::valid_fraction);
+                if frac >= opts.min_valid && frac > 0.0 {
+                    kept.push((k, frac));
+                    if let Some(b) = mask.as_deref().and_then(|m| nodata::valid_bbox(m, win[2])) {
+                        valid_box = Some(nodata::union(valid_box, [win[0] + b[0], win[1] + b[1], b[2], b[3]]));
+                    }
+                }
+            }
+            if let Raster::Tiff(t) = &mut raster {
+                t.rewind();
+            }
+        } else {
+            kept.extend((0..p.windows.len()).map(|k| (k, 1.0)));
+        }
+        let n = kept.len() as u32;
+        if tracks {
+            let v = match &raster {
+                Raster::Tiff(t) => t.validity.describe(),
+                Raster::Memory(_) => "alpha channel".into(),
+            };
+            notes.push(format!(
+                "no-data from {v}: {} of {planned} tiles under --min-valid {} not encoded",
+                planned - n,
+                opts.min_valid
+            ));
+        }
+        let scene_box = if tracks { valid_box.map(to_scene) } else { Some([0, 0, w, h]) };
+        let scene_footprint = scene_box.and_then(|b| {
+            georef.and_then(|g| g.footprint(b)).or_else(|| im.and_then(|m| m.footprint).map(|f| sub_bbox(f, b, w, h)))
+        });
+        let gsd = if p.out.is_some() { opts.tiling.gsd } else { im.and_then(|m| m.gsd).or(level_gsd) };
         let mut fields = self.fields(&rel, im);
         fields.push(("format".into(), Value::Keyword(format_name.into())));
         if let Some(c) = &crs {
@@ -633,11 +790,19 @@ impl Worker<'_> {
         fields.push(("file_size".into(), Value::Integer(size as i64)));
         fields.push(("file_hash".into(), Value::Text(hash.clone())));
         fields.push(("tiling".into(), Value::Text(self.recipe.clone())));
+        let has_imagery_fields = self.types.get("valid_fraction") == Some(&FieldType::Float);
+        if let Some(b) = scene_footprint
+            && self.types.get("scene_footprint") == Some(&FieldType::GeoBbox)
+        {
+            fields.push(("scene_footprint".into(), Value::GeoBbox(b)));
+        }
         let ctx = Arc::new(FileCtx { rel: rel.clone(), fields, tile_count: n });
         let mut report = FileReport::new(rel.clone(), Status::Imported);
         report.format = Some(format_name);
         report.bytes = size;
         report.tiles = n;
+        report.nodata_tiles = planned - n;
+        report.level = level;
         report.reused = present.len() as u32;
         report.crs = crs;
         report.notes = notes;
@@ -647,23 +812,29 @@ impl Worker<'_> {
             e.peak_bytes = peak;
             e
         };
-        for (k, win) in p.windows.iter().enumerate() {
-            let k = k as u32;
-            if present.contains(&k) {
+        for (j, &(k, frac)) in kept.iter().enumerate() {
+            let j = j as u32;
+            let Some(win) = p.windows.get(k) else { continue };
+            if present.contains(&j) {
                 continue;
             }
             if opts.stop.load(Ordering::Relaxed) {
                 let mut r = report.clone();
                 (r.status, r.reason) = (Status::Interrupted, Some(Reason::Interrupted));
-                r.detail = Some(format!("stopped before tile {k} of {n}; run the import again to continue"));
+                r.detail = Some(format!("stopped before tile {j} of {n}; run the import again to continue"));
                 return with_ctx(end(i, r, Outcome::Interrupted), raster.peak_bytes());
             }
-            let img = match raster.read_rgb(*win) {
-                Ok(img) => img,
+            let img = match raster.read_rgb_valid(*win) {
+                Ok((mut img, mask)) => {
+                    if let Some(m) = mask {
+                        nodata::fill_neutral(&mut img, &m);
+                    }
+                    img
+                }
                 Err(pr) => {
                     let mut r = report.clone();
                     (r.status, r.reason, r.detail) =
-                        (Status::Skipped, Some(pr.reason), Some(format!("tile {k}: {}", pr.detail)));
+                        (Status::Skipped, Some(pr.reason), Some(format!("tile {j}: {}", pr.detail)));
                     return with_ctx(end(i, r, Outcome::Dropped), raster.peak_bytes());
                 }
             };
@@ -671,9 +842,10 @@ impl Worker<'_> {
                 Some((ow, oh)) => image::imageops::resize(&img, ow, oh, image::imageops::FilterType::Triangle),
                 None => img,
             };
+            let scene_win = to_scene(*win);
             let footprint = georef
-                .and_then(|g| g.footprint(*win))
-                .or_else(|| im.and_then(|m| m.footprint).map(|b| sub_bbox(b, *win, w, h)));
+                .and_then(|g| g.footprint(scene_win))
+                .or_else(|| im.and_then(|m| m.footprint).map(|b| sub_bbox(b, scene_win, w, h)));
             let thumb = thumbnail::jpeg(&img, opts.thumbnail_px);
             let mut pixels = vec![0.0; self.enc.input_len()];
             if let Err(e) = self.enc.preprocess(&img, &mut pixels) {
@@ -681,14 +853,17 @@ impl Worker<'_> {
                 (r.status, r.reason, r.detail) = (Status::Failed, Some(Reason::EncodeFailed), Some(e.to_string()));
                 return with_ctx(end(i, r, Outcome::Dropped), raster.peak_bytes());
             }
+            let extra =
+                if has_imagery_fields { vec![("valid_fraction".into(), Value::Float(frac))] } else { Vec::new() };
             let item = TileItem {
                 file: i,
                 ctx: Arc::clone(&ctx),
-                index: k,
-                window: *win,
+                index: j,
+                window: scene_win,
                 footprint,
                 thumbnail: thumb,
                 pixels,
+                extra,
             };
             if !send(Msg::Tile(Box::new(item))) {
                 let mut r = report.clone();
@@ -777,6 +952,7 @@ impl<'a> Writer<'a, '_> {
                     if !t.thumbnail.is_empty() {
                         rec.fields.push(("thumbnail".into(), Value::Blob(t.thumbnail)));
                     }
+                    rec.fields.extend(t.extra);
                     match self.txn()?.upsert(rec) {
                         Ok(()) => {
                             self.written.entry(t.file).or_default().push(id);

@@ -10,6 +10,9 @@
 //! | `decode.rs` | format by signature, limits before allocation, JPEG/PNG decoded whole, one raster interface |
 //! | `tiff.rs` | TIFF/GeoTIFF read window by window (strips or tiles, chunky or planar, any sample type) |
 //! | `bands.rs` | band selection (sensor defaults, `--bands`), 2-98 percentile stretch, sample conversion |
+//! | `nodata.rs` | which pixels hold data (no-data value, alpha, masks), valid fractions, neutral fill |
+//! | `overview.rs` | overview levels (reduced-resolution IFDs), internal mask IFDs, level choice for `--gsd` |
+//! | `synth_cog.rs` | synthetic multi-IFD scenes: overviews, internal masks, alpha bands (tests, benchmarks) |
 //! | `geo.rs` | GeoTIFF georeferencing, UTM and Web Mercator to WGS84, tile footprints |
 //! | `tile.rs` | tile grid (size, overlap, ground resolution) and stable record ids |
 //! | `thumbnail.rs` | small JPEG thumbnails per tile |
@@ -25,10 +28,13 @@ pub mod geo;
 pub mod heatmap;
 pub mod import;
 pub mod metadata;
+pub mod nodata;
+pub mod overview;
 pub mod pipeline;
 pub mod report;
 pub mod sidecar;
 pub mod synth;
+pub mod synth_cog;
 pub mod thumbnail;
 pub mod tiff;
 pub mod tile;

@@ -100,6 +100,8 @@ pub struct TileItem {
     pub thumbnail: Vec<u8>,
     /// Preprocessed encoder input.
     pub pixels: Vec<f32>,
+    /// Fields of this tile only (`valid_fraction`).
+    pub extra: Vec<(String, skysift_storage::schema::Value)>,
 }
 
 /// Fields shared by every record of one file.

@@ -137,8 +137,14 @@ pub struct FileReport {
     pub format: Option<&'static str>,
     /// File size in bytes.
     pub bytes: u64,
-    /// Tiles of the scene.
+    /// Tiles of the scene (records: tiles with enough valid pixels).
     pub tiles: u32,
+    /// Tiles not encoded: their share of valid pixels is under `--min-valid`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nodata_tiles: u32,
+    /// The overview level read (0: full resolution), for files with overviews.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
     /// Tiles encoded and written in this run.
     pub written: u32,
     /// Tiles already present from an interrupted run (not encoded again).
@@ -163,6 +169,8 @@ impl FileReport {
             format: None,
             bytes: 0,
             tiles: 0,
+            nodata_tiles: 0,
+            level: None,
             written: 0,
             reused: 0,
             crs: None,
@@ -194,6 +202,8 @@ pub struct Summary {
     pub tiles_written: u64,
     /// Tiles already present (unchanged files and resumed scenes).
     pub tiles_reused: u64,
+    /// Tiles not encoded because their share of valid pixels is under `--min-valid`.
+    pub tiles_nodata: u64,
     /// Records deleted because their file shrank to fewer tiles or changed.
     pub records_deleted: u64,
     /// Metadata fields and their types, as used.
@@ -251,7 +261,13 @@ impl Summary {
         }
         self.tiles_written += u64::from(r.written);
         self.tiles_reused += u64::from(r.reused);
+        self.tiles_nodata += u64::from(r.nodata_tiles);
     }
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Sees every report line (the CLI prints problems as they come).

@@ -25,6 +25,8 @@ use tiff::{TiffError, TiffFormatError, TiffUnsupportedError};
 use super::bands::{STRETCH_SAMPLES, SampleKind, Stretch, blit, blit_plane, collect};
 use super::decode::Limits;
 use super::geo::GeoTags;
+use super::nodata::{self, Validity};
+use super::overview::MaskPlane;
 use super::report::{Problem, Reason};
 
 /// Evaluates `$body` with `$s` bound to the samples of `$r` as a typed slice.
@@ -113,6 +115,10 @@ pub struct TiffRaster {
     stretch: Stretch,
     rows: BTreeMap<u32, RgbImage>,
     peak: u64,
+    /// What makes a pixel no-data (see [`super::nodata`]).
+    pub validity: Validity,
+    mask: Option<Box<MaskPlane>>,
+    masks: BTreeMap<u32, Vec<u8>>,
 }
 
 impl std::fmt::Debug for TiffRaster {
@@ -155,11 +161,20 @@ impl TiffRaster {
     /// Opens `path` (of `file_len` bytes) and checks its layout and sizes; reads no pixels.
     #[expect(clippy::too_many_lines, reason = "every TIFF tag check in file order, each refusing with its own reason")]
     pub fn open(path: &Path, file_len: u64, limits: &Limits) -> Result<TiffRaster, Problem> {
+        Self::open_ifd(path, file_len, limits, 0)
+    }
+
+    /// Like [`TiffRaster::open`], for the image of IFD `ifd` (an overview level: see
+    /// [`super::overview`]).
+    pub fn open_ifd(path: &Path, file_len: u64, limits: &Limits, ifd: usize) -> Result<TiffRaster, Problem> {
         let f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()))?;
         let mut tl = tiff::decoder::Limits::default();
         tl.decoding_buffer_size = usize::try_from(limits.max_chunk_bytes).unwrap_or(usize::MAX);
         tl.intermediate_buffer_size = tl.decoding_buffer_size;
         let mut dec = Decoder::new(BufReader::new(f)).map_err(|e| problem(&e))?.with_limits(tl);
+        if ifd > 0 {
+            dec.seek_to_image(ifd).map_err(|e| problem(&e))?;
+        }
         let (width, height) = dec.dimensions().map_err(|e| problem(&e))?;
         if width == 0 || height == 0 {
             return Err(Problem::new(Reason::Corrupt, format!("declares {width}x{height} pixels")));
@@ -270,6 +285,13 @@ impl TiffRaster {
             .flatten()
             .and_then(|v| v.into_string().ok())
             .and_then(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).parse::<f64>().ok());
+        let extra = dec.find_tag_unsigned_vec::<u16>(Tag::ExtraSamples).ok().flatten().unwrap_or_default();
+        let validity = Validity {
+            nodata: nodata.map(|v| v as f32),
+            alpha: nodata::alpha_index(samples, &extra),
+            nan: matches!(sample, SampleKind::F16 | SampleKind::F32 | SampleKind::F64),
+            mask: false,
+        };
         Ok(TiffRaster {
             dec,
             width,
@@ -291,7 +313,38 @@ impl TiffRaster {
             stretch: Stretch::identity(),
             rows: BTreeMap::new(),
             peak: 0,
+            validity,
+            mask: None,
+            masks: BTreeMap::new(),
         })
+    }
+
+    /// Reads `mask` (an internal mask of this image) alongside; refused unless it has this image's
+    /// size and chunk layout.
+    pub fn attach_mask(&mut self, mask: MaskPlane) -> Result<(), String> {
+        if (mask.width, mask.height) != (self.width, self.height)
+            || !mask.matches(self.chunk_w, self.chunk_h, self.tiled)
+        {
+            return Err(format!(
+                "the internal mask ({}x{}, chunks {:?}) is not laid out like the image ({}x{}, chunks {}x{}); ignored",
+                mask.width, mask.height, mask.chunk, self.width, self.height, self.chunk_w, self.chunk_h
+            ));
+        }
+        self.mask = Some(Box::new(mask));
+        self.validity.mask = true;
+        Ok(())
+    }
+
+    /// Sets the no-data value (an overview level takes level 0's when it declares none).
+    pub fn set_nodata(&mut self, v: Option<f64>) {
+        self.nodata = v;
+        self.validity.nodata = v.map(|x| x as f32);
+    }
+
+    /// Drops the cached rows, so that the next pass starts afresh.
+    pub fn rewind(&mut self) {
+        self.rows.clear();
+        self.masks.clear();
     }
 
     /// `"tiled 256x256"` or `"striped, 16 rows"`, chunky or planar.
@@ -358,12 +411,20 @@ impl TiffRaster {
         for k in 0..picks {
             let i = (u64::from(k) * u64::from(n) / u64::from(picks)) as u32;
             let (cr, cc) = (i / self.across, i % self.across);
+            // Pixels masked out (alpha 0, internal mask) are left out of the statistics.
+            let masked = self.validity.alpha.is_some() || self.mask.is_some();
+            let valid = if masked { Some(self.chunk_mask(cr, cc)?) } else { None };
             if self.planar {
                 for (c, &band) in bands.iter().enumerate() {
                     let idx = self.index(cr, cc, band);
                     let Some((r, _, _)) = self.read(idx)? else { continue };
                     let mut one: [Vec<f32>; 3] = Default::default();
-                    with_samples!(&r, s => collect(s, 1, [0, 0, 0], step, nodata, &mut one));
+                    match &valid {
+                        Some(m) => {
+                            with_samples!(&r, s => nodata::collect_masked(s, 1, [0, 0, 0], step, nodata, m, &mut one));
+                        }
+                        None => with_samples!(&r, s => collect(s, 1, [0, 0, 0], step, nodata, &mut one)),
+                    }
                     if let (Some(a), Some(src)) = (acc.get_mut(c), one.first_mut()) {
                         a.append(src);
                     }
@@ -372,38 +433,97 @@ impl TiffRaster {
                 let idx = self.index(cr, cc, 0);
                 let Some((r, _, _)) = self.read(idx)? else { continue };
                 let spp = self.samples;
-                with_samples!(&r, s => collect(s, spp, bands, step, nodata, &mut acc));
+                match &valid {
+                    Some(m) => with_samples!(&r, s => nodata::collect_masked(s, spp, bands, step, nodata, m, &mut acc)),
+                    None => with_samples!(&r, s => collect(s, spp, bands, step, nodata, &mut acc)),
+                }
             }
         }
         self.stretch = Stretch::from_samples(acc, nodata);
         Ok(self.stretch)
     }
 
-    /// Decodes chunk row `cr` into 8-bit RGB.
-    fn build_row(&mut self, cr: u32) -> Result<RgbImage, Problem> {
+    /// The validity mask of chunk (`cr`, `cc`) from its alpha band and the internal mask only (no-data
+    /// values are left to the statistics' own filter).
+    fn chunk_mask(&mut self, cr: u32, cc: u32) -> Result<Vec<u8>, Problem> {
+        let (w, h) = self.chunk_dims(self.index(cr, cc, 0));
+        let mut m = vec![0u8; w as usize * h as usize];
+        let only_alpha = Validity { nodata: None, nan: false, ..self.validity };
+        if let Some(a) = self.validity.alpha {
+            let plane = if self.planar { a } else { 0 };
+            let idx = self.index(cr, cc, plane);
+            match self.read(idx)? {
+                Some((r, rw, rh)) if self.planar => {
+                    with_samples!(&r, s => nodata::mark_zero(s, rw as usize, rh as usize, &mut m, w as usize, (0, 0)));
+                }
+                Some((r, rw, rh)) => {
+                    let spp = self.samples;
+                    with_samples!(&r, s => nodata::mark(s, spp, rw as usize, rh as usize, [a; 3], &only_alpha, &mut m, w as usize, (0, 0)));
+                }
+                None => nodata::mark_all(w as usize, h as usize, &mut m, w as usize, (0, 0)),
+            }
+        }
+        if let Some(mask) = self.mask.as_mut() {
+            mask.mark(cr * self.across + cc, &mut m, w as usize, (0, 0))?;
+        }
+        Ok(m)
+    }
+
+    /// Decodes chunk row `cr` into 8-bit RGB, and its validity mask when pixels may be no-data.
+    fn build_row(&mut self, cr: u32) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
         let rows = self.chunk_h.min(self.height - cr * self.chunk_h);
         let mut img = RgbImage::new(self.width, rows);
         let out_w = self.width as usize;
-        let (bands, stretch, spp) = (self.bands, self.stretch, self.samples);
+        let (bands, stretch, spp, v) = (self.bands, self.stretch, self.samples, self.validity);
+        let mut mask = v.any().then(|| vec![0u8; out_w * rows as usize]);
         for cc in 0..self.across {
             let x0 = (cc * self.chunk_w) as usize;
+            let (cw, chh) = self.chunk_dims(self.index(cr, cc, 0));
             if self.planar {
                 for (c, &band) in bands.iter().enumerate() {
                     let idx = self.index(cr, cc, band);
-                    let Some((r, w, h)) = self.read(idx)? else { continue };
+                    let Some((r, w, h)) = self.read(idx)? else {
+                        if let (Some(m), true) = (mask.as_mut(), v.sparse_invalid()) {
+                            nodata::mark_all(cw as usize, chh as usize, m, out_w, (x0, 0));
+                        }
+                        continue;
+                    };
                     check_len(&r, w, h, 1)?;
                     let out: &mut [u8] = &mut img;
                     with_samples!(&r, s => blit_plane(s, w as usize, h as usize, c, &stretch, out, out_w, (x0, 0)));
+                    if let Some(m) = mask.as_mut() {
+                        with_samples!(&r, s => nodata::mark_plane(s, w as usize, h as usize, &v, m, out_w, (x0, 0)));
+                    }
+                }
+                if let (Some(a), Some(m)) = (v.alpha, mask.as_mut()) {
+                    let idx = self.index(cr, cc, a);
+                    match self.read(idx)? {
+                        Some((r, w, h)) => {
+                            with_samples!(&r, s => nodata::mark_zero(s, w as usize, h as usize, m, out_w, (x0, 0)));
+                        }
+                        None => nodata::mark_all(cw as usize, chh as usize, m, out_w, (x0, 0)),
+                    }
                 }
             } else {
                 let idx = self.index(cr, cc, 0);
-                let Some((r, w, h)) = self.read(idx)? else { continue };
+                let Some((r, w, h)) = self.read(idx)? else {
+                    if let (Some(m), true) = (mask.as_mut(), v.sparse_invalid()) {
+                        nodata::mark_all(cw as usize, chh as usize, m, out_w, (x0, 0));
+                    }
+                    continue;
+                };
                 check_len(&r, w, h, spp)?;
                 let out: &mut [u8] = &mut img;
                 with_samples!(&r, s => blit(s, spp, w as usize, h as usize, bands, &stretch, out, out_w, (x0, 0)));
+                if let Some(m) = mask.as_mut() {
+                    with_samples!(&r, s => nodata::mark(s, spp, w as usize, h as usize, bands, &v, m, out_w, (x0, 0)));
+                }
+            }
+            if let (Some(mp), Some(m)) = (self.mask.as_mut(), mask.as_mut()) {
+                mp.mark(cr * self.across + cc, m, out_w, (x0, 0))?;
             }
         }
-        Ok(img)
+        Ok((img, mask))
     }
 
     /// The window `[x, y, w, h]` (inside the scene) as 8-bit RGB, after [`TiffRaster::prepare`].
@@ -418,16 +538,22 @@ impl TiffRaster {
         }
         let (first, last) = (y / self.chunk_h, (y + h - 1) / self.chunk_h);
         self.rows.retain(|&k, _| k >= first);
+        self.masks.retain(|&k, _| k >= first);
         for cr in first..=last {
             if !self.rows.contains_key(&cr) {
                 let held: u64 = self.rows.values().map(|r| r.len() as u64).sum();
                 self.peak =
                     self.peak.max(held + self.chunk_raw_bytes() + u64::from(self.width) * u64::from(self.chunk_h) * 3);
-                let row = self.build_row(cr)?;
+                let (row, mask) = self.build_row(cr)?;
                 self.rows.insert(cr, row);
+                if let Some(m) = mask {
+                    self.masks.insert(cr, m);
+                }
             }
         }
-        let held: u64 = self.rows.values().map(|r| r.len() as u64).sum::<u64>() + u64::from(w) * u64::from(h) * 3;
+        let held: u64 = self.rows.values().map(|r| r.len() as u64).sum::<u64>()
+            + self.masks.values().map(|m| m.len() as u64).sum::<u64>()
+            + u64::from(w) * u64::from(h) * 3;
         self.peak = self.peak.max(held);
         let mut out = RgbImage::new(w, h);
         let (sw, ch) = (self.width as usize, self.chunk_h);
@@ -443,6 +569,30 @@ impl TiffRaster {
             }
         }
         Ok(out)
+    }
+
+    /// The window as 8-bit RGB and, when pixels may be no-data, its validity mask (one byte per
+    /// pixel, see [`super::nodata`]).
+    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
+    pub fn read_rgb_valid(&mut self, win: [u32; 4]) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
+        let img = self.read_rgb(win)?;
+        if !self.validity.any() {
+            return Ok((img, None));
+        }
+        let [x, y, w, h] = win;
+        let (sw, ch) = (self.width as usize, self.chunk_h);
+        let mut out = vec![nodata::INVALID; w as usize * h as usize];
+        for oy in 0..h {
+            let sy = y + oy;
+            let Some(row) = self.masks.get(&(sy / ch)) else { continue };
+            let ry = (sy % ch) as usize;
+            let src = row.get(ry * sw + x as usize..ry * sw + (x + w) as usize);
+            let d = out.get_mut(oy as usize * w as usize..(oy as usize + 1) * w as usize);
+            if let (Some(src), Some(d)) = (src, d) {
+                d.copy_from_slice(src);
+            }
+        }
+        Ok((img, Some(out)))
     }
 }
 
