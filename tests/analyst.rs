@@ -153,7 +153,7 @@ fn collection(dir: &std::path::Path, n: u64, min_rows: usize) -> (Db, Vec<(u64, 
     )
     .unwrap();
     let mut rows = Vec::new();
-    let mut write = |from: u64, to: u64, rows: &mut Vec<(u64, Vec<f32>)>, r: &mut Rng| {
+    let write = |from: u64, to: u64, rows: &mut Vec<(u64, Vec<f32>)>, r: &mut Rng| {
         let mut tx = db.begin_write("c").unwrap();
         for i in from..to {
             let c = &centres[(r.next() * centres.len() as f64) as usize];

@@ -196,10 +196,10 @@ fn describe(dim: usize, fields: &[crate::schema::FieldDef]) -> String {
 /// Writes `bytes` (a whole segment file) to `path` with the header's segment id set to `id`,
 /// and syncs the file.
 fn copy_relabelled(store: &Store, path: &Path, bytes: &[u8], id: u64) -> Result<()> {
+    const CHUNK: usize = 8 << 20;
     let bad = || Error::corrupted(path, "header", 0, "staged segment header changed while attaching");
     let mut header = Header::decode(bytes).map_err(|_| bad())?;
     header.segment_id = id;
-    const CHUNK: usize = 8 << 20;
     let mut file = store.opts.vfs.create(path)?;
     file.write_all(&header.encode())?;
     for chunk in bytes.get(HEADER_LEN..).ok_or_else(bad)?.chunks(CHUNK) {
