@@ -3,7 +3,7 @@
 //!
 //! 1. Manifest bytes and read-only open time against the number of live segments (1 to 1,000
 //!    segments of 8 rows each, one flush per segment).
-//! 2. Attach: a shard of ROWS_PER_SHARD x DIM (no graph: the copy is what is measured) attached
+//! 2. Attach: a shard of `ROWS_PER_SHARD` x `DIM` (no graph: the copy is what is measured) attached
 //!    to an empty collection; bytes copied per second, against `std::fs::copy` of the same
 //!    file in the same run (the baseline).
 //!

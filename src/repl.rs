@@ -250,6 +250,7 @@ impl Repl {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per REPL command, in the order of the help text")]
     fn command(&mut self, cmd: &str) -> Outcome {
         let (name, arg) = match cmd.split_once(char::is_whitespace) {
             Some((n, a)) => (n, a.trim()),

@@ -191,7 +191,8 @@ impl Session {
         self.db.snapshot().collection(&self.collection)
     }
 
-    /// The model directory: the one given, the one import recorded, or `models/demo`.
+    /// The model directory: the one given, the one import recorded, or the default model
+    /// ([`crate::encode::locate::default_model_dir`]).
     pub fn model_dir(&self) -> Result<PathBuf> {
         if let Some(d) = &self.model_dir {
             return Ok(d.clone());
@@ -200,7 +201,7 @@ impl Session {
         if let Some((_, v)) = col.params().iter().find(|(k, _)| k == MODEL_DIR_PARAM) {
             return Ok(PathBuf::from(v));
         }
-        Ok(PathBuf::from("models/demo"))
+        crate::encode::locate::default_model_dir().map_err(Error::Invalid)
     }
 
     /// The encoder, loaded on first use and checked against the collection's provenance.

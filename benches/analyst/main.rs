@@ -48,7 +48,9 @@ impl Rng {
 
 fn unit(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
+    for x in &mut *v {
+        *x /= n;
+    }
 }
 
 /// `(RssAnon, RssFile)` of this process, MiB.

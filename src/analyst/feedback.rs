@@ -97,7 +97,7 @@ impl Feedback {
     /// Whether feedback changes queries.
     #[must_use]
     pub fn active(&self) -> bool {
-        !self.off && !(self.good.is_empty() && self.bad.is_empty())
+        !(self.off || self.good.is_empty() && self.bad.is_empty())
     }
 
     /// Adds good examples (a record marked bad before is moved).

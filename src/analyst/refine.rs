@@ -98,6 +98,10 @@ fn field_values(col: &CollectionSnapshot, hits: &[Hit], field: &str) -> Result<V
 
 /// Runs `query` (checked and normalised by the engine) with `refine` and returns the page of
 /// result rows and notes for people.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one match over the refine options (plain, min-score, group, MMR, merge), each a short arm in order"
+)]
 pub fn refine_rows(
     col: &CollectionSnapshot,
     query: &[f32],

@@ -72,6 +72,7 @@ pub struct Args {
 /// Records shown in a gallery at most.
 const GALLERY_MAX: usize = 60;
 
+#[expect(clippy::too_many_lines, reason = "train, score every row (streamed or top k), store, print: the command's steps in order")]
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.min_score) {
         bail!("--min-score is a probability from 0 to 1, not {}", a.min_score);
@@ -92,7 +93,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut best = TopK::default();
     best.reset(a.k.unwrap_or(0).max(if a.gallery.is_some() { GALLERY_MAX } else { 0 }));
-    let mut stored: Vec<(u64, Value)> = Vec::new();
+    let mut to_store: Vec<(u64, Value)> = Vec::new();
     let mut failed: Option<std::io::Error> = None;
     let t = std::time::Instant::now();
     // With --field every record is kept (min 0) and the threshold applies to what is printed.
@@ -101,7 +102,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let json = a.json;
     let scored = c.score_rows(&col, prepared.as_ref(), floor, &mut |id, p, row| {
         if a.field.is_some() {
-            stored.push((id, Value::Float(f64::from(p))));
+            to_store.push((id, Value::Float(f64::from(p))));
         }
         if p < a.min_score {
             return Ok(());
@@ -137,7 +138,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let mut above = scored.above;
     if a.field.is_some() {
         above =
-            stored.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count() as u64;
+            to_store.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count() as u64;
     }
     if let Some(k) = a.k {
         for h in top.iter().take(k) {
@@ -178,7 +179,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let written = match &a.field {
         Some(field) => {
             let quiet = a.json;
-            let n = s.store_values(field, FieldType::Float, &stored, &mut |done, total| {
+            let n = s.store_values(field, FieldType::Float, &to_store, &mut |done, total| {
                 if !quiet {
                     eprint!("\rstoring scores: {done}/{total}");
                 }

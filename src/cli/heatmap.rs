@@ -51,11 +51,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let col = db.snapshot().collection(&a.collection)?;
     let model = match &a.model {
         Some(m) => m.clone(),
-        None => col
-            .params()
-            .iter()
-            .find(|(k, _)| k == skysift::session::MODEL_DIR_PARAM)
-            .map_or_else(|| PathBuf::from("models/demo"), |(_, v)| PathBuf::from(v)),
+        None => match col.params().iter().find(|(k, _)| k == skysift::session::MODEL_DIR_PARAM) {
+            Some((_, v)) => PathBuf::from(v),
+            None => skysift::encode::locate::default_model_dir().map_err(anyhow::Error::msg)?,
+        },
     };
     let enc = Encoder::builder(&model)
         .device(super::query::device(&a.device)?)

@@ -32,9 +32,12 @@ pub struct Args {
     /// Collection to import into (created when missing).
     #[arg(long, default_value = "images")]
     collection: String,
-    /// Model directory (holding manifest.json).
-    #[arg(long, default_value = "models/demo")]
-    model: PathBuf,
+    #[arg(
+        long,
+        help = "Model directory (holding manifest.json); default: $SKYSIFT_MODEL_DIR, ./models/demo, then \
+                ~/.cache/skysift/models/demo (where scripts/setup_models.sh installs the demo model)"
+    )]
+    model: Option<PathBuf>,
     /// Where the encoder runs: cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -196,14 +199,15 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         bail!("{} is not a folder", a.archive.display());
     }
     let db = Db::builder(&a.db).open().with_context(|| format!("cannot open database {}", a.db.display()))?;
-    let mut b = Encoder::builder(&a.model)
+    let model = skysift::encode::locate::model_dir_or_default(a.model.as_deref()).map_err(anyhow::Error::msg)?;
+    let mut b = Encoder::builder(&model)
         .device(super::query::device(&a.device)?)
         .batch_size(a.batch_size)
         .towers(Towers::Image);
     if let Some(t) = a.threads {
         b = b.threads(t);
     }
-    let enc = b.build().with_context(|| format!("cannot load the model in {}", a.model.display()))?;
+    let enc = b.build().with_context(|| format!("cannot load the model in {}", model.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -215,7 +219,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             eprintln!("\nstopping: committing what was encoded (Ctrl-C again to quit at once)");
         });
     }
-    let model_dir = std::fs::canonicalize(&a.model).unwrap_or_else(|_| a.model.clone());
+    let model_dir = std::fs::canonicalize(&model).unwrap_or_else(|_| model.clone());
     let opts = ImportOptions {
         collection: a.collection.clone(),
         tiling: Tiling { tile: a.tile, overlap: a.overlap, gsd: a.gsd, chip_max: a.chip_max },

@@ -7,6 +7,7 @@
 //! | `manifest.rs` | `manifest.json`: parsing, validation, path confinement, file digests, [`Fingerprint`] |
 //! | `onnx.rs` | minimal protobuf walk that lists an ONNX file's external-data files |
 //! | `provenance.rs` | [`Provenance`]: the encoder identity stored in collection params; compatibility check |
+//! | `locate.rs` | where the default model is found: `SKYSIFT_MODEL_DIR`, `models/demo`, the user cache |
 //! | `runtime.rs` | finding and loading the ONNX Runtime library; [`Device`] |
 //! | `session.rs` | session creation on CPU/CUDA with fallback; output shape checks; L2 normalisation |
 //! | `preprocess.rs` | image preprocessing, Pillow-exact resize, normalisation, tensor layout |
@@ -48,6 +49,7 @@ mod ensemble;
 mod error;
 mod image;
 mod lang;
+pub mod locate;
 mod manifest;
 mod onnx;
 mod preprocess;

@@ -159,13 +159,13 @@ fn f64s(dec: &mut Decoder<BufReader<File>>, tag: Tag) -> Option<Vec<f64>> {
 
 impl TiffRaster {
     /// Opens `path` (of `file_len` bytes) and checks its layout and sizes; reads no pixels.
-    #[expect(clippy::too_many_lines, reason = "every TIFF tag check in file order, each refusing with its own reason")]
     pub fn open(path: &Path, file_len: u64, limits: &Limits) -> Result<TiffRaster, Problem> {
         Self::open_ifd(path, file_len, limits, 0)
     }
 
     /// Like [`TiffRaster::open`], for the image of IFD `ifd` (an overview level: see
     /// [`super::overview`]).
+    #[expect(clippy::too_many_lines, reason = "every TIFF tag check in file order, each refusing with its own reason")]
     pub fn open_ifd(path: &Path, file_len: u64, limits: &Limits, ifd: usize) -> Result<TiffRaster, Problem> {
         let f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()))?;
         let mut tl = tiff::decoder::Limits::default();
