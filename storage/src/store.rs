@@ -207,29 +207,30 @@ impl CollectionState {
         false
     }
 
-    fn apply(&mut self, batch: &Batch) {
+    /// Applies a committed batch, moving its records into the in-memory rows (no copy).
+    fn apply(&mut self, batch: Batch) {
         let mut pending: Vec<Option<Record>> = Vec::new();
         let mut at: HashMap<u64, usize> = HashMap::new();
-        for op in &batch.ops {
+        for op in batch.ops {
             match op {
                 Op::Put(r) => {
                     if let Some(i) = at.get(&r.id) {
                         if let Some(slot) = pending.get_mut(*i) {
-                            *slot = Some(r.clone());
+                            *slot = Some(r);
                         }
                     } else {
                         self.delete_id(r.id);
                         at.insert(r.id, pending.len());
-                        pending.push(Some(r.clone()));
+                        pending.push(Some(r));
                     }
                 }
                 Op::Delete(id) => {
-                    if let Some(i) = at.remove(id) {
+                    if let Some(i) = at.remove(&id) {
                         if let Some(slot) = pending.get_mut(i) {
                             *slot = None;
                         }
                     } else {
-                        self.delete_id(*id);
+                        self.delete_id(id);
                     }
                 }
             }
@@ -517,7 +518,7 @@ impl Store {
                 if replay.torn {
                     report.torn_wal_tails.push(path.clone());
                 }
-                for batch in &replay.batches {
+                for batch in replay.batches {
                     if batch.seq > col.flushed_seq {
                         col.apply(batch);
                     }
@@ -869,7 +870,7 @@ impl WriteGuard<'_> {
             drop(state);
             if let Some(c) = next.collections.get_mut(name) {
                 let c = Arc::make_mut(c);
-                c.apply(&batch);
+                c.apply(batch);
                 c.wal_len = wal_len;
             }
             store.publish_state(next);

@@ -88,9 +88,9 @@ pub fn encode_header(wal_id: u64) -> Vec<u8> {
     e.buf
 }
 
-/// Encodes a batch as one frame.
-#[must_use]
-pub fn encode_frame(batch: &Batch) -> Vec<u8> {
+/// Hands the payload of `batch` to `f` in pieces (the prefix, then one piece per op), encoded
+/// into one reused buffer: the frame is never held in memory whole.
+fn payload_pieces(batch: &Batch, mut f: impl FnMut(&[u8])) {
     let mut p = Enc::default();
     p.u64(batch.seq);
     p.u32(batch.ops.len() as u32);
@@ -109,15 +109,37 @@ pub fn encode_frame(batch: &Batch) -> Vec<u8> {
                 p.u64(*id);
             }
         }
+        f(&p.buf);
+        p.buf.clear();
     }
-    let len = p.buf.len() as u32;
-    let payload_crc = crc32c::crc32c(&p.buf);
-    let mut out = Vec::with_capacity(p.buf.len() + FRAME_HEADER_LEN);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&payload_crc.to_le_bytes());
-    let header_crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&p.buf);
+    if !p.buf.is_empty() {
+        f(&p.buf);
+    }
+}
+
+/// The frame header of `batch` (payload length, payload checksum, header checksum) and the
+/// payload length, from a first pass over the payload.
+fn header_of(batch: &Batch) -> ([u8; FRAME_HEADER_LEN], usize) {
+    let (mut len, mut crc) = (0usize, 0u32);
+    payload_pieces(batch, |b| {
+        len += b.len();
+        crc = crc32c::crc32c_append(crc, b);
+    });
+    let mut head = [0u8; FRAME_HEADER_LEN];
+    head[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&head[..8]);
+    head[8..12].copy_from_slice(&header_crc.to_le_bytes());
+    (head, len)
+}
+
+/// Encodes a batch as one frame.
+#[must_use]
+pub fn encode_frame(batch: &Batch) -> Vec<u8> {
+    let (head, len) = header_of(batch);
+    let mut out = Vec::with_capacity(len + FRAME_HEADER_LEN);
+    out.extend_from_slice(&head);
+    payload_pieces(batch, |b| out.extend_from_slice(b));
     out
 }
 
@@ -274,11 +296,38 @@ impl WalWriter {
     }
 
     /// Appends one batch and syncs it: the batch is committed when this returns `Ok`.
+    ///
+    /// The frame is written in pieces of about 1 MiB (a first pass computes its checksum), so a
+    /// large batch costs no second copy of its records in memory. A crash between pieces leaves a
+    /// torn frame, which recovery drops as it drops any torn tail.
     pub fn append(&mut self, batch: &Batch) -> Result<()> {
-        let frame = encode_frame(batch);
-        self.file.write_all(&frame)?;
+        const PIECE: usize = 1 << 20;
+        let (head, len) = header_of(batch);
+        if u32::try_from(len).is_err() {
+            return Err(Error::Invalid(format!(
+                "a batch of {len} bytes is over the WAL frame limit of 4 GiB: commit it in parts"
+            )));
+        }
+        let mut buf = Vec::with_capacity(PIECE + 64);
+        buf.extend_from_slice(&head);
+        let mut failed = None;
+        let file = &mut self.file;
+        payload_pieces(batch, |b| {
+            if failed.is_some() {
+                return;
+            }
+            buf.extend_from_slice(b);
+            if buf.len() >= PIECE {
+                failed = file.write_all(&buf).err();
+                buf.clear();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        self.file.write_all(&buf)?;
         self.file.sync()?;
-        self.len += frame.len() as u64;
+        self.len += (len + FRAME_HEADER_LEN) as u64;
         Ok(())
     }
 

@@ -1,0 +1,805 @@
+//! `Collection`: writes, searches and the analyst calls on one collection.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use numpy::{PyArray1, PyArray3, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use skysift::encode::{Encoder, Language, TextQuery};
+use skysift::index::Hit;
+use skysift::schema::{FieldType, Value};
+use skysift::session::{AnswerRow, MODEL_DIR_PARAM};
+use skysift::{CollectionSnapshot, Db, NewRecord, SearchParams, SearchScratch};
+
+use crate::convert;
+use crate::database::Shared;
+use crate::detached;
+use crate::errors::{NotFoundError, SchemaError};
+
+/// Results per query above which a search is refused (the whole collection is cheaper read
+/// with `count`/`to_arrow` of a filter).
+const MAX_K: usize = 1_000_000;
+
+/// One collection of an open database.
+#[pyclass(frozen, module = "skysift._native")]
+pub struct Collection {
+    shared: Arc<Shared>,
+    name: String,
+    encoder: Mutex<Option<(PathBuf, Arc<Encoder>)>>,
+    scratch: Mutex<Vec<SearchScratch>>,
+}
+
+impl Collection {
+    pub fn new(shared: Arc<Shared>, name: String) -> Self {
+        Collection { shared, name, encoder: Mutex::new(None), scratch: Mutex::new(Vec::new()) }
+    }
+
+    fn snapshot(&self, db: &Db) -> skysift::Result<CollectionSnapshot> {
+        db.snapshot().collection(&self.name)
+    }
+
+    fn take_scratch(&self) -> SearchScratch {
+        self.scratch.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+    }
+
+    fn give_scratch(&self, s: SearchScratch) {
+        if let Ok(mut v) = self.scratch.lock() {
+            v.push(s);
+        }
+    }
+
+    /// The collection's encoder, loaded once (on `device`) and checked against its provenance.
+    fn encoder(&self, db: &Db, model_dir: Option<PathBuf>, device: &str) -> skysift::Result<Arc<Encoder>> {
+        let col = self.snapshot(db)?;
+        let dir = match model_dir {
+            Some(d) => d,
+            None => match col.params().iter().find(|(k, _)| k == MODEL_DIR_PARAM) {
+                Some((_, v)) if std::path::Path::new(v).join("manifest.json").is_file() => PathBuf::from(v),
+                _ => skysift::encode::locate::default_model_dir().map_err(skysift::Error::Invalid)?,
+            },
+        };
+        if let Ok(g) = self.encoder.lock()
+            && let Some((d, e)) = g.as_ref()
+            && *d == dir
+        {
+            return Ok(Arc::clone(e));
+        }
+        if !col.params().iter().any(|(k, _)| k == skysift::encode::KEY_FINGERPRINT) {
+            return Err(skysift::Error::Invalid(format!(
+                "collection {:?} holds vectors of unknown origin (no encoder provenance): text and image queries \
+                 need a collection made with a model (create_collection(model=...) or import_archive); search it \
+                 with vectors or like=ID",
+                self.name
+            )));
+        }
+        let enc = Encoder::builder(&dir).device(crate::encoder::device(device)?).build()?;
+        enc.check_params(col.params())?;
+        let enc = Arc::new(enc);
+        if let Ok(mut g) = self.encoder.lock() {
+            *g = Some((dir, Arc::clone(&enc)));
+        }
+        Ok(enc)
+    }
+
+    /// Runs a vector query as `skysift query` does (the analyst's refine path with plain top-k)
+    /// and gathers the result columns.
+    fn run_vector(&self, db: &Db, vector: &[f32], opts: &SearchOpts) -> skysift::Result<(Columns, Vec<String>)> {
+        let col = self.snapshot(db)?;
+        let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+        let mut scratch = self.take_scratch();
+        let r = skysift::analyst::refine_rows(
+            &col,
+            vector,
+            prepared.as_ref(),
+            opts.k,
+            opts.ef,
+            &skysift::analyst::Refine::default(),
+            &mut scratch,
+        );
+        self.give_scratch(scratch);
+        let (rows, notes) = r?;
+        Ok((gather(&col, &rows_to_hits(&rows, 0), opts.select.as_deref(), opts.thumbnails)?, notes))
+    }
+}
+
+/// What a search returns to Python: `(query_index, ids, scores, {field: values})`.
+type Columns = (Vec<u32>, Vec<u64>, Vec<f32>, Vec<(String, FieldType, Vec<Option<Value>>)>, Vec<Option<Vec<u8>>>);
+
+/// Which fields a result carries: all shown fields (`None`) or the named ones.
+fn result_fields(col: &CollectionSnapshot, select: Option<&[String]>) -> skysift::Result<Vec<(usize, String, FieldType)>> {
+    let schema = col.schema();
+    match select {
+        None => Ok(schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ty != FieldType::Blob)
+            .map(|(i, f)| (i, f.name.clone(), f.ty))
+            .collect()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                let i = schema.field_index(n).ok_or_else(|| {
+                    skysift::Error::Schema(format!(
+                        "select: no field {n:?}; fields are: {}",
+                        schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                Ok((i, n.clone(), schema.fields[i].ty))
+            })
+            .collect(),
+    }
+}
+
+/// The fields (and thumbnails) of the hits, column by column.
+fn gather(
+    col: &CollectionSnapshot,
+    hits: &[(u32, Hit)],
+    select: Option<&[String]>,
+    thumbnails: bool,
+) -> skysift::Result<Columns> {
+    let wanted = result_fields(col, select)?;
+    let mut columns: Vec<(String, FieldType, Vec<Option<Value>>)> =
+        wanted.iter().map(|(_, n, t)| (n.clone(), *t, Vec::with_capacity(hits.len()))).collect();
+    let thumb = col.schema().field_index("thumbnail");
+    let mut thumbs = Vec::new();
+    let need_record = !wanted.is_empty() || thumbnails;
+    for (_, h) in hits {
+        if !need_record {
+            break;
+        }
+        let rec = col.get(h.id)?;
+        let mut by_name: HashMap<&str, &Value> = HashMap::new();
+        if let Some(r) = &rec {
+            for (n, v) in &r.fields {
+                by_name.insert(n.as_str(), v);
+            }
+        }
+        for (c, (_, name, _)) in columns.iter_mut().zip(&wanted) {
+            c.2.push(by_name.get(name.as_str()).map(|v| (*v).clone()));
+        }
+        if thumbnails {
+            let t = thumb.and_then(|_| by_name.get("thumbnail")).and_then(|v| match v {
+                Value::Blob(b) => Some(b.clone()),
+                _ => None,
+            });
+            thumbs.push(t);
+        }
+    }
+    let qi = hits.iter().map(|(q, _)| *q).collect();
+    let ids = hits.iter().map(|(_, h)| h.id).collect();
+    let scores = hits.iter().map(|(_, h)| h.score).collect();
+    Ok((qi, ids, scores, columns, thumbs))
+}
+
+fn rows_to_hits(rows: &[AnswerRow], q: u32) -> Vec<(u32, Hit)> {
+    rows.iter().map(|r| (q, Hit { id: r.id, score: r.score })).collect()
+}
+
+/// `(dim, metric, [(field, type)], [(param, value)])`.
+type SchemaTuple = (u32, String, Vec<(String, String)>, Vec<(String, String)>);
+
+/// `[(id, [(label, score)])]`, best first.
+type Labels = Vec<(u64, Vec<(String, f32)>)>;
+
+/// Options of one search, as the Python chain collected them.
+#[derive(Debug, Clone, FromPyObject)]
+pub struct SearchOpts {
+    #[pyo3(item)]
+    k: usize,
+    #[pyo3(item)]
+    ef: Option<usize>,
+    #[pyo3(item("where"))]
+    filter: Option<String>,
+    #[pyo3(item)]
+    select: Option<Vec<String>>,
+    #[pyo3(item)]
+    thumbnails: bool,
+    #[pyo3(item)]
+    exact: bool,
+}
+
+fn check_k(k: usize) -> PyResult<()> {
+    if k == 0 || k > MAX_K {
+        return Err(PyValueError::new_err(format!("limit must be from 1 to {MAX_K}, not {k}")));
+    }
+    Ok(())
+}
+
+/// Turns the gathered columns into Python objects.
+fn columns_to_py(py: Python<'_>, c: Columns) -> PyResult<Bound<'_, PyDict>> {
+    let (qi, ids, scores, fields, thumbs) = c;
+    let out = PyDict::new(py);
+    out.set_item("query_index", PyArray1::from_vec(py, qi))?;
+    out.set_item("id", PyArray1::from_vec(py, ids))?;
+    out.set_item("score", PyArray1::from_vec(py, scores))?;
+    let cols = PyList::empty(py);
+    for (name, ty, values) in fields {
+        let list = PyList::empty(py);
+        for v in &values {
+            match v {
+                Some(v) => list.append(convert::to_object(py, v)?)?,
+                None => list.append(py.None())?,
+            }
+        }
+        cols.append((name, ty.name(), list))?;
+    }
+    out.set_item("fields", cols)?;
+    if !thumbs.is_empty() {
+        let list = PyList::empty(py);
+        for t in &thumbs {
+            match t {
+                Some(b) => list.append(pyo3::types::PyBytes::new(py, b))?,
+                None => list.append(py.None())?,
+            }
+        }
+        out.set_item("thumbnail", list)?;
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl Collection {
+    /// The collection's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// `(dim, metric, [(field, type)], [(param, value)])`.
+    fn schema(&self) -> PyResult<SchemaTuple> {
+        let db = self.shared.db()?;
+        let col = self.snapshot(&db).map_err(|e| crate::to_py(&e))?;
+        let s = col.schema();
+        Ok((
+            s.dim,
+            s.metric.name().to_owned(),
+            s.user_fields().iter().map(|f| (f.name.clone(), f.ty.name().to_owned())).collect(),
+            col.params().to_vec(),
+        ))
+    }
+
+    /// Live records passing `where` (all when `None`).
+    #[pyo3(signature = (r#where=None))]
+    fn count(&self, py: Python<'_>, r#where: Option<String>) -> PyResult<u64> {
+        let db = self.shared.db()?;
+        detached(py, move || {
+            let col = self.snapshot(&db)?;
+            match r#where {
+                None => Ok(col.count()),
+                Some(f) => col.count_where(f.as_str()),
+            }
+        })
+    }
+
+    /// Ids of the live records passing `where` (all when `None`), ascending.
+    #[pyo3(signature = (r#where=None))]
+    fn ids<'py>(&self, py: Python<'py>, r#where: Option<String>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let db = self.shared.db()?;
+        let mut ids = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            match r#where {
+                None => col.ids(),
+                Some(f) => col.ids_where(f.as_str()),
+            }
+        })?;
+        ids.sort_unstable();
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    /// Writes `vectors` (C-contiguous float32, one row per record) with `ids` (default: after the
+    /// largest id in the collection) and `columns` (`[(field, values)]`, one value per row) in one
+    /// commit; `upsert` replaces live ids instead of refusing them. Returns the ids written.
+    #[pyo3(signature = (vectors, ids=None, columns=Vec::new(), upsert=false))]
+    fn add<'py>(
+        &self,
+        py: Python<'py>,
+        vectors: PyReadonlyArray2<'py, f32>,
+        ids: Option<PyReadonlyArray1<'py, u64>>,
+        columns: Vec<(String, Bound<'py, PyAny>)>,
+        upsert: bool,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let db = self.shared.db()?;
+        let col = self.snapshot(&db).map_err(|e| crate::to_py(&e))?;
+        let (data, rows, dim) = convert::matrix(&vectors, "vectors")?;
+        if dim != col.schema().dim as usize {
+            return Err(SchemaError::new_err(format!(
+                "vectors have dimension {dim}, collection {:?} has {}; nothing was written",
+                self.name,
+                col.schema().dim
+            )));
+        }
+        convert::finite(data, dim, "vectors")?;
+        let given: Option<Vec<u64>> = match &ids {
+            Some(a) => {
+                let s = convert::ids(a)?;
+                if s.len() != rows {
+                    return Err(SchemaError::new_err(format!(
+                        "{} ids for {rows} vectors; nothing was written",
+                        s.len()
+                    )));
+                }
+                Some(s.to_vec())
+            }
+            None => None,
+        };
+        // Column values are read from Python objects here, with the GIL, before anything is written.
+        let schema = col.schema();
+        let mut values: Vec<(String, Vec<Option<Value>>)> = Vec::with_capacity(columns.len());
+        for (name, list) in &columns {
+            let Some(i) = schema.field_index(name) else {
+                return Err(SchemaError::new_err(format!(
+                    "unknown field {name:?}; fields are: {}; nothing was written",
+                    schema.user_fields().iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            };
+            let ty = schema.fields[i].ty;
+            let n = list.len()?;
+            if n != rows {
+                return Err(SchemaError::new_err(format!(
+                    "field {name:?} has {n} values for {rows} vectors; nothing was written"
+                )));
+            }
+            let mut vals = Vec::with_capacity(rows);
+            for item in list.try_iter()? {
+                vals.push(convert::value(name, ty, &item?)?);
+            }
+            values.push((name.clone(), vals));
+        }
+        let name = self.name.clone();
+        let written = detached(py, move || {
+            let ids = if let Some(ids) = given {
+                ids
+            } else {
+                let next = col.ids()?.into_iter().max().map_or(0, |m| m + 1);
+                (next..next + rows as u64).collect()
+            };
+            let mut tx = db.begin_write(&name)?;
+            for (r, &id) in ids.iter().enumerate() {
+                let mut rec = NewRecord::new(id, data[r * dim..(r + 1) * dim].to_vec());
+                for (field, vals) in &values {
+                    if let Some(v) = &vals[r] {
+                        rec = rec.with(field.clone(), v.clone());
+                    }
+                }
+                if upsert { tx.upsert(rec)? } else { tx.insert(rec)? }
+            }
+            let info = tx.commit()?;
+            if let Some(e) = info.flush_error {
+                return Err(skysift::Error::Invalid(format!(
+                    "the rows are committed, but the flush that followed failed ({e}); reopen the database"
+                )));
+            }
+            Ok(ids)
+        })?;
+        Ok(PyArray1::from_vec(py, written))
+    }
+
+    /// Deletes records by id and/or by filter in one commit; returns how many existed.
+    #[pyo3(signature = (ids=None, r#where=None))]
+    fn delete(&self, py: Python<'_>, ids: Option<Vec<u64>>, r#where: Option<String>) -> PyResult<usize> {
+        let db = self.shared.db()?;
+        let name = self.name.clone();
+        detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let mut all = ids.unwrap_or_default();
+            if let Some(f) = r#where {
+                all.extend(col.ids_where(f.as_str())?);
+            }
+            let mut tx = db.begin_write(&name)?;
+            let mut n = 0;
+            for id in all {
+                n += usize::from(tx.delete(id)?);
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Vector search: one result block per row of `queries` (C-contiguous float32).
+    fn search_vectors<'py>(
+        &self,
+        py: Python<'py>,
+        queries: PyReadonlyArray2<'py, f32>,
+        opts: SearchOpts,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        check_k(opts.k)?;
+        let db = self.shared.db()?;
+        let (data, rows, dim) = convert::matrix(&queries, "queries")?;
+        convert::finite(data, dim, "queries")?;
+        let cols = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            if dim != col.schema().dim as usize {
+                return Err(skysift::Error::Schema(format!(
+                    "queries have dimension {dim}, collection {:?} has {}",
+                    self.name,
+                    col.schema().dim
+                )));
+            }
+            let params = SearchParams { ef: opts.ef, exact: opts.exact, ..SearchParams::k(opts.k) };
+            let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+            let mut scratch = self.take_scratch();
+            let mut hits = Vec::with_capacity(rows * opts.k);
+            let mut run = || -> skysift::Result<()> {
+                for (q, v) in data.chunks_exact(dim).enumerate() {
+                    let h = match &prepared {
+                        Some(pf) => col.search_filtered(v, pf, &params, &mut scratch)?,
+                        None => col.search(v, &params, &mut scratch)?,
+                    };
+                    hits.extend(h.into_iter().map(|h| (q as u32, h)));
+                }
+                Ok(())
+            };
+            let r = run();
+            self.give_scratch(scratch);
+            r?;
+            gather(&col, &hits, opts.select.as_deref(), opts.thumbnails)
+        })?;
+        let _ = rows;
+        columns_to_py(py, cols)
+    }
+
+    /// Text search: `text` through the collection's model (prompt ensemble in the detected or
+    /// given language, minus the `negatives`), the same search as `skysift query`. Returns the
+    /// result columns with `language`, `prompts` and `notes`.
+    #[pyo3(signature = (text, opts, lang=None, negatives=Vec::new(), templates="ensemble", model_dir=None, device="auto"))]
+    fn search_text<'py>(
+        &self,
+        py: Python<'py>,
+        text: String,
+        opts: SearchOpts,
+        lang: Option<String>,
+        negatives: Vec<String>,
+        templates: &str,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        check_k(opts.k)?;
+        let prompting = crate::encoder::prompting(templates)?;
+        let db = self.shared.db()?;
+        let device = device.to_owned();
+        let (cols, language, prompts, notes) = detached(py, move || {
+            let enc = self.encoder(&db, model_dir, &device)?;
+            let mut q = TextQuery::new(text).prompting(prompting);
+            if let Some(l) = lang {
+                q.language = Language::Code(l);
+            }
+            for n in negatives {
+                q = q.negative(n);
+            }
+            let qv = enc.query(&q)?;
+            let (cols, mut notes) = self.run_vector(&db, &qv.vector, &opts)?;
+            notes.extend(qv.note);
+            Ok((cols, qv.language, qv.prompts, notes))
+        })?;
+        let out = columns_to_py(py, cols)?;
+        out.set_item("language", language)?;
+        out.set_item("prompts", prompts)?;
+        out.set_item("notes", notes)?;
+        Ok(out)
+    }
+
+    /// The query vector of `text` (prompt ensemble, negatives), as `search_text` encodes it.
+    #[pyo3(signature = (text, lang=None, negatives=Vec::new(), templates="ensemble", model_dir=None, device="auto"))]
+    fn encode_text<'py>(
+        &self,
+        py: Python<'py>,
+        text: String,
+        lang: Option<String>,
+        negatives: Vec<String>,
+        templates: &str,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let prompting = crate::encoder::prompting(templates)?;
+        let db = self.shared.db()?;
+        let device = device.to_owned();
+        let v = detached(py, move || {
+            let enc = self.encoder(&db, model_dir, &device)?;
+            let mut q = TextQuery::new(text).prompting(prompting);
+            if let Some(l) = lang {
+                q.language = Language::Code(l);
+            }
+            for n in negatives {
+                q = q.negative(n);
+            }
+            Ok(enc.query(&q)?.vector)
+        })?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The embedding of an image (a path, encoded bytes, or an `HxWx3` uint8 array).
+    #[pyo3(signature = (image, model_dir=None, device="auto"))]
+    fn encode_image<'py>(
+        &self,
+        py: Python<'py>,
+        image: Bound<'py, PyAny>,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let img = crate::encoder::image_input(&image)?;
+        let db = self.shared.db()?;
+        let device = device.to_owned();
+        let v = detached(py, move || {
+            let enc = self.encoder(&db, model_dir, &device)?;
+            let img = img.load()?;
+            Ok(enc.encode_images(&[img])?.into_iter().next().unwrap_or_default())
+        })?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The stored vector of record `id` (`NotFoundError` when it is not live).
+    fn vector<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let db = self.shared.db()?;
+        let rec = detached(py, move || self.snapshot(&db)?.get(id))?;
+        match rec {
+            Some(r) => Ok(PyArray1::from_vec(py, r.vector)),
+            None => Err(NotFoundError::new_err(format!("no record with id {id} in {:?}", self.name))),
+        }
+    }
+
+    /// The stored fields of record `id` as a dict (`None` when it is not live).
+    fn get<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let db = self.shared.db()?;
+        let rec = detached(py, move || self.snapshot(&db)?.get(id))?;
+        let Some(r) = rec else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("id", r.id)?;
+        for (n, v) in &r.fields {
+            d.set_item(n, convert::to_object(py, v)?)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// The plan of a search for `query` (the text `--explain` prints).
+    fn explain(&self, py: Python<'_>, query: PyReadonlyArray1<'_, f32>, opts: SearchOpts) -> PyResult<String> {
+        check_k(opts.k)?;
+        let db = self.shared.db()?;
+        let q = query.as_slice().map_err(|_| PyValueError::new_err("query must be contiguous float32"))?;
+        detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let params = SearchParams { ef: opts.ef, exact: opts.exact, ..SearchParams::k(opts.k) };
+            let pf = match &opts.filter {
+                Some(f) => col.prepare_filter(f.as_str())?,
+                None => col.prepare_filter(skysift::filter::Filter::all())?,
+            };
+            let (_, e) = col.explain(q, &pf, &params, &mut SearchScratch::default())?;
+            Ok(e.to_string())
+        })
+    }
+
+    /// Compacts the collection (merges segments, drops deleted rows).
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        let db = self.shared.db()?;
+        detached(py, move || db.compact(&self.name))
+    }
+
+    /// Writes the in-memory rows to a segment (indexed).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let db = self.shared.db()?;
+        detached(py, move || db.flush(&self.name))
+    }
+
+    /// Stores a sample of typical query vectors (the index calibrates its search on them).
+    fn set_query_sample(&self, py: Python<'_>, vectors: PyReadonlyArray2<'_, f32>) -> PyResult<()> {
+        let db = self.shared.db()?;
+        let (data, _, dim) = convert::matrix(&vectors, "vectors")?;
+        convert::finite(data, dim, "vectors")?;
+        detached(py, move || db.set_query_sample(&self.name, data))
+    }
+
+    /// Zero-shot labels: `[(id, [(label, score)])]`, best first; with `field`, the best label is
+    /// stored in that keyword field of each record.
+    #[pyo3(signature = (labels, top=1, field=None, lang=None, model_dir=None, device="auto"))]
+    fn label(
+        &self,
+        py: Python<'_>,
+        labels: Vec<String>,
+        top: usize,
+        field: Option<String>,
+        lang: Option<String>,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<Labels> {
+        if labels.is_empty() {
+            return Err(PyValueError::new_err("labels is empty: give at least one label"));
+        }
+        let db = self.shared.db()?;
+        let dev = crate::encoder::device(device).map_err(|e| crate::to_py(&e))?;
+        detached(py, move || {
+            let mut s = skysift::session::Session::open(db, Some(&self.name), model_dir.as_deref())?;
+            s.set_device(dev);
+            s.lang = lang;
+            let out = s.label_all(&labels, top.max(1))?;
+            if let Some(f) = field {
+                s.store_labels(&f, &out, &mut |_, _| {})?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// A heat map of `text` over the tiles of `scene` (its source path as imported): an `HxWx3`
+    /// uint8 array, written as a PNG to `out` when given.
+    #[pyo3(signature = (scene, text, out=None, size=512, legend=true, model_dir=None))]
+    fn heatmap<'py>(
+        &self,
+        py: Python<'py>,
+        scene: String,
+        text: String,
+        out: Option<PathBuf>,
+        size: u32,
+        legend: bool,
+        model_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'py, PyArray3<u8>>> {
+        use skysift::ingest::heatmap::{render, scene_tiles, scores, with_legend};
+        let db = self.shared.db()?;
+        let img = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let tiles = scene_tiles(&col, &scene)?;
+            if tiles.is_empty() {
+                return Err(skysift::Error::Invalid(format!(
+                    "scene {scene:?} has no tiles in {:?}: give the source path as imported (see the records' \
+                     `source` field)",
+                    self.name
+                )));
+            }
+            let enc = self.encoder(&db, model_dir, "auto")?;
+            let q = enc.query(&TextQuery::new(text))?;
+            let s = scores(&tiles, &q.vector);
+            let img = render(&tiles, &s, size.max(16));
+            let img = if legend { with_legend(&img) } else { img };
+            if let Some(p) = &out {
+                img.save(p).map_err(|e| skysift::Error::Invalid(format!("cannot write {}: {e}", p.display())))?;
+            }
+            Ok(img)
+        })?;
+        let (w, h) = img.dimensions();
+        let arr = PyArray1::from_vec(py, img.into_raw());
+        arr.reshape([h as usize, w as usize, 3])
+    }
+
+    /// Imports a folder of imagery, as `skysift import` does (resumable: unchanged files are
+    /// skipped). `progress(done, total)` is called about five times a second; Ctrl-C stops it
+    /// after committing what was encoded and raises `KeyboardInterrupt`. Returns
+    /// `(summary_json, [report_line_json])`.
+    #[pyo3(signature = (folder, model_dir=None, device="auto", tile=512, overlap=0, gsd=None, workers=0, batch_size=None, commit_every=1024, min_valid=0.5, progress=None))]
+    fn import_archive(
+        &self,
+        py: Python<'_>,
+        folder: PathBuf,
+        model_dir: Option<PathBuf>,
+        device: &str,
+        tile: u32,
+        overlap: u32,
+        gsd: Option<f64>,
+        workers: usize,
+        batch_size: Option<usize>,
+        commit_every: usize,
+        min_valid: f64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<(String, Vec<String>)> {
+        let shared = self.shared.db()?;
+        let opts = crate::encoder::ImportArgs {
+            collection: self.name.clone(),
+            folder,
+            model_dir,
+            device: device.to_owned(),
+            tile,
+            overlap,
+            gsd,
+            workers,
+            batch_size,
+            commit_every,
+            min_valid,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(skysift::ingest::Progress::default());
+        let (stop2, counters2) = (Arc::clone(&stop), Arc::clone(&counters));
+        let interrupted = AtomicBool::new(false);
+        let result = py.detach(|| {
+            std::thread::scope(|s| {
+                let job = s.spawn(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        crate::encoder::run_import(&shared, &opts, stop2, counters2)
+                    }))
+                });
+                while !job.is_finished() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    Python::attach(|py| {
+                        if py.check_signals().is_err() {
+                            interrupted.store(true, Ordering::SeqCst);
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        if let Some(cb) = &progress {
+                            tick(py, cb, &counters);
+                        }
+                    });
+                }
+                job.join()
+            })
+        });
+        if let Some(cb) = &progress {
+            tick(py, cb, &counters);
+        }
+        let done = match result {
+            Ok(Ok(r)) => r.map_err(|e| crate::to_py(&e))?,
+            Ok(Err(p)) | Err(p) => {
+                return Err(crate::errors::Error::new_err(format!(
+                    "internal error during the import (a bug in skysift; please report it): {}; committed records \
+                     are kept, a rerun resumes",
+                    crate::panic_text(p.as_ref())
+                )));
+            }
+        };
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(PyKeyboardInterrupt::new_err(format!(
+                "import stopped: what was encoded is committed; run it again to finish ({})",
+                done.0
+            )));
+        }
+        Ok(done)
+    }
+
+    /// Search by a stored record's vector ("more like this"), as `skysift query --like` does.
+    fn search_like<'py>(&self, py: Python<'py>, id: u64, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
+        check_k(opts.k)?;
+        let db = self.shared.db()?;
+        let (cols, notes) = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let v = col
+                .get(id)?
+                .ok_or_else(|| skysift::Error::Invalid(format!("no record with id {id} in {:?}", self.name)))?
+                .vector;
+            self.run_vector(&db, &v, &opts)
+        })?;
+        let out = columns_to_py(py, cols)?;
+        out.set_item("notes", notes)?;
+        Ok(out)
+    }
+
+    /// Search by one query vector through the same path as text queries (`skysift query`).
+    fn search_query_vector<'py>(
+        &self,
+        py: Python<'py>,
+        vector: PyReadonlyArray1<'py, f32>,
+        opts: SearchOpts,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        check_k(opts.k)?;
+        let db = self.shared.db()?;
+        let v = vector.as_slice().map_err(|_| PyValueError::new_err("vector must be contiguous float32"))?;
+        convert::finite(v, v.len(), "vector")?;
+        let (cols, notes) = detached(py, move || self.run_vector(&db, v, &opts))?;
+        let out = columns_to_py(py, cols)?;
+        out.set_item("notes", notes)?;
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("skysift.Collection({:?})", self.name)
+    }
+}
+
+
+/// Calls the progress callback with `(files_done, files_total)`; an exception in it is printed,
+/// not raised (the import goes on).
+fn tick(py: Python<'_>, cb: &Py<PyAny>, p: &skysift::ingest::Progress) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    let now = Instant::now();
+    if let Ok(mut g) = LAST.lock() {
+        if g.is_some_and(|t| now.duration_since(t) < Duration::from_millis(200)) {
+            return;
+        }
+        *g = Some(now);
+    }
+    let done = p.files_done.load(Ordering::Relaxed);
+    let total = p.files_total.load(Ordering::Relaxed);
+    if let Err(e) = cb.call1(py, (done, total)) {
+        e.print(py);
+    }
+}
+
