@@ -111,7 +111,10 @@ impl Collection {
 type Columns = (Vec<u32>, Vec<u64>, Vec<f32>, Vec<(String, FieldType, Vec<Option<Value>>)>, Vec<Option<Vec<u8>>>);
 
 /// Which fields a result carries: all shown fields (`None`) or the named ones.
-fn result_fields(col: &CollectionSnapshot, select: Option<&[String]>) -> skysift::Result<Vec<(usize, String, FieldType)>> {
+fn result_fields(
+    col: &CollectionSnapshot,
+    select: Option<&[String]>,
+) -> skysift::Result<Vec<(usize, String, FieldType)>> {
     let schema = col.schema();
     match select {
         None => Ok(schema
@@ -708,14 +711,19 @@ impl Collection {
                         crate::encoder::run_import(&shared, &opts, stop2, counters2)
                     }))
                 });
+                let mut last = Instant::now();
                 while !job.is_finished() {
                     std::thread::sleep(Duration::from_millis(50));
+                    let due = last.elapsed() >= Duration::from_millis(200);
+                    if due {
+                        last = Instant::now();
+                    }
                     Python::attach(|py| {
                         if py.check_signals().is_err() {
                             interrupted.store(true, Ordering::SeqCst);
                             stop.store(true, Ordering::SeqCst);
                         }
-                        if let Some(cb) = &progress {
+                        if let (true, Some(cb)) = (due, &progress) {
                             tick(py, cb, &counters);
                         }
                     });
@@ -784,22 +792,12 @@ impl Collection {
     }
 }
 
-
 /// Calls the progress callback with `(files_done, files_total)`; an exception in it is printed,
 /// not raised (the import goes on).
 fn tick(py: Python<'_>, cb: &Py<PyAny>, p: &skysift::ingest::Progress) {
-    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
-    let now = Instant::now();
-    if let Ok(mut g) = LAST.lock() {
-        if g.is_some_and(|t| now.duration_since(t) < Duration::from_millis(200)) {
-            return;
-        }
-        *g = Some(now);
-    }
     let done = p.files_done.load(Ordering::Relaxed);
     let total = p.files_total.load(Ordering::Relaxed);
     if let Err(e) = cb.call1(py, (done, total)) {
         e.print(py);
     }
 }
-

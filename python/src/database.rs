@@ -24,7 +24,10 @@ impl Shared {
     pub fn db(&self) -> PyResult<Db> {
         let g = self.db.read().map_err(|_| ClosedError::new_err("the database handle is poisoned"))?;
         g.clone().ok_or_else(|| {
-            ClosedError::new_err(format!("the database {} is closed; open it again with skysift.connect", self.path.display()))
+            ClosedError::new_err(format!(
+                "the database {} is closed; open it again with skysift.connect",
+                self.path.display()
+            ))
         })
     }
 }
@@ -39,7 +42,9 @@ pub fn metric(name: &str) -> PyResult<Metric> {
     match name.to_ascii_lowercase().as_str() {
         "cosine" => Ok(Metric::Cosine),
         "ip" | "dot" | "inner_product" => Ok(Metric::InnerProduct),
-        other => Err(SchemaError::new_err(format!("unknown metric {other:?}: use \"cosine\" or \"ip\" (inner product)"))),
+        other => {
+            Err(SchemaError::new_err(format!("unknown metric {other:?}: use \"cosine\" or \"ip\" (inner product)")))
+        }
     }
 }
 

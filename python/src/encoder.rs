@@ -29,7 +29,9 @@ pub fn prompting(s: &str) -> PyResult<Prompting> {
         "ensemble" => Ok(Prompting::Ensemble),
         "single" => Ok(Prompting::Single),
         "off" | "none" => Ok(Prompting::Off),
-        other => Err(PyValueError::new_err(format!("templates must be \"ensemble\", \"single\" or \"off\", not {other:?}"))),
+        other => {
+            Err(PyValueError::new_err(format!("templates must be \"ensemble\", \"single\" or \"off\", not {other:?}")))
+        }
     }
 }
 
@@ -83,7 +85,12 @@ fn model_or_default(dir: Option<&Path>) -> skysift::Result<PathBuf> {
 
 /// Creates an imagery collection for the model in `model_dir`: the import's fields, the model's
 /// dimension and provenance, and `extra` fields.
-pub fn create_imagery(db: &Db, name: &str, model_dir: Option<&Path>, extra: &[(String, FieldType)]) -> skysift::Result<()> {
+pub fn create_imagery(
+    db: &Db,
+    name: &str,
+    model_dir: Option<&Path>,
+    extra: &[(String, FieldType)],
+) -> skysift::Result<()> {
     let dir = model_or_default(model_dir)?;
     let enc = skysift::encode::Encoder::builder(&dir).towers(skysift::encode::Towers::Image).build()?;
     let mut spec = CollectionSpec::new(enc.dim() as u32, Metric::Cosine);
@@ -97,6 +104,7 @@ pub fn create_imagery(db: &Db, name: &str, model_dir: Option<&Path>, extra: &[(S
     spec.params = enc.provenance_params();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     spec.params.push((skysift::session::MODEL_DIR_PARAM.to_owned(), dir.display().to_string()));
+    spec.params.push((MADE_BY.to_owned(), "create_collection".to_owned()));
     db.create_collection(name, spec)
 }
 
@@ -133,12 +141,13 @@ pub fn run_import(
         return Err(skysift::Error::Invalid(format!("{} is not a folder", a.folder.display())));
     }
     let dir = model_or_default(a.model_dir.as_deref())?;
-    let mut b = skysift::encode::Encoder::builder(&dir).device(device(&a.device)?).towers(skysift::encode::Towers::Image);
+    let mut b =
+        skysift::encode::Encoder::builder(&dir).device(device(&a.device)?).towers(skysift::encode::Towers::Image);
     if let Some(n) = a.batch_size {
         b = b.batch_size(n.max(1));
     }
     let enc = b.build()?;
-    let canon = std::fs::canonicalize(&dir).unwrap_or(dir);
+    let canon = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
     let opts = ImportOptions {
         collection: a.collection.clone(),
         tiling: Tiling { tile: a.tile, overlap: a.overlap, gsd: a.gsd, ..Tiling::default() },
@@ -159,18 +168,66 @@ pub fn run_import(
     }));
     let summary = if db.is_read_only() {
         let writer = Db::builder(db.path()).create(false).open()?;
-        let s = skysift::ingest::import(&writer, &enc, &a.folder, &opts, &mut report);
+        let s = import_into(&writer, &enc, &dir, a, &opts, &mut report);
         drop(writer);
         db.refresh()?;
         s?
     } else {
-        skysift::ingest::import(db, &enc, &a.folder, &opts, &mut report)?
+        import_into(db, &enc, &dir, a, &opts, &mut report)?
     };
     drop(report);
     let text = serde_json::to_string(&summary).map_err(|e| skysift::Error::Invalid(e.to_string()))?;
     let lines = lines.lock().map(|g| g.clone()).unwrap_or_default();
     Ok((text, lines))
 }
+
+/// Imports into `a.collection`. A collection that `create_imagery` made and that never held a
+/// row is made again by the import, so that it gets the archive's metadata fields (an import
+/// into a used collection keeps its schema); fields declared beyond the import's are added back.
+fn import_into(
+    db: &Db,
+    enc: &skysift::encode::Encoder,
+    model_dir: &Path,
+    a: &ImportArgs,
+    opts: &ImportOptions,
+    report: &mut ReportWriter,
+) -> skysift::Result<skysift::ingest::Summary> {
+    let own: Vec<&str> = skysift::ingest::sidecar::IMPORT_FIELDS
+        .iter()
+        .chain(&skysift::ingest::import::IMAGERY_FIELDS)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut extra = Vec::new();
+    if let Ok(c) = db.snapshot().collection(&a.collection)
+        && c.count() == 0
+        && c.segments().is_empty()
+        && c.memory_rows() == 0
+        && c.params().iter().any(|(k, v)| k == MADE_BY && v == "create_collection")
+    {
+        extra = c
+            .schema()
+            .user_fields()
+            .iter()
+            .filter(|f| !own.contains(&f.name.as_str()))
+            .map(|f| (f.name.clone(), f.ty))
+            .collect();
+        db.drop_collection(&a.collection)?;
+    }
+    let r = skysift::ingest::import(db, enc, &a.folder, opts, report);
+    if db.snapshot().collection(&a.collection).is_err() {
+        create_imagery(db, &a.collection, Some(model_dir), &extra)?;
+    } else if let Ok(c) = db.snapshot().collection(&a.collection) {
+        for (f, ty) in &extra {
+            if c.schema().field_index(f).is_none() {
+                db.add_field(&a.collection, f, *ty)?;
+            }
+        }
+    }
+    r
+}
+
+/// Param marking a collection made empty by `create_imagery` (the first import may make it again).
+const MADE_BY: &str = "python.made_by";
 
 /// A model loaded for encoding texts and images outside a collection.
 #[pyclass(frozen, module = "skysift._native")]
@@ -248,7 +305,11 @@ impl Encoder {
     }
 
     /// Embeddings of `images` (each a path, encoded bytes or an `HxWx3` uint8 array), n x dim.
-    fn encode_images<'py>(&self, py: Python<'py>, images: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn encode_images<'py>(
+        &self,
+        py: Python<'py>,
+        images: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let args = images.iter().map(image_input).collect::<PyResult<Vec<_>>>()?;
         let enc = Arc::clone(&self.enc);
         let dim = enc.dim();

@@ -24,7 +24,12 @@ create_exception!(
     Error,
     "The encoder is not the model the collection was built with (both are named)."
 );
-create_exception!(skysift, CorruptionError, Error, "A file of the database is damaged (the file and region are named).");
+create_exception!(
+    skysift,
+    CorruptionError,
+    Error,
+    "A file of the database is damaged (the file and region are named)."
+);
 create_exception!(
     skysift,
     SchemaError,
@@ -32,7 +37,12 @@ create_exception!(
     "A record or query that does not fit the collection: wrong dimension, unknown field, wrong type, NaN."
 );
 create_exception!(skysift, NotFoundError, Error, "No such collection or record.");
-create_exception!(skysift, ModelError, Error, "The model or ONNX Runtime cannot be loaded (what to do is in the message).");
+create_exception!(
+    skysift,
+    ModelError,
+    Error,
+    "The model or ONNX Runtime cannot be loaded (what to do is in the message)."
+);
 create_exception!(skysift, ClosedError, Error, "The handle was closed.");
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -30,10 +30,7 @@ mod errors;
 pub use errors::to_py;
 
 /// Runs `f` with the GIL released, turning a panic into `skysift.Error`.
-pub(crate) fn detached<T: Send>(
-    py: Python<'_>,
-    f: impl FnOnce() -> skysift::Result<T> + Send,
-) -> PyResult<T> {
+pub(crate) fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> skysift::Result<T> + Send) -> PyResult<T> {
     py.detach(|| match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(Failure::Engine),
         Err(p) => Err(Failure::Panic(panic_text(p.as_ref()))),
