@@ -3,7 +3,7 @@
 //! The Python layer (`python/skysift/`) owns the idioms (chained queries, Arrow, pandas,
 //! `GeoPandas`, tqdm); this module owns every call into the engine. Invariants:
 //! - every call that reads, searches, encodes or writes runs with the GIL released
-//!   ([`detached`]), so handles are shared across Python threads and searches run in parallel;
+//!   (`detached`), so handles are shared across Python threads and searches run in parallel;
 //! - nothing panics across the boundary: a Rust panic becomes `skysift.Error` and the process
 //!   lives on;
 //! - vectors arrive as C-contiguous `float32` arrays and are read in place (no copy of the array;
