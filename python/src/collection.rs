@@ -280,6 +280,43 @@ impl Collection {
         })
     }
 
+    /// One field of every live record passing `where`: `(ids, values)` in visit order (segments,
+    /// then in-memory rows); nulls are `None`.
+    #[pyo3(signature = (field, r#where=None))]
+    fn column<'py>(
+        &self,
+        py: Python<'py>,
+        field: String,
+        r#where: Option<String>,
+    ) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyList>)> {
+        let db = self.shared.db()?;
+        let (ids, values) = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let i = col.schema().field_index(&field).ok_or_else(|| {
+                skysift::Error::Schema(format!(
+                    "no field {field:?}; fields are: {}",
+                    col.schema().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let prepared = r#where.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+            let (mut ids, mut values) = (Vec::new(), Vec::new());
+            skysift::analyst::rows::visit(&col, prepared.as_ref(), &mut |id, _, row| {
+                ids.push(id);
+                values.push(row.value(i)?);
+                Ok(())
+            })?;
+            Ok((ids, values))
+        })?;
+        let list = PyList::empty(py);
+        for v in &values {
+            match v {
+                Some(v) => list.append(convert::to_object(py, v)?)?,
+                None => list.append(py.None())?,
+            }
+        }
+        Ok((PyArray1::from_vec(py, ids), list))
+    }
+
     /// Ids of the live records passing `where` (all when `None`), ascending.
     #[pyo3(signature = (r#where=None))]
     fn ids<'py>(&self, py: Python<'py>, r#where: Option<String>) -> PyResult<Bound<'py, PyArray1<u64>>> {
@@ -670,7 +707,7 @@ impl Collection {
     /// skipped). `progress(done, total)` is called about five times a second; Ctrl-C stops it
     /// after committing what was encoded and raises `KeyboardInterrupt`. Returns
     /// `(summary_json, [report_line_json])`.
-    #[pyo3(signature = (folder, model_dir=None, device="auto", tile=512, overlap=0, gsd=None, workers=0, batch_size=None, commit_every=1024, min_valid=0.5, progress=None))]
+    #[pyo3(signature = (folder, model_dir=None, device="auto", tile=512, overlap=0, gsd=None, workers=0, batch_size=None, commit_every=1024, min_valid=0.5, progress=None, encoder=None, only=None))]
     fn import_archive(
         &self,
         py: Python<'_>,
@@ -685,8 +722,11 @@ impl Collection {
         commit_every: usize,
         min_valid: f64,
         progress: Option<Py<PyAny>>,
+        encoder: Option<PyRef<'_, crate::encoder::Encoder>>,
+        only: Option<Vec<String>>,
     ) -> PyResult<(String, Vec<String>)> {
         let shared = self.shared.db()?;
+        let loaded = encoder.map(|e| e.shared());
         let opts = crate::encoder::ImportArgs {
             collection: self.name.clone(),
             folder,
@@ -699,6 +739,7 @@ impl Collection {
             batch_size,
             commit_every,
             min_valid,
+            only,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(skysift::ingest::Progress::default());
@@ -708,7 +749,7 @@ impl Collection {
             std::thread::scope(|s| {
                 let job = s.spawn(move || {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        crate::encoder::run_import(&shared, &opts, stop2, counters2)
+                        crate::encoder::run_import(&shared, &opts, loaded.as_ref(), stop2, counters2)
                     }))
                 });
                 let mut last = Instant::now();

@@ -118,7 +118,7 @@ impl Database {
     /// Creates a collection for imagery encoded by the model in `model_dir` (the default model
     /// when `None`): the dimension, the provenance and the import's fields come from the model,
     /// so `import_archive` and text or image queries work on it.
-    #[pyo3(signature = (name, model_dir=None, fields=Vec::new(), exist_ok=false))]
+    #[pyo3(signature = (name, model_dir=None, fields=Vec::new(), exist_ok=false, fixed=false))]
     fn create_imagery_collection(
         &self,
         py: Python<'_>,
@@ -126,6 +126,7 @@ impl Database {
         model_dir: Option<PathBuf>,
         fields: Vec<(String, String)>,
         exist_ok: bool,
+        fixed: bool,
     ) -> PyResult<Collection> {
         let db = self.shared.db()?;
         let mut extra = Vec::new();
@@ -137,7 +138,7 @@ impl Database {
             if exist_ok && db.collections().contains(&n) {
                 return Ok(());
             }
-            crate::encoder::create_imagery(&db, &n, model_dir.as_deref(), &extra)
+            crate::encoder::create_imagery_with(&db, &n, model_dir.as_deref(), &extra, !fixed)
         })?;
         self.collection(name)
     }

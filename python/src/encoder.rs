@@ -84,12 +84,14 @@ fn model_or_default(dir: Option<&Path>) -> skysift::Result<PathBuf> {
 }
 
 /// Creates an imagery collection for the model in `model_dir`: the import's fields, the model's
-/// dimension and provenance, and `extra` fields.
-pub fn create_imagery(
+/// dimension and provenance, and `extra` fields. With `remake`, the first import makes it again
+/// (with the archive's metadata fields) while it holds no row.
+pub fn create_imagery_with(
     db: &Db,
     name: &str,
     model_dir: Option<&Path>,
     extra: &[(String, FieldType)],
+    remake: bool,
 ) -> skysift::Result<()> {
     let dir = model_or_default(model_dir)?;
     let enc = skysift::encode::Encoder::builder(&dir).towers(skysift::encode::Towers::Image).build()?;
@@ -104,8 +106,37 @@ pub fn create_imagery(
     spec.params = enc.provenance_params();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     spec.params.push((skysift::session::MODEL_DIR_PARAM.to_owned(), dir.display().to_string()));
-    spec.params.push((MADE_BY.to_owned(), "create_collection".to_owned()));
+    if remake {
+        spec.params.push((MADE_BY.to_owned(), "create_collection".to_owned()));
+    }
     db.create_collection(name, spec)
+}
+
+/// `([(image, bytes)], [(field, type)])`.
+pub type Plan = (Vec<(String, u64)>, Vec<(String, FieldType)>);
+
+/// What an import of `folder` would read: its images (`(path relative to the root, bytes)`, in
+/// walk order) and the metadata fields it would create after its own (`[(name, type)]`, in the
+/// order the import adds them, capped as the import caps them).
+pub fn archive_plan(folder: &Path) -> skysift::Result<Plan> {
+    let root = std::fs::canonicalize(folder)
+        .map_err(|e| skysift::Error::Invalid(format!("cannot open {}: {e}", folder.display())))?;
+    let inv = skysift::ingest::walk::walk(&root, &[])
+        .map_err(|e| skysift::Error::Invalid(format!("cannot walk {}: {e}", root.display())))?;
+    let meta = skysift::ingest::sidecar::collect(&root, &inv, &[]);
+    let own: Vec<&str> = skysift::ingest::sidecar::IMPORT_FIELDS
+        .iter()
+        .chain(&skysift::ingest::import::IMAGERY_FIELDS)
+        .map(|(n, _)| *n)
+        .collect();
+    let images = inv.images.iter().map(|e| (e.rel.clone(), e.size)).collect();
+    let fields = meta
+        .fields
+        .into_iter()
+        .filter(|(n, _)| !own.contains(&n.as_str()))
+        .take(skysift::ingest::import::MAX_METADATA_FIELDS)
+        .collect();
+    Ok((images, fields))
 }
 
 /// The import's options from Python.
@@ -121,6 +152,7 @@ pub struct ImportArgs {
     pub batch_size: Option<usize>,
     pub commit_every: usize,
     pub min_valid: f64,
+    pub only: Option<Vec<String>>,
 }
 
 /// Runs the import as `skysift import` does: `(summary_json, report_lines_json)`. A read-only
@@ -128,6 +160,7 @@ pub struct ImportArgs {
 pub fn run_import(
     db: &Db,
     a: &ImportArgs,
+    loaded: Option<&(Arc<skysift::encode::Encoder>, PathBuf)>,
     stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
 ) -> skysift::Result<(String, Vec<String>)> {
@@ -140,13 +173,19 @@ pub fn run_import(
     if !a.folder.is_dir() {
         return Err(skysift::Error::Invalid(format!("{} is not a folder", a.folder.display())));
     }
-    let dir = model_or_default(a.model_dir.as_deref())?;
-    let mut b =
-        skysift::encode::Encoder::builder(&dir).device(device(&a.device)?).towers(skysift::encode::Towers::Image);
-    if let Some(n) = a.batch_size {
-        b = b.batch_size(n.max(1));
-    }
-    let enc = b.build()?;
+    let built;
+    let (enc, dir) = if let Some((e, d)) = loaded {
+        (&**e, d.clone())
+    } else {
+        let dir = model_or_default(a.model_dir.as_deref())?;
+        let mut b =
+            skysift::encode::Encoder::builder(&dir).device(device(&a.device)?).towers(skysift::encode::Towers::Image);
+        if let Some(n) = a.batch_size {
+            b = b.batch_size(n.max(1));
+        }
+        built = b.build()?;
+        (&built, dir)
+    };
     let canon = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
     let opts = ImportOptions {
         collection: a.collection.clone(),
@@ -154,6 +193,7 @@ pub fn run_import(
         workers: a.workers,
         commit_rows: a.commit_every.max(1),
         min_valid: a.min_valid,
+        only: a.only.as_ref().map(|o| Arc::new(o.iter().cloned().collect())),
         stop,
         progress,
         params: vec![(skysift::session::MODEL_DIR_PARAM.to_owned(), canon.display().to_string())],
@@ -168,12 +208,12 @@ pub fn run_import(
     }));
     let summary = if db.is_read_only() {
         let writer = Db::builder(db.path()).create(false).open()?;
-        let s = import_into(&writer, &enc, &dir, a, &opts, &mut report);
+        let s = import_into(&writer, enc, &dir, a, &opts, &mut report);
         drop(writer);
         db.refresh()?;
         s?
     } else {
-        import_into(db, &enc, &dir, a, &opts, &mut report)?
+        import_into(db, enc, &dir, a, &opts, &mut report)?
     };
     drop(report);
     let text = serde_json::to_string(&summary).map_err(|e| skysift::Error::Invalid(e.to_string()))?;
@@ -215,7 +255,7 @@ fn import_into(
     }
     let r = skysift::ingest::import(db, enc, &a.folder, opts, report);
     if db.snapshot().collection(&a.collection).is_err() {
-        create_imagery(db, &a.collection, Some(model_dir), &extra)?;
+        create_imagery_with(db, &a.collection, Some(model_dir), &extra, true)?;
     } else if let Ok(c) = db.snapshot().collection(&a.collection) {
         for (f, ty) in &extra {
             if c.schema().field_index(f).is_none() {
@@ -234,6 +274,13 @@ const MADE_BY: &str = "python.made_by";
 pub struct Encoder {
     enc: Arc<skysift::encode::Encoder>,
     dir: PathBuf,
+}
+
+impl Encoder {
+    /// The loaded model and its directory, for an import that reuses it.
+    pub fn shared(&self) -> (Arc<skysift::encode::Encoder>, PathBuf) {
+        (Arc::clone(&self.enc), self.dir.clone())
+    }
 }
 
 #[pymethods]

@@ -73,6 +73,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_model_dir, m)?)?;
     m.add_function(wrap_pyfunction!(user_model_dir, m)?)?;
     m.add_function(wrap_pyfunction!(demo_files, m)?)?;
+    m.add_function(wrap_pyfunction!(archive_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(import_field_names, m)?)?;
     Ok(())
 }
 
@@ -93,4 +95,24 @@ fn user_model_dir() -> Option<String> {
 #[pyfunction]
 fn demo_files(py: Python<'_>) -> Vec<(&'static str, Bound<'_, pyo3::types::PyBytes>)> {
     demo::FILES.iter().map(|(p, b)| (*p, pyo3::types::PyBytes::new(py, b))).collect()
+}
+
+/// What an import of `folder` reads: `([(image, bytes)], [(field, type)])` (see the Ray import).
+#[pyfunction]
+fn archive_plan(py: Python<'_>, folder: std::path::PathBuf) -> PyResult<ArchivePlan> {
+    let (images, fields) = detached(py, move || encoder::archive_plan(&folder))?;
+    Ok((images, fields.into_iter().map(|(n, t)| (n, t.name())).collect()))
+}
+
+/// `([(image, bytes)], [(field, type)])`.
+type ArchivePlan = (Vec<(String, u64)>, Vec<(String, &'static str)>);
+
+/// The fields every imagery collection has (the import's bookkeeping), before its metadata fields.
+#[pyfunction]
+fn import_field_names() -> Vec<&'static str> {
+    skysift::ingest::sidecar::IMPORT_FIELDS
+        .iter()
+        .chain(&skysift::ingest::import::IMAGERY_FIELDS)
+        .map(|(n, _)| *n)
+        .collect()
 }

@@ -67,11 +67,7 @@ pub type Visitor<'a> = dyn FnMut(u64, &[f32], Row<'_>) -> Result<()> + 'a;
 
 /// Calls `visit(id, vector, row)` for every live row passing `filter` (every live row when
 /// `None`). Returns the rows visited. An error from `visit` stops the visit and is returned.
-pub fn visit(
-    col: &CollectionSnapshot,
-    filter: Option<&PreparedFilter>,
-    visit: &mut Visitor<'_>,
-) -> Result<u64> {
+pub fn visit(col: &CollectionSnapshot, filter: Option<&PreparedFilter>, visit: &mut Visitor<'_>) -> Result<u64> {
     let state = col.state();
     let mut n = 0u64;
     if let Some(f) = filter {

@@ -72,7 +72,10 @@ pub struct Args {
 /// Records shown in a gallery at most.
 const GALLERY_MAX: usize = 60;
 
-#[expect(clippy::too_many_lines, reason = "train, score every row (streamed or top k), store, print: the command's steps in order")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "train, score every row (streamed or top k), store, print: the command's steps in order"
+)]
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.min_score) {
         bail!("--min-score is a probability from 0 to 1, not {}", a.min_score);
@@ -137,8 +140,8 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let top = best.drain_sorted();
     let mut above = scored.above;
     if a.field.is_some() {
-        above =
-            to_store.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count() as u64;
+        above = to_store.iter().filter(|(_, v)| matches!(v, Value::Float(p) if *p >= f64::from(a.min_score))).count()
+            as u64;
     }
     if let Some(k) = a.k {
         for h in top.iter().take(k) {

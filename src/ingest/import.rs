@@ -109,6 +109,10 @@ pub struct ImportOptions {
     /// Tiles with a smaller share of valid (not no-data) pixels are not encoded. Default:
     /// [`DEFAULT_MIN_VALID`] (0.5).
     pub min_valid: f64,
+    /// Only these images (paths relative to the archive root, as the `source` field holds them);
+    /// every metadata file is still read, so records are those of a whole-archive import.
+    /// Distributed imports give each worker its share this way. Default: `None` (all).
+    pub only: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for ImportOptions {
@@ -139,6 +143,7 @@ impl Default for ImportOptions {
             after_hash: None,
             params: Vec::new(),
             min_valid: DEFAULT_MIN_VALID,
+            only: None,
         }
     }
 }
@@ -173,9 +178,14 @@ pub fn import(
     let t0 = Instant::now();
     let root =
         fs::canonicalize(archive).map_err(|e| Error::bad_input(archive, format!("cannot open the archive: {e}")))?;
-    let inv =
+    let mut inv =
         walk(&root, &[db.path().to_path_buf()]).map_err(|e| Error::bad_input(&root, format!("cannot walk: {e}")))?;
     let meta = sidecar::collect(&root, &inv, &opts.schema);
+    if let Some(only) = &opts.only {
+        // After the metadata is read for the whole archive: fields and types are the archive's.
+        inv.images.retain(|e| only.contains(&e.rel));
+        inv.problems.retain(|(p, _)| only.contains(p));
+    }
     let mut summary =
         Summary { collection: opts.collection.clone(), files: inv.images.len() as u64, ..Summary::default() };
     let types = ensure_collection(db, enc, opts, &meta, &mut summary)?;

@@ -323,7 +323,7 @@ impl WalWriter {
             }
         });
         if let Some(e) = failed {
-            return Err(e.into());
+            return Err(e);
         }
         self.file.write_all(&buf)?;
         self.file.sync()?;
