@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_models.sh
-cargo test --workspace "$@"
+cargo test --workspace --features skysift/fuzzing "$@"
 if [ "${SKYSIFT_SKIP_PYTHON:-0}" != 1 ]; then
   cargo build --quiet --bin skysift
   scripts/setup_python.sh

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use skysift_storage::store::StagedSegment;
 
 use crate::db::Db;
+#[cfg(feature = "encode")]
 use crate::encode::Provenance;
 use crate::error::{Error, Result};
 
@@ -95,6 +96,19 @@ fn staged_from(
             ),
         ));
     }
+    #[cfg(not(feature = "encode"))]
+    {
+        // Without the encoder stack the provenance is compared as it is recorded.
+        let model = |p: &[(String, String)]| {
+            let mut m: Vec<(String, String)> = p.iter().filter(|(k, _)| k.starts_with("encoder.")).cloned().collect();
+            m.sort();
+            m
+        };
+        if model(target) != model(col.params()) {
+            return Err(refused(shard, "its model provenance (encoder.* params) differs from the collection's"));
+        }
+    }
+    #[cfg(feature = "encode")]
     match (Provenance::in_params(target), Provenance::in_params(col.params())) {
         (true, true) => {
             let ours = Provenance::from_params(target)?;

@@ -61,6 +61,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// From the encoders (model files, ONNX Runtime, templates, provenance).
+    #[cfg(feature = "encode")]
     #[error(transparent)]
     Encode(#[from] crate::encode::EncodeError),
     /// A filter that does not parse or does not fit the schema: the message, the position in the

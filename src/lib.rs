@@ -13,11 +13,17 @@
 //! | [`repl`] | the interactive shell |
 //! | [`gallery`] | HTML galleries of search results |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
-//! | [`fuzzing`] | byte-level entry points of the fuzz targets |
+//! | `fuzzing` | byte-level entry points of the fuzz targets (feature `fuzzing`) |
 //! | [`analyst`] | relevance feedback, few-shot classifier, every match above a score, paging, grouping, MMR, merged places, change over time |
 //! | [`error`] | the crate's error type |
 //!
 //! Every byte on disk belongs to the `skysift-storage` crate; this crate has no `unsafe`.
+//!
+//! Features: `encode` (default; ONNX Runtime encoders, imagery import, sessions, galleries,
+//! analyst search; without it the crate is storage, index, filters, queries, attach and vector
+//! files, for users who bring their own vectors), `cli` (default; the `skysift` binary's
+//! dependencies: clap, anyhow, rustyline, ctrlc), `fuzzing` (the fuzz targets' entry points in
+//! `fuzzing` for `fuzz/` and `tests/fuzz_corpus.rs`).
 //!
 //! ```
 //! use skysift::{CollectionSpec, Db, NewRecord, SearchScratch};
@@ -39,18 +45,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "encode")]
 pub mod analyst;
 pub mod attach;
 pub mod db;
+#[cfg(feature = "encode")]
 pub mod encode;
 pub mod error;
 pub mod filter;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+#[cfg(feature = "encode")]
 pub mod gallery;
 pub mod index;
 pub mod ingest;
 pub mod query;
+#[cfg(feature = "encode")]
 pub mod repl;
+#[cfg(feature = "encode")]
 pub mod session;
 pub mod time;
 

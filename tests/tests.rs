@@ -19,6 +19,7 @@ mod encode;
 mod faults;
 mod filter;
 mod fixtures;
+#[cfg(feature = "fuzzing")]
 mod fuzz_corpus;
 mod imagery;
 mod index;

@@ -22,25 +22,44 @@
 //! | `heatmap.rs` | similarity of each tile of a scene to a query, drawn over the scene |
 //! | `synth.rs` | synthetic TIFF/`GeoTIFF` scenes (tests, benchmarks) |
 
+#[cfg(feature = "encode")]
 pub mod bands;
+#[cfg(feature = "encode")]
 pub mod decode;
+#[cfg(feature = "encode")]
 pub mod geo;
+#[cfg(feature = "encode")]
 pub mod heatmap;
+#[cfg(feature = "encode")]
 pub mod import;
 pub mod metadata;
+#[cfg(feature = "encode")]
 pub mod nodata;
+#[cfg(feature = "encode")]
 pub mod overview;
+#[cfg(feature = "encode")]
 pub mod pipeline;
+#[cfg(feature = "encode")]
 pub mod report;
+#[cfg(feature = "encode")]
 pub mod sidecar;
+#[cfg(feature = "encode")]
 pub mod synth;
+#[cfg(feature = "encode")]
 pub mod synth_cog;
+#[cfg(feature = "encode")]
 pub mod thumbnail;
+#[cfg(feature = "encode")]
 pub mod tiff;
+#[cfg(feature = "encode")]
 pub mod tile;
 pub mod vectors;
+#[cfg(feature = "encode")]
 pub mod walk;
 
+#[cfg(feature = "encode")]
 pub use import::{ImportOptions, Progress, import};
+#[cfg(feature = "encode")]
 pub use report::{FileReport, Reason, ReportWriter, Status, Summary};
+#[cfg(feature = "encode")]
 pub use tile::{Tiling, record_id};
