@@ -9,7 +9,8 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use skysift_storage::io::{RealVfs, Vfs};
 use skysift_storage::schema::{FieldDef, FieldType, Metric, Record, Schema, Value};
@@ -23,12 +24,14 @@ use crate::query::exec::Selection;
 
 /// Opens a database with options; see [`Db::builder`].
 #[derive(Debug, Clone)]
+#[expect(clippy::struct_excessive_bools, reason = "independent options, each set by its own builder method")]
 pub struct DbBuilder {
     path: PathBuf,
     read_only: bool,
     recover: bool,
     create: bool,
     flush_rows: usize,
+    flush_in_background: bool,
     index_threads: usize,
     vfs: Arc<dyn Vfs>,
 }
@@ -70,6 +73,18 @@ impl DbBuilder {
         self
     }
 
+    /// Build the segment of an automatic flush (see [`DbBuilder::flush_rows`]) on a background
+    /// thread, so that [`WriteTxn::commit`] returns once the batch is durable: the rows are
+    /// searchable (exactly, from memory) at once and by the graph when the segment is in. The
+    /// next write (a transaction, flush, compact, schema change, attach) waits for that build;
+    /// a build that failed is reported by the next commit's [`CommitInfo::flush_error`].
+    /// [`Db::wait_for_flush`] waits for it explicitly. Default: `false` (the commit builds it).
+    #[must_use]
+    pub fn flush_in_background(mut self, yes: bool) -> Self {
+        self.flush_in_background = yes;
+        self
+    }
+
     /// File system to use (tests inject faults through this). Default: the real one.
     #[must_use]
     pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
@@ -89,7 +104,14 @@ impl DbBuilder {
                 indexer: Some(Arc::new(HnswIndexer { threads: self.index_threads })),
             },
         )?;
-        Ok(Db { inner: Arc::new(Inner { store, flush_rows: self.flush_rows }) })
+        Ok(Db {
+            inner: Arc::new(Inner {
+                store,
+                flush_rows: self.flush_rows,
+                flush_in_background: self.flush_in_background,
+                background: Mutex::new(Background::default()),
+            }),
+        })
     }
 }
 
@@ -97,6 +119,15 @@ impl DbBuilder {
 struct Inner {
     store: Store,
     flush_rows: usize,
+    flush_in_background: bool,
+    background: Mutex<Background>,
+}
+
+/// The automatic flush running on its own thread, and the failure of the last one.
+#[derive(Debug, Default)]
+struct Background {
+    running: Option<JoinHandle<Result<()>>>,
+    failed: Option<String>,
 }
 
 /// An open database. Clone it freely; all clones share one handle.
@@ -187,6 +218,7 @@ impl Db {
             recover: false,
             create: true,
             flush_rows: 100_000,
+            flush_in_background: false,
             index_threads: 0,
             vfs: Arc::new(RealVfs),
         }
@@ -214,6 +246,7 @@ impl Db {
         let fields = spec.fields.into_iter().map(|(name, ty)| FieldDef { name, ty }).collect();
         let schema = Schema::new(spec.dim, spec.metric, fields).map_err(Error::Schema)?;
         IndexParams::from_params(&spec.params)?;
+        self.settle();
         self.inner.store.create_collection(name, schema, spec.params)?;
         Ok(())
     }
@@ -221,6 +254,7 @@ impl Db {
     /// Drops a collection; its files go once no snapshot uses them.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         self.snapshot().collection(name)?;
+        self.settle();
         self.inner.store.drop_collection(name)?;
         Ok(())
     }
@@ -240,14 +274,18 @@ impl Db {
     /// Starts a write transaction on one collection; fails at once with `Locked` when
     /// another transaction is open.
     pub fn begin_write(&self, collection: &str) -> Result<WriteTxn<'_>> {
+        self.settle();
         let col = self.snapshot().collection(collection)?.state;
         let guard = self.inner.store.try_begin_write()?;
         Ok(WriteTxn { db: self, guard, col, ops: Vec::new(), touched: HashSet::new(), inserted: 0, deleted: 0 })
     }
 
-    /// Turns a collection's in-memory rows into a segment.
+    /// Turns a collection's in-memory rows into a segment (after a background flush in flight,
+    /// whose failure this one supersedes: it flushes the same rows).
     pub fn flush(&self, collection: &str) -> Result<()> {
         self.snapshot().collection(collection)?;
+        self.settle();
+        self.background().failed = None;
         self.inner.store.flush(collection)?;
         Ok(())
     }
@@ -255,6 +293,7 @@ impl Db {
     /// Merges a collection's segments into one and drops deleted rows.
     pub fn compact(&self, collection: &str) -> Result<()> {
         self.snapshot().collection(collection)?;
+        self.settle();
         self.inner.store.compact(collection)?;
         Ok(())
     }
@@ -269,6 +308,7 @@ impl Db {
     /// Flushes the collection first. Fails when the name is taken or not a valid field name.
     pub fn add_field(&self, collection: &str, name: &str, ty: FieldType) -> Result<()> {
         self.snapshot().collection(collection)?;
+        self.settle();
         self.inner.store.add_field(collection, FieldDef { name: name.to_owned(), ty })?;
         Ok(())
     }
@@ -283,13 +323,57 @@ impl Db {
         for q in sample.chunks(dim) {
             rows.extend(col.prepare_query(q)?);
         }
+        self.settle();
         self.inner.store.set_query_sample(collection, &rows)?;
         Ok(())
     }
 
-    /// The storage handle (for the crate's own write paths, such as [`Db::attach`]).
+    /// The storage handle for the crate's own write paths, such as [`Db::attach`] (after any
+    /// background flush).
     pub(crate) fn store(&self) -> &Store {
+        self.settle();
         &self.inner.store
+    }
+
+    /// Waits for the background flush in flight, if any (see
+    /// [`DbBuilder::flush_in_background`]); returns its error when it failed.
+    pub fn wait_for_flush(&self) -> Result<()> {
+        self.settle();
+        match self.background().failed.take() {
+            Some(e) => Err(Error::Invalid(format!("the background flush failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn background(&self) -> std::sync::MutexGuard<'_, Background> {
+        self.inner.background.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Joins the background flush in flight and keeps its failure for the next commit. Every
+    /// write path calls it first, so that the flush's thread holds the writer alone.
+    fn settle(&self) {
+        let mut bg = self.background();
+        if let Some(h) = bg.running.take() {
+            let failed = match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the flush thread panicked (a bug in skysift; please report it)".to_owned()),
+            };
+            bg.failed = failed.or(bg.failed.take());
+        }
+    }
+
+    /// Flushes `collection` on a background thread; see [`DbBuilder::flush_in_background`].
+    fn flush_later(&self, collection: String) {
+        let mut bg = self.background();
+        let db = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("skysift-flush".to_owned())
+            .spawn(move || Ok(db.inner.store.flush(&collection)?));
+        match spawned {
+            Ok(h) => bg.running = Some(h),
+            Err(e) => bg.failed = Some(format!("could not start the flush thread: {e}")),
+        }
     }
 
     /// Re-reads the database (read-only handles follow the writer this way).
@@ -743,11 +827,18 @@ impl WriteTxn<'_> {
         }
         let seq = self.guard.commit(&name, std::mem::take(&mut self.ops))?;
         let rows = self.guard.snapshot().collections.get(&name).map_or(0, |c| c.mem.rows());
-        let mut flush_error = None;
+        // A background flush that failed since the last commit is reported here.
+        let mut flush_error = self.db.background().failed.take();
         if rows >= self.db.inner.flush_rows {
-            // The batch is durable already: a failed flush is reported, not turned into a
-            // failed commit.
-            flush_error = self.guard.flush(&name).err().map(|e| e.to_string());
+            if self.db.inner.flush_in_background {
+                let db = self.db;
+                drop(self);
+                db.flush_later(name);
+            } else {
+                // The batch is durable already: a failed flush is reported, not turned into a
+                // failed commit.
+                flush_error = self.guard.flush(&name).err().map(|e| e.to_string()).or(flush_error);
+            }
         }
         Ok(CommitInfo { seq, flush_error, ..info })
     }

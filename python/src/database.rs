@@ -65,7 +65,11 @@ impl Database {
     #[pyo3(signature = (path, read_only=false))]
     fn new(py: Python<'_>, path: PathBuf, read_only: bool) -> PyResult<Self> {
         let p = path.clone();
-        let db = detached(py, move || Db::builder(&p).read_only(read_only).create(!read_only).open())?;
+        // A commit that fills the memtable returns once durable; the segment is built on a
+        // background thread (the next write waits for it).
+        let db = detached(py, move || {
+            Db::builder(&p).read_only(read_only).create(!read_only).flush_in_background(true).open()
+        })?;
         Ok(Database { shared: Arc::new(Shared { db: RwLock::new(Some(db)), path }) })
     }
 
@@ -230,10 +234,16 @@ impl Database {
 
     /// Closes the handle (releases the writer's lock when it is the last one); later calls raise
     /// `ClosedError`.
-    fn close(&self) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         let mut g = self.shared.db.write().map_err(|_| ClosedError::new_err("the database handle is poisoned"))?;
-        g.take();
-        Ok(())
+        let Some(db) = g.take() else { return Ok(()) };
+        drop(g);
+        detached(py, move || db.wait_for_flush()).map_err(|e| {
+            crate::errors::Error::new_err(format!(
+                "the database is closed, but {e}; the rows are durable (in the write-ahead log) and are indexed \
+                 after it is opened again"
+            ))
+        })
     }
 
     fn __repr__(&self) -> String {
