@@ -26,9 +26,9 @@ fn skysift(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn vector(id: u64) -> Vec<f32> {
+fn vector_of(id: u64, dim: usize) -> Vec<f32> {
     let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..DIM)
+    (0..dim)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -49,9 +49,14 @@ fn footprint(id: u64) -> Option<[f64; 4]> {
 
 /// A cosine collection with every field type an import writes, and an encoder provenance.
 fn build(dir: &Path) -> PathBuf {
+    build_with(dir, DIM, true)
+}
+
+/// [`build`] with `dim`-dimensional vectors, with or without the provenance params.
+fn build_with(dir: &Path, dim: usize, provenance: bool) -> PathBuf {
     let path = dir.join("db");
     let db = Db::open(&path).unwrap();
-    let mut spec = CollectionSpec::new(DIM as u32, Metric::Cosine)
+    let mut spec = CollectionSpec::new(dim as u32, Metric::Cosine)
         .field("class", FieldType::Keyword)
         .field("note", FieldType::Text)
         .field("year", FieldType::Integer)
@@ -60,16 +65,18 @@ fn build(dir: &Path) -> PathBuf {
         .field("datetime", FieldType::Timestamp)
         .field("footprint", FieldType::GeoBbox)
         .field("scene_footprint", FieldType::GeoBbox);
-    spec.params.extend([
-        ("encoder.model_id".to_owned(), "test-model".to_owned()),
-        ("encoder.fingerprint".to_owned(), FINGERPRINT.to_owned()),
-        ("encoder.dim".to_owned(), DIM.to_string()),
-        ("encoder.preprocessing".to_owned(), "resize 224".to_owned()),
-    ]);
+    if provenance {
+        spec.params.extend([
+            ("encoder.model_id".to_owned(), "test-model".to_owned()),
+            ("encoder.fingerprint".to_owned(), FINGERPRINT.to_owned()),
+            ("encoder.dim".to_owned(), dim.to_string()),
+            ("encoder.preprocessing".to_owned(), "resize 224".to_owned()),
+        ]);
+    }
     db.create_collection("scenes", spec).unwrap();
     let mut tx = db.begin_write("scenes").unwrap();
     for id in 1..=ROWS {
-        let mut r = NewRecord::new(id * 10, vector(id))
+        let mut r = NewRecord::new(id * 10, vector_of(id, dim))
             .with("class", Value::Keyword(["Port", "Farmland", "Desert"][(id % 3) as usize].into()))
             .with("note", Value::Text(format!("scene \"{id}\", tile,\nline two")))
             .with("year", Value::Integer(2015 + (id % 6) as i64))
@@ -401,4 +408,123 @@ print(json.dumps({
         [a[0].min(f[0]), a[1].min(f[1]), a[2].max(f[2]), a[3].max(f[3])]
     });
     assert_eq!(b, want);
+}
+
+/// Records of a collection by id: vector bits and fields sorted by name.
+fn records(db: &Path, collection: &str) -> std::collections::BTreeMap<u64, (Vec<u32>, Vec<(String, Value)>)> {
+    let db = Db::builder(db).read_only(true).open().unwrap();
+    let col = db.snapshot().collection(collection).unwrap();
+    col.ids()
+        .unwrap()
+        .into_iter()
+        .map(|id| {
+            let r = col.get(id).unwrap().unwrap();
+            let mut f = r.fields;
+            f.sort_by(|a, b| a.0.cmp(&b.0));
+            (id, (r.vector.iter().map(|x| x.to_bits()).collect(), f))
+        })
+        .collect()
+}
+
+#[test]
+fn export_then_load_from_gives_the_same_ids_vectors_fields_and_footprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = build(dir.path());
+    let out = dir.path().join("scenes.parquet");
+    let (code, stdout, err) =
+        skysift(&["export", db_path.to_str().unwrap(), "scenes", "--with-vectors", "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let copy = dir.path().join("copy");
+    let (code, stdout, err) =
+        skysift(&["load", copy.to_str().unwrap(), "scenes", "--from", out.to_str().unwrap(), "--batch-size", "64"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(stdout.contains("from model \"test-model\""), "{stdout}");
+    let (a, b) = (records(&db_path, "scenes"), records(&copy, "scenes"));
+    assert_eq!(a.len() as u64, ROWS - 1);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "same ids");
+    for (id, (va, fa)) in &a {
+        let (vb, fb) = &b[id];
+        assert_eq!(va, vb, "vector of {id} bit for bit");
+        assert_eq!(fa, fb, "fields (footprint, window, timestamps, keyword and text) of {id}");
+    }
+    let db = Db::builder(&copy).read_only(true).open().unwrap();
+    let col = db.snapshot().collection("scenes").unwrap();
+    let ty = |n: &str| col.schema().fields.iter().find(|f| f.name == n).map(|f| f.ty);
+    assert_eq!(ty("note"), Some(FieldType::Text));
+    assert_eq!(ty("class"), Some(FieldType::Keyword));
+    assert_eq!(ty("footprint"), Some(FieldType::GeoBbox));
+    assert!(col.params().iter().any(|(k, v)| k == "encoder.fingerprint" && v == FINGERPRINT), "provenance kept");
+
+    // A model id that the file's emb: metadata contradicts is refused, as is declaring another model.
+    let (code, _, err) = skysift(&[
+        "load",
+        dir.path().join("other").to_str().unwrap(),
+        "scenes",
+        "--from",
+        out.to_str().unwrap(),
+        "--model-id",
+        "someone-else",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("test-model") && err.contains("someone-else"), "{err}");
+    // Text queries against these vectors are refused: no encoder has the file's fingerprint.
+    let (code, _, err) =
+        skysift(&["query", copy.to_str().unwrap(), "harbour", "--model", repo().join("models/demo").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("test-model"), "{err}");
+}
+
+/// Vectors without provenance, declared as the demo model's: text queries then run (needs
+/// `models/demo` with `text.onnx`, as the encode tests do).
+#[test]
+fn load_from_with_a_declared_model_serves_text_queries_and_refuses_without() {
+    let model = repo().join("models/demo");
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = build_with(dir.path(), 512, false);
+    let out = dir.path().join("plain.parquet");
+    let (code, stdout, err) =
+        skysift(&["export", db_path.to_str().unwrap(), "scenes", "--with-vectors", "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let undeclared = dir.path().join("undeclared");
+    let (code, stdout, err) = skysift(&["load", undeclared.to_str().unwrap(), "c", "--from", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("unknown origin"), "{stdout}");
+    let (code, _, err) = skysift(&["query", undeclared.to_str().unwrap(), "harbour"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown origin"), "{err}");
+
+    let (code, _, err) = skysift(&[
+        "load",
+        dir.path().join("wrong").to_str().unwrap(),
+        "c",
+        "--from",
+        out.to_str().unwrap(),
+        "--model-id",
+        "not-the-demo",
+        "--declare-model",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("skysift-demo-aid-use-m3"), "{err}");
+
+    let declared = dir.path().join("declared");
+    let (code, stdout, err) = skysift(&[
+        "load",
+        declared.to_str().unwrap(),
+        "c",
+        "--from",
+        out.to_str().unwrap(),
+        "--model-id",
+        "skysift-demo-aid-use-m3",
+        "--declare-model",
+        "--model",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let (code, stdout, err) =
+        skysift(&["query", declared.to_str().unwrap(), "a harbour", "-k", "3", "--json", "--device", "cpu"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["results"].as_array().unwrap().len(), 3);
 }

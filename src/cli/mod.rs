@@ -41,7 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load precomputed embeddings (.npy float32 2-D, or .fbin) with optional JSON-lines metadata.
+    /// Load precomputed embeddings (.npy float32 2-D, or .fbin) with optional JSON-lines metadata,
+    /// or an embedding product (`GeoParquet` / Parquet with an embedding column) with --from.
     Load(load::Args),
     /// Count live records of a collection.
     Count {

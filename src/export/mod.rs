@@ -11,6 +11,7 @@
 //! | `geoparquet.rs` | [`GeoParquetWriter`]: `GeoParquet` 1.1, WKB geometry, bbox covering, embeddings as a fixed-size list (feature `parquet`) |
 //! | `stac.rs` | [`stac_collection`]: a STAC Collection for an exported file, with the collection's provenance as `emb:` fields |
 //! | `file.rs` | [`FileExport`]: an output file that appears only when complete |
+//! | `products.rs` | [`products::ProductReader`]: embedding products (`GeoParquet` or Parquet with an embedding column) read back as records, streamed (feature `parquet`) |
 //! | `collection.rs` | [`export_collection`]: every live row passing a filter, streamed through a writer into a file |
 //!
 //! Invariants:
@@ -29,6 +30,8 @@ mod geojson;
 #[cfg(feature = "parquet")]
 mod geoparquet;
 mod jsonl;
+#[cfg(feature = "parquet")]
+pub mod products;
 mod stac;
 
 pub use collection::{ExportOptions, ExportSummary, export_collection, stac_path};
