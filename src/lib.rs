@@ -12,6 +12,7 @@
 //! | [`session`] | a REPL/CLI session over one collection: encode, search, show records |
 //! | [`repl`] | the interactive shell |
 //! | [`gallery`] | HTML galleries of search results |
+//! | [`export`] | result rows and whole collections to `GeoJSON`, `GeoParquet` (feature `parquet`), CSV, JSON lines; STAC with `emb:` fields; loading embedding products |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
 //! | `fuzzing` | byte-level entry points of the fuzz targets (feature `fuzzing`) |
 //! | [`analyst`] | relevance feedback, few-shot classifier, every match above a score, paging, grouping, MMR, merged places, change over time |
@@ -22,7 +23,8 @@
 //! Features: `encode` (default; ONNX Runtime encoders, imagery import, sessions, galleries,
 //! analyst search; without it the crate is storage, index, filters, queries, attach and vector
 //! files, for users who bring their own vectors), `cli` (default; the `skysift` binary's
-//! dependencies: clap, anyhow, rustyline, ctrlc), `fuzzing` (the fuzz targets' entry points in
+//! dependencies: clap, anyhow, rustyline, ctrlc, indicatif), `parquet` (default; `GeoParquet` export and
+//! `load --from` Parquet through the arrow and parquet crates; implies `encode`), `fuzzing` (the fuzz targets' entry points in
 //! `fuzzing` for `fuzz/` and `tests/fuzz_corpus.rs`).
 //!
 //! ```
@@ -52,6 +54,8 @@ pub mod db;
 #[cfg(feature = "encode")]
 pub mod encode;
 pub mod error;
+#[cfg(feature = "encode")]
+pub mod export;
 pub mod filter;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

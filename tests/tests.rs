@@ -16,6 +16,7 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod encode;
+mod export;
 mod faults;
 mod filter;
 mod fixtures;

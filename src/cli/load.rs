@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use skysift::encode::{ModelManifest, Provenance};
+use skysift::export::EmbeddingInfo;
+use skysift::export::products::{ProductOptions, ProductReader};
 use skysift::ingest::{metadata, vectors::VectorFile};
 use skysift::schema::{FieldType, Metric};
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord};
@@ -17,8 +20,28 @@ pub struct Args {
     /// Collection name (created when missing, with the vectors' dimension).
     collection: String,
     /// Vectors: .npy (float32 or float64, 2-D) or .fbin (big-ann layout).
-    #[arg(long)]
-    vectors: PathBuf,
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    vectors: Option<PathBuf>,
+    /// An embedding product instead: `GeoParquet` or Parquet with an embedding column (list or
+    /// fixed-size list of float32); geometry becomes the footprint, other columns fields.
+    #[arg(long, value_name = "FILE.parquet", conflicts_with = "metadata")]
+    from: Option<PathBuf>,
+    /// The embedding column of --from.
+    #[arg(long, value_name = "C", default_value = "vector", requires = "from")]
+    vector_column: String,
+    /// The WKB geometry column of --from (default: the `GeoParquet` primary column, else `geometry`).
+    #[arg(long, value_name = "G", requires = "from")]
+    geometry_column: Option<String>,
+    /// The model the vectors of --from come from: checked against the file's `emb:` metadata,
+    /// or (with --declare-model) recorded as their provenance, so that text queries work.
+    #[arg(long, value_name = "ID", requires = "from")]
+    model_id: Option<String>,
+    /// Record --model-id (the manifest in --model, default models/demo) as the vectors' encoder.
+    #[arg(long, requires = "model_id")]
+    declare_model: bool,
+    /// Model directory for --declare-model.
+    #[arg(long, requires = "declare_model")]
+    model: Option<PathBuf>,
     /// One JSON object per vector row; `id` sets the record id (default: the row number).
     #[arg(long)]
     metadata: Option<PathBuf>,
@@ -81,37 +104,7 @@ fn parse_overrides(s: Option<&str>) -> anyhow::Result<Vec<(String, FieldType)>> 
         .collect()
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the load command from arguments to summary; to move into the library with the presentation layer (issue 13, item 2)"
-)]
-pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    if a.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let metric = match a.metric.as_str() {
-        "cosine" => Metric::Cosine,
-        "ip" | "inner_product" => Metric::InnerProduct,
-        m => bail!("unknown metric {m:?}; use cosine or ip"),
-    };
-    let mut vf = VectorFile::open(&a.vectors)?;
-    let (rows, dim) = (vf.rows(), vf.dim());
-    let overrides = parse_overrides(a.schema.as_deref())?;
-    let inferred = match &a.metadata {
-        Some(p) => {
-            let inf = metadata::infer(p, &overrides)?;
-            if inf.rows != rows {
-                bail!(
-                    "{} has {} rows but {} has {rows} vectors; they must match row for row",
-                    p.display(),
-                    inf.rows,
-                    a.vectors.display()
-                );
-            }
-            Some(inf)
-        }
-        None => None,
-    };
+fn index_params(a: &Args) -> anyhow::Result<IndexParams> {
     let index = IndexParams {
         m: a.m,
         ef_construction: a.ef_construction,
@@ -129,6 +122,44 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         },
     };
     index.validate()?;
+    Ok(index)
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "the load command from arguments to summary; to move into the library with the presentation layer (issue 13, item 2)"
+)]
+pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let metric = match a.metric.as_str() {
+        "cosine" => Metric::Cosine,
+        "ip" | "inner_product" => Metric::InnerProduct,
+        m => bail!("unknown metric {m:?}; use cosine or ip"),
+    };
+    let Some(vectors) = &a.vectors else {
+        return run_from(a);
+    };
+    let mut vf = VectorFile::open(vectors)?;
+    let (rows, dim) = (vf.rows(), vf.dim());
+    let overrides = parse_overrides(a.schema.as_deref())?;
+    let inferred = match &a.metadata {
+        Some(p) => {
+            let inf = metadata::infer(p, &overrides)?;
+            if inf.rows != rows {
+                bail!(
+                    "{} has {} rows but {} has {rows} vectors; they must match row for row",
+                    p.display(),
+                    inf.rows,
+                    vectors.display()
+                );
+            }
+            Some(inf)
+        }
+        None => None,
+    };
+    let index = index_params(a)?;
     let sample = match &a.query_sample {
         Some(p) => {
             let mut f = VectorFile::open(p)?;
@@ -162,7 +193,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     let col = db.snapshot().collection(&a.collection)?;
     if col.schema().dim as usize != dim {
-        bail!("{} has dimension {dim}, collection {} has {}", a.vectors.display(), a.collection, col.schema().dim);
+        bail!("{} has dimension {dim}, collection {} has {}", vectors.display(), a.collection, col.schema().dim);
     }
     let types: Vec<(String, FieldType)> = col.schema().fields.iter().map(|f| (f.name.clone(), f.ty)).collect();
 
@@ -241,6 +272,160 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let secs = t1.elapsed().as_secs_f64();
     super::outln!(
         "loaded {total} rows into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",
+        a.collection,
+        total as f64 / secs.max(1e-9),
+        db.snapshot().collection(&a.collection)?.count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The provenance params of `load --from`: declared (`--model-id ID --declare-model`, checked
+/// against the manifest), else the file's `emb:` metadata (checked against `--model-id`), else
+/// none (text and image queries are then refused).
+fn provenance(a: &Args, product: &ProductReader) -> anyhow::Result<Vec<(String, String)>> {
+    let emb = product.embedding();
+    if a.declare_model {
+        let id = a.model_id.as_deref().context("--declare-model needs --model-id")?;
+        let dir = match &a.model {
+            Some(d) => d.clone(),
+            None => skysift::encode::locate::default_model_dir().map_err(anyhow::Error::msg)?,
+        };
+        let manifest = ModelManifest::load(&dir)?;
+        if manifest.model_id != id {
+            bail!(
+                "--model-id {id:?} is not the model in {} ({:?}); pass --model DIR of model {id:?}",
+                dir.display(),
+                manifest.model_id
+            );
+        }
+        if manifest.embedding_dim != product.dim() {
+            bail!(
+                "model {id:?} makes {}-dimensional embeddings, the file has {}",
+                manifest.embedding_dim,
+                product.dim()
+            );
+        }
+        let p = Provenance {
+            model_id: manifest.model_id.clone(),
+            fingerprint: manifest.fingerprint()?,
+            dim: manifest.embedding_dim,
+            preprocessing: manifest.preprocessing(),
+        };
+        if let Some(f) = emb.and_then(|e| e.fingerprint.as_deref())
+            && f != p.fingerprint.to_hex()
+        {
+            bail!(
+                "the file's emb: metadata names model {:?} (fingerprint {f}), not {id:?}: drop --declare-model to keep \
+                 the file's provenance",
+                emb.and_then(|e| e.model_id.clone()).unwrap_or_default()
+            );
+        }
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let mut params = p.to_params();
+        params.push((skysift::session::MODEL_DIR_PARAM.to_owned(), dir.display().to_string()));
+        return Ok(params);
+    }
+    let params = emb.map(EmbeddingInfo::provenance_params).unwrap_or_default();
+    if let Some(id) = &a.model_id {
+        match emb.and_then(|e| e.model_id.as_deref()) {
+            Some(m) if m == id => {}
+            Some(m) => bail!("the file's embeddings come from model {m:?}, not {id:?} (its emb: metadata)"),
+            None => bail!(
+                "the file carries no emb: provenance; add --declare-model to record that its vectors come from {id:?}"
+            ),
+        }
+    }
+    Ok(params)
+}
+
+/// `load --from`: an embedding product, streamed batch by batch.
+fn run_from(a: &Args) -> anyhow::Result<ExitCode> {
+    let path = a.from.as_ref().context("give --vectors FILE or --from FILE.parquet")?;
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let opts = ProductOptions {
+        vector_column: a.vector_column.clone(),
+        geometry_column: a.geometry_column.clone(),
+        batch_rows: a.batch_size,
+    };
+    let mut product = ProductReader::open(path, &opts)?;
+    let dim = product.dim();
+    if dim == 0 {
+        bail!("{} has no rows to load", path.display());
+    }
+    for s in product.skipped() {
+        eprintln!("column {s} is not loaded (no matching field type)");
+    }
+    let params = provenance(a, &product)?;
+    let metric = match (product.embedding().map(|e| e.metric), a.metric.as_str()) {
+        (Some(m), _) => m,
+        (None, "cosine") => Metric::Cosine,
+        (None, "ip" | "inner_product") => Metric::InnerProduct,
+        (None, m) => bail!("unknown metric {m:?}; use cosine or ip"),
+    };
+    let db = Db::builder(&a.db).flush_rows(a.flush_rows).index_threads(a.index_threads).open()?;
+    if db.snapshot().collection(&a.collection).is_err() {
+        let mut spec =
+            CollectionSpec::new(u32::try_from(dim).context("dimension too large")?, metric).index(index_params(a)?);
+        spec.fields = product.fields().to_vec();
+        spec.params.extend(params.iter().cloned());
+        db.create_collection(&a.collection, spec)?;
+        super::outln!("created collection {} (dim {dim}, {})", a.collection, metric.name());
+    } else {
+        let col = db.snapshot().collection(&a.collection)?;
+        if col.schema().dim as usize != dim {
+            bail!("{} has dimension {dim}, collection {} has {}", path.display(), a.collection, col.schema().dim);
+        }
+        let have = col.params().iter().find(|(k, _)| k == skysift::encode::KEY_FINGERPRINT).map(|(_, v)| v);
+        let new = params.iter().find(|(k, _)| k == skysift::encode::KEY_FINGERPRINT).map(|(_, v)| v);
+        if have != new {
+            bail!(
+                "collection {} holds vectors of another encoder ({}) than {} ({}); load into a new collection",
+                a.collection,
+                have.map_or("unknown", String::as_str),
+                path.display(),
+                new.map_or("unknown", String::as_str)
+            );
+        }
+    }
+    if let Some((_, m)) = params.iter().find(|(k, _)| k == skysift::encode::KEY_MODEL_ID) {
+        super::outln!("embeddings from model {m:?}: text queries with this encoder work");
+    } else {
+        super::outln!(
+            "embeddings of unknown origin: vector and --like queries only (pass --model-id ID --declare-model to record \
+             the encoder)"
+        );
+    }
+    let bar = super::progress_bar("loading");
+    bar.set_length(product.rows());
+    let t0 = Instant::now();
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    while let Some(records) = product.next_batch()? {
+        let mut tx = db.begin_write(&a.collection)?;
+        for r in records {
+            if !seen.insert(r.id) {
+                bail!("record id {} appears twice in {} ({total} rows committed before it)", r.id, path.display());
+            }
+            let id = r.id;
+            if a.upsert { tx.upsert(r) } else { tx.insert(r) }
+                .with_context(|| format!("record {id} ({total} rows committed before this batch)"))?;
+        }
+        let n = tx.len() as u64;
+        let info = tx.commit()?;
+        if let Some(e) = info.flush_error {
+            bail!("{total} rows committed, but flushing to a segment failed: {e}");
+        }
+        total += n;
+        bar.set_position(total);
+    }
+    bar.finish_and_clear();
+    db.flush(&a.collection)?;
+    let secs = t0.elapsed().as_secs_f64();
+    super::outln!(
+        "loaded {total} rows from {} into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",
+        path.display(),
         a.collection,
         total as f64 / secs.max(1e-9),
         db.snapshot().collection(&a.collection)?.count()

@@ -7,6 +7,7 @@
 mod attach;
 mod change;
 mod classify;
+mod export;
 mod heatmap;
 mod import;
 mod info;
@@ -40,7 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load precomputed embeddings (.npy float32 2-D, or .fbin) with optional JSON-lines metadata.
+    /// Load precomputed embeddings (.npy float32 2-D, or .fbin) with optional JSON-lines metadata,
+    /// or an embedding product (`GeoParquet` / Parquet with an embedding column) with --from.
     Load(load::Args),
     /// Count live records of a collection.
     Count {
@@ -87,6 +89,8 @@ enum Command {
     Classify(classify::Args),
     /// Rank places by how much better they match a text query after a date than before another.
     Change(change::Args),
+    /// Write a collection to `GeoParquet` (or `GeoJSON`, CSV, JSON lines) with a STAC Collection.
+    Export(export::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Attach(a) => attach::run(&a),
         Command::Classify(a) => classify::run(&a),
         Command::Change(a) => change::run(&a),
+        Command::Export(a) => export::run(&a),
     };
     match result {
         Ok(code) => code,
@@ -125,6 +130,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A progress bar on standard error for a long command (hidden when standard error is not a
+/// terminal).
+pub(crate) fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} rows ({per_sec}, {eta} left)")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar
 }
 
 /// Opens an existing database read-only (for commands that only read).

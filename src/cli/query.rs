@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use skysift::encode::{Device, Prompting};
+use skysift::export::{Columns, ExportRow, FileExport, Format, RowWriter};
 use skysift::session::{Answer, QueryInput, Session, json_value};
 
 /// Options shared by `query` and the REPL.
@@ -62,6 +63,13 @@ pub struct Args {
     /// Show how the query was planned and executed.
     #[arg(long)]
     explain: bool,
+    /// Write the results as geojson (a `FeatureCollection` of footprints), geoparquet, csv or jsonl
+    /// (to --output, or to standard output for the text formats).
+    #[arg(long, value_name = "FMT", conflicts_with = "file")]
+    format: Option<String>,
+    /// The file --format writes (replaced when it exists).
+    #[arg(long, short = 'o', value_name = "FILE", requires = "format")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     analyst: AnalystOpts,
     #[command(flatten)]
@@ -259,11 +267,31 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         (None, None, None) => bail!("give a question, --image PATH, --like ID, --good ID or --file FILE"),
     };
+    let format = a.format.as_deref().map(Format::parse).transpose()?;
+    if let Some(f) = format
+        && f.is_binary()
+        && a.output.is_none()
+    {
+        bail!("--format {} writes a binary file: give it --output FILE", f.name());
+    }
     if a.analyst.all {
         drop(out);
-        return stream_all(&mut s, &input, a.filter.as_deref(), a.analyst.min_score);
+        let target = format.map(|f| (f, a.output.as_deref()));
+        return stream_all(&mut s, &input, a.filter.as_deref(), a.analyst.min_score, target);
     }
     let ans = s.ask_filtered(&input, a.filter.as_deref(), a.explain)?;
+    if let Some(f) = format {
+        let columns = Columns::of(s.snapshot()?.schema(), true, false);
+        let mut w = Output::open(f, columns, a.output.as_deref())?;
+        for r in &ans.rows {
+            w.write_row(&ExportRow::from(r))?;
+        }
+        let n = w.finish()?;
+        if let Some(p) = &a.output {
+            eprintln!("wrote {n} results to {} ({})", p.display(), f.name());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let cursor = skysift::analyst::Cursor::after(
         s.refine.cursor.map_or(s.refine.offset, |c| c.offset),
         ans.rows.len(),
@@ -283,16 +311,63 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--all`: every match as one JSON line, in storage order, holding nothing per row.
+/// Where `--format` goes: a file that appears when complete, or standard output.
+enum Output {
+    File(FileExport),
+    Stdout(Box<dyn RowWriter>),
+}
+
+impl Output {
+    fn open(format: Format, columns: Columns, path: Option<&std::path::Path>) -> anyhow::Result<Output> {
+        Ok(match path {
+            Some(p) => Output::File(FileExport::create(p, format, columns, &[])?),
+            None => Output::Stdout(skysift::export::writer(
+                format,
+                columns,
+                Box::new(std::io::BufWriter::new(std::io::stdout())),
+                &[],
+            )?),
+        })
+    }
+
+    fn write_row(&mut self, row: &ExportRow<'_>) -> skysift::Result<()> {
+        match self {
+            Output::File(f) => f.write_row(row),
+            Output::Stdout(w) => w.write_row(row),
+        }
+    }
+
+    fn finish(self) -> skysift::Result<u64> {
+        match self {
+            Output::File(f) => f.finish(),
+            Output::Stdout(w) => w.finish(),
+        }
+    }
+}
+
+/// `--all`: every match as one JSON line (or one row of `--format`), in storage order, holding
+/// nothing per row.
 fn stream_all(
     s: &mut Session,
     input: &QueryInput,
     filter: Option<&str>,
     min_score: Option<f32>,
+    format: Option<(Format, Option<&std::path::Path>)>,
 ) -> anyhow::Result<ExitCode> {
     let e = s.encode_query(input)?;
     let col = s.snapshot()?;
     let prepared = filter.map(|f| col.prepare_filter(f)).transpose()?;
+    if let Some((f, path)) = format {
+        let mut w = Output::open(f, Columns::of(col.schema(), true, false), path)?;
+        let (visited, emitted) =
+            skysift::analyst::stream_above(&col, &e.vector, prepared.as_ref(), min_score, &mut |id, score, row| {
+                let fields = row.fields(&col)?;
+                w.write_row(&ExportRow { id, rank: None, score: Some(score), fields: &fields, vector: None })
+            })?;
+        w.finish()?;
+        eprintln!("{emitted} of {visited} passing records written ({})", f.name());
+        return Ok(ExitCode::SUCCESS);
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed: Option<std::io::Error> = None;
