@@ -30,7 +30,8 @@ pub fn model(m: u64) -> BTreeMap<u64, u64> {
     s
 }
 
-fn apply(s: &mut BTreeMap<u64, u64>, b: u64) {
+/// Applies batch `b` to the model `s`.
+pub fn apply(s: &mut BTreeMap<u64, u64>, b: u64) {
     for id in b * BATCH..(b + 1) * BATCH {
         s.insert(id, 0);
     }
@@ -98,13 +99,25 @@ pub fn check_state(db: &Db, m: u64) {
     assert!(col.get((m + 1) * BATCH).unwrap().is_none());
 }
 
-/// Runs in the child: opens, continues from the last whole batch, reports every commit.
-#[test]
-fn crash_child() {
-    let Ok(dir) = std::env::var("SKYSIFT_CRASH_CHILD") else { return };
+/// The variable that makes the test binary a writer child: the database's directory.
+const CHILD_ENV: &str = "SKYSIFT_CRASH_CHILD";
+/// The test whose process becomes the writer child when [`CHILD_ENV`] is set; the child is not a
+/// test of its own, so a run of the suite never runs it (and never passes it) alone.
+const CHILD_TEST: &str = "crash::kill9_loses_no_committed_batch";
+
+/// A command that starts a writer child on `dir`: it opens, continues from the last whole batch,
+/// and reports every commit on stdout until it is killed.
+pub fn writer_child(dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, dir);
+    c
+}
+
+/// The writer child's work; it never returns (its parent kills it).
+fn crash_child(dir: &Path) -> ! {
     println!("opening");
     let t = Instant::now();
-    let db = Db::builder(&dir).flush_rows(1_000_000).open().unwrap();
+    let db = Db::builder(dir).flush_rows(1_000_000).open().unwrap();
     println!("opened {}", t.elapsed().as_micros());
     if db.snapshot().collection("c").is_err() {
         db.create_collection("c", spec()).unwrap();
@@ -167,26 +180,20 @@ impl Child {
 /// Kills a writer child `kills` times at random moments; returns the tally.
 pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let exe = std::env::current_exe().unwrap();
     let mut c = Campaign::default();
     let mut reported = 0u64;
     // The duration of the last reopen, in microseconds.
     let mut open_us = 1_000u64;
     for _ in 0..kills {
-        let mut child = Command::new(&exe)
-            .args(["crash::crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env("SKYSIFT_CRASH_CHILD", dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = writer_child(dir).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         // The reader sends `Opening`, then `Opened` with the open's duration, then each commit.
         let (tx, rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             let (mut opening, mut opened) = (false, false);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The test harness prints `test crash::crash_child ... ` before the first line.
+                // The test harness prints `test crash::kill9_loses_no_committed_batch ... ` before
+                // the first line.
                 let line = line.rsplit_once("... ").map_or(line.as_str(), |(_, l)| l);
                 if line == "opening" {
                     opening = true;
@@ -266,8 +273,12 @@ fn a_kill_before_the_collection_exists_reopens_as_no_batch() {
     assert_eq!(c.lost_batches, 1);
 }
 
+/// Also the writer child's entry: with [`CHILD_ENV`] set, the process writes until it is killed.
 #[test]
 fn kill9_loses_no_committed_batch() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        crash_child(Path::new(&dir));
+    }
     let kills = std::env::var("SKYSIFT_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
     let seed =
         std::env::var("SKYSIFT_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random::<u64>);
