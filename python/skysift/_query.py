@@ -81,6 +81,7 @@ class Query:
         self._select: list[str] | None = None
         self._thumbnails = False
         self._exact = False
+        self._threads = 0
         given = sum(x is not None for x in (query, like, image))
         if given != 1:
             raise ValueError("search() takes one of: a query (text, vector, image path or array), like=ID, image=...")
@@ -134,11 +135,18 @@ class Query:
         self._exact = True
         return self
 
+    def threads(self, n: int) -> Query:
+        """Threads for a batch of vector queries (default 0: every core; 1: this thread)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"threads must be an integer >= 0, not {n!r}")
+        self._threads = n
+        return self
+
     # -- running -------------------------------------------------------------------------------
     def _opts(self) -> dict[str, Any]:
         where = " AND ".join(f"({w})" for w in self._where) if self._where else None
         return {"k": self._k, "ef": self._ef, "where": where, "select": self._select,
-                "thumbnails": self._thumbnails, "exact": self._exact}
+                "thumbnails": self._thumbnails, "exact": self._exact, "threads": self._threads}
 
     def _vector(self) -> np.ndarray | None:
         """The query vector for image queries, None otherwise."""

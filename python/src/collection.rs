@@ -205,6 +205,9 @@ pub struct SearchOpts {
     thumbnails: bool,
     #[pyo3(item)]
     exact: bool,
+    /// Threads for a batch of queries (0: every core).
+    #[pyo3(item)]
+    threads: usize,
 }
 
 fn check_k(k: usize) -> PyResult<()> {
@@ -463,21 +466,56 @@ impl Collection {
             }
             let params = SearchParams { ef: opts.ef, exact: opts.exact, ..SearchParams::k(opts.k) };
             let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
-            let mut scratch = self.take_scratch();
-            let mut hits = Vec::with_capacity(rows * opts.k);
-            let mut run = || -> skysift::Result<()> {
-                for (q, v) in data.chunks_exact(dim).enumerate() {
+            let threads = match opts.threads {
+                0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                n => n,
+            }
+            .min(rows.max(1));
+            // Each thread searches a contiguous share of the queries with its own scratch; the
+            // shares are joined in query order.
+            let per = rows.div_ceil(threads).max(1);
+            let run = |first: usize, share: &[f32]| -> skysift::Result<Vec<(u32, Hit)>> {
+                let mut scratch = self.take_scratch();
+                let mut hits = Vec::with_capacity(share.len() / dim * opts.k);
+                let r = share.chunks_exact(dim).enumerate().try_for_each(|(i, v)| {
                     let h = match &prepared {
                         Some(pf) => col.search_filtered(v, pf, &params, &mut scratch)?,
                         None => col.search(v, &params, &mut scratch)?,
                     };
-                    hits.extend(h.into_iter().map(|h| (q as u32, h)));
-                }
-                Ok(())
+                    hits.extend(h.into_iter().map(|h| ((first + i) as u32, h)));
+                    Ok(())
+                });
+                self.give_scratch(scratch);
+                r.map(|()| hits)
             };
-            let r = run();
-            self.give_scratch(scratch);
-            r?;
+            let shares: Vec<skysift::Result<Vec<(u32, Hit)>>> = if threads <= 1 {
+                vec![run(0, data)]
+            } else {
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = data
+                        .chunks(per * dim)
+                        .enumerate()
+                        .map(|(t, share)| {
+                            let run = &run;
+                            s.spawn(move || run(t * per, share))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(skysift::Error::Invalid(
+                                    "a search thread panicked (a bug in skysift; please report it)".into(),
+                                ))
+                            })
+                        })
+                        .collect()
+                })
+            };
+            let mut hits = Vec::with_capacity(rows * opts.k);
+            for share in shares {
+                hits.extend(share?);
+            }
             gather(&col, &hits, opts.select.as_deref(), opts.thumbnails)
         })?;
         let _ = rows;

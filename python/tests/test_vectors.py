@@ -74,6 +74,13 @@ def test_add_search_filter_and_results(tmp_path):
     batch = col.search(v[:4]).limit(2).to_arrow()
     assert batch.column("query_index").to_pylist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert batch.column("id").to_pylist()[::2] == [0, 1, 2, 3]
+    # a batch on several threads gives what one thread gives, in query order
+    qs = np.ascontiguousarray(v[:37])
+    one = col.search(qs).where("year >= 2005").limit(7).threads(1).to_arrow()
+    three = col.search(qs).where("year >= 2005").limit(7).threads(3).to_arrow()
+    assert one.equals(three) and one.column("query_index").to_pylist() == sorted(one.column("query_index").to_pylist())
+    with pytest.raises(ValueError):
+        col.search(qs).threads(-1)
     # explain prints the plan
     plan = col.search(q).where("cls = 'c2'").explain()
     assert "segment" in plan or "rows" in plan
