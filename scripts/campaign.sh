@@ -3,8 +3,13 @@
 # flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every
 # I/O step (EIO and ENOSPC), the corruption matrix, rounds of reader threads and a reader process
 # following a writer that is killed and taken over, and a disk-full run on a small tmpfs.
-# Prints one scoreboard and ends with the totals line:
-#   scoreboard: injected N, survived N, lost N, panics N, hangs N
+# Prints one scoreboard: per row what was injected (fuzz executions, I/O faults, kill -9s and other
+# injections -- corruptions, reader snapshots -- in separate columns), survived, lost, panics,
+# hangs, or `not run: why`; it ends with the totals line
+#   scoreboard: fuzz N, faults N, kills N, other N, survived N, lost N, panics N, hangs N, not run N
+# and exits 1 when anything was lost, panicked, hung or could not run (0 otherwise).
+# Every figure is parsed from the run's own output; a step that printed no figures is `not run`.
+# A step that runs past STEP_TIMEOUT seconds (default: the budget plus 30 minutes) is a hang.
 # Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
 #   SECONDS       the budget (default 600); fuzzing gets half of it, split across the targets
 #   FUZZ_SECONDS  seconds per fuzz target instead of that split (also read from the environment)
@@ -29,27 +34,76 @@ import_kills=$(( budget / 20 ))
 conc_rounds=$(( budget / 60 ))
 [ "$conc_rounds" -lt 10 ] && conc_rounds=10
 log="$(mktemp -d)"
+step_timeout="${STEP_TIMEOUT:-$(( budget + 1800 ))}"
 rows=()
-tot_inj=0; tot_surv=0; tot_lost=0; tot_pan=0; tot_hang=0
-add() { # campaign injected survived lost panics hangs
-  rows+=("$(printf '%-22s injected %8s  survived %8s  lost %4s  panics %3s  hangs %3s' "$@")")
-  tot_inj=$((tot_inj + $2)); tot_surv=$((tot_surv + $3)); tot_lost=$((tot_lost + $4))
-  tot_pan=$((tot_pan + $5)); tot_hang=$((tot_hang + $6))
+declare -A tot=([fuzz]=0 [fault]=0 [kill]=0 [other]=0 [survived]=0 [lost]=0 [panics]=0 [hangs]=0 [notrun]=0)
+# add NAME KIND INJECTED SURVIVED LOST PANICS HANGS: one measured row; KIND is fuzz, fault, kill
+# or other (the column its injections count in); LOST is "-" where the row cannot lose data.
+add() {
+  local name="$1" kind="$2" inj="$3" surv="$4" lost="$5" pan="$6" hang="$7"
+  local -A col=([fuzz]=- [fault]=- [kill]=- [other]=-)
+  col[$kind]="$inj"
+  rows+=("$(printf '%-24s %10s %8s %7s %9s %10s %6s %7s %6s' "$name" "${col[fuzz]}" "${col[fault]}" \
+    "${col[kill]}" "${col[other]}" "$surv" "$lost" "$pan" "$hang")")
+  tot[$kind]=$(( tot[$kind] + inj )); tot[survived]=$(( tot[survived] + surv ))
+  [ "$lost" != - ] && tot[lost]=$(( tot[lost] + lost ))
+  tot[panics]=$(( tot[panics] + pan )); tot[hangs]=$(( tot[hangs] + hang ))
+}
+notrun() { # NAME WHY
+  rows+=("$(printf '%-24s not run: %s' "$1" "$2")")
+  tot[notrun]=$(( tot[notrun] + 1 ))
+}
+# run_test LOGNAME [ENV=VALUE...] -- CARGO TEST ARGS: runs one test under the step timeout; sets
+# $rc (124: it hung) and $pan (panics printed).
+run_test() {
+  local name="$1"; shift
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" timeout --signal=KILL "$step_timeout" cargo test --release --quiet --test tests -- "$@" --nocapture \
+    >"$log/$name.txt" 2>&1
+  rc=$?
+  [ "$rc" = 137 ] && rc=124
+  pan=$(grep -c "panicked" "$log/$name.txt" || true)
+}
+hung() { [ "$rc" = 124 ] && echo 1 || echo 0; }
+# field LINE REGEX: the number REGEX's group captures in LINE, or nothing.
+field() { sed -nE "s/.*$2.*/\1/p" <<<"$1"; }
+scoreboard() {
+  echo
+  echo "campaign scoreboard (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(( SECONDS / 60 )) min, logs in $log)"
+  printf '%-24s %10s %8s %7s %9s %10s %6s %7s %6s\n' row fuzz-execs faults kills other survived lost panics hangs
+  printf '%s\n' "${rows[@]}"
+  echo "scoreboard: fuzz ${tot[fuzz]}, faults ${tot[fault]}, kills ${tot[kill]}, other ${tot[other]}, survived ${tot[survived]}," \
+    "lost ${tot[lost]}, panics ${tot[panics]}, hangs ${tot[hangs]}, not run ${tot[notrun]}"
+  if [ $(( tot[lost] + tot[panics] + tot[hangs] + tot[notrun] )) -gt 0 ]; then exit 1; fi
+  exit 0
 }
 
 echo "== building"
-cargo build --release --quiet --tests 2>&1 | tail -3
+if ! cargo build --release --quiet --tests >"$log/build.txt" 2>&1; then
+  tail -20 "$log/build.txt"
+  notrun "every row" "the release build of the tests failed (see $log/build.txt)"
+  scoreboard
+fi
 fuzz_one() { # target: fuzzes it for $per seconds; the log goes to $log/fuzz-$t.txt
   local t="$1"
   mkdir -p "fuzz/work/$t" "fuzz/artifacts/$t"
   cp -n fuzz/corpus/"$t"/* "fuzz/work/$t/" 2>/dev/null
-  (cd fuzz && cargo fuzz run -s none -O "$t" "work/$t" -- -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="artifacts/$t/") >"$log/fuzz-$t.txt" 2>&1
+  local dict=()
+  [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="dict/$t.dict")
+  (cd fuzz && timeout --signal=KILL "$(( per + 600 ))" cargo fuzz run -s none -O "$t" "work/$t" -- \
+    -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" -artifact_prefix="artifacts/$t/") \
+    >"$log/fuzz-$t.txt" 2>&1
+  echo $? >"$log/fuzz-$t.rc"
 }
 if [ ${#targets[@]} -eq 0 ]; then
   echo "FUZZ_TARGETS=none: fuzzing skipped"
-elif command -v cargo-fuzz >/dev/null 2>&1; then
-  (cd fuzz && cargo fuzz build -s none -O >/dev/null 2>&1) || echo "fuzz build failed"
+elif ! command -v cargo-fuzz >/dev/null 2>&1; then
+  notrun "fuzz" "cargo-fuzz is not installed (cargo install cargo-fuzz)"
+elif ! (cd fuzz && cargo fuzz build -s none -O >"$log/fuzz-build.txt" 2>&1); then
+  notrun "fuzz" "the fuzz targets did not build (see $log/fuzz-build.txt)"
+else
   for t in "${targets[@]}"; do
     mkdir -p "fuzz/artifacts/$t"
     ls "fuzz/artifacts/$t" | sort >"$log/artifacts-before-$t"
@@ -64,75 +118,94 @@ elif command -v cargo-fuzz >/dev/null 2>&1; then
     ls "fuzz/artifacts/$t" | sort | comm -13 "$log/artifacts-before-$t" - >"$log/artifacts-new-$t"
     crashes=$(grep -c '^crash-' "$log/artifacts-new-$t")
     hangs=$(grep -cE '^(timeout|slow-unit|oom)-' "$log/artifacts-new-$t")
+    [ "$(cat "$log/fuzz-$t.rc")" = 137 ] && hangs=$(( hangs + 1 ))
     new=$(wc -l <"$log/artifacts-new-$t")
-    runs=${runs:-0}
-    add "fuzz:$t" "$runs" $(( runs - new )) 0 "$crashes" "$hangs"
+    if [ -z "$runs" ] && [ "$new" = 0 ]; then
+      notrun "fuzz:$t" "libFuzzer printed no run count (see $log/fuzz-$t.txt)"
+    else
+      runs=${runs:-0}
+      add "fuzz:$t" fuzz "$runs" $(( runs > new ? runs - new : 0 )) - "$crashes" "$hangs"
+    fi
   done
-else
-  echo "cargo-fuzz is not installed (cargo install cargo-fuzz): fuzzing skipped"
 fi
 
 echo "== kill -9 crash loop: $kills kills"
-SKYSIFT_CRASH_KILLS="$kills" cargo test --release --test tests -- --exact crash::kill9_loses_no_committed_batch --nocapture \
-  >"$log/crash.txt" 2>&1
+run_test crash SKYSIFT_CRASH_KILLS="$kills" -- --exact crash::kill9_loses_no_committed_batch
 line=$(grep -E '^crash campaign: kills' "$log/crash.txt")
-k=$(sed -E 's/.*kills ([0-9]+).*/\1/' <<<"$line"); ok=$(sed -E 's/.*reopened OK ([0-9]+).*/\1/' <<<"$line")
-lost=$(sed -E 's/.*batches lost ([0-9]+).*/\1/' <<<"$line")
-pan=$(grep -c "panicked" "$log/crash.txt" || true)
-rec=$(sed -nE 's/.*killed during recovery ([0-9]+).*/\1/p' <<<"$line")
-add "kill -9 loop" "${k:-0}" "${ok:-0}" "${lost:-0}" "$pan" 0
-echo "   (${rec:-0} of those kills landed while the writer was recovering from the kill before)"
+if [ -n "$line" ]; then
+  add "kill -9 storage loop" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
+    "$(field "$line" 'batches lost ([0-9]+)')" "$pan" "$(hung)"
+  echo "   ($(field "$line" 'killed during recovery ([0-9]+)') of those kills landed while the writer was recovering)"
+else
+  notrun "kill -9 storage loop" "no summary printed (exit $rc, $pan panics; see $log/crash.txt)"
+fi
 
 echo "== kill -9 during import: $import_kills kills"
-SKYSIFT_IMPORT_KILLS="$import_kills" cargo test --release --test tests -- --exact crash::import_kill9_loses_no_committed_file \
-  --nocapture >"$log/import-crash.txt" 2>&1
+run_test import-crash SKYSIFT_IMPORT_KILLS="$import_kills" -- --exact crash::import_kill9_loses_no_committed_file
 line=$(grep -E '^import crash campaign: kills' "$log/import-crash.txt")
-k=$(sed -E 's/.*kills ([0-9]+).*/\1/' <<<"$line"); ok=$(sed -E 's/.*reopened OK ([0-9]+).*/\1/' <<<"$line")
-lost=$(sed -E 's/.*files lost ([0-9]+).*/\1/' <<<"$line")
-pan=$(grep -c "panicked" "$log/import-crash.txt" || true)
-add "kill -9 import" "${k:-0}" "${ok:-0}" "${lost:-0}" "$pan" 0
+if [ -n "$line" ]; then
+  add "kill -9 import" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
+    "$(field "$line" 'files lost ([0-9]+)')" "$pan" "$(hung)"
+else
+  notrun "kill -9 import" "no summary printed (exit $rc, $pan panics; see $log/import-crash.txt)"
+fi
 
 echo "== fault injection at every I/O step"
-cargo test --release --test tests faults:: -- --nocapture >"$log/faults.txt" 2>&1
+run_test faults -- faults::
 for kind in EIO ENOSPC; do
   line=$(grep -E "^fault injection $kind" "$log/faults.txt")
-  i=$(sed -E 's/.*injected ([0-9]+).*/\1/' <<<"$line"); s=$(sed -E 's/.*survived ([0-9]+).*/\1/' <<<"$line")
-  add "faults:$kind" "${i:-0}" "${s:-0}" 0 0 0
+  if [ -n "$line" ]; then
+    i=$(field "$line" 'injected ([0-9]+)'); s=$(field "$line" 'survived ([0-9]+)')
+    # A fault whose reopen showed neither the state before nor after it fails the test; the
+    # campaign counts what did not survive as lost.
+    add "faults:$kind" fault "$i" "$s" $(( i - s )) 0 0
+  else
+    notrun "faults:$kind" "no summary printed (exit $rc; see $log/faults.txt)"
+  fi
 done
-pan=$(grep -c "panicked" "$log/faults.txt" || true)
-[ "$pan" -gt 0 ] && add "faults:panics" 0 0 0 "$pan" 0
+[ "$pan" -gt 0 ] || [ "$rc" = 124 ] && add "faults (test harness)" fault 0 0 0 "$pan" "$(hung)"
 
 echo "== corruption matrix"
-cargo test --release --test tests corruption:: -- --nocapture >"$log/corruption.txt" 2>&1
+run_test corruption -- corruption::
 line=$(grep -E '^corruption matrix' "$log/corruption.txt")
-m=$(sed -E 's/.*mutations: ([0-9]+).*/\1/' <<<"$line"); silent=$(sed -E 's/.*silent: ([0-9]+).*/\1/' <<<"$line")
-pan=$(sed -E 's/.*panics: ([0-9]+).*/\1/' <<<"$line")
-add "corruption matrix" "${m:-0}" $(( ${m:-0} - ${silent:-0} - ${pan:-0} )) "${silent:-0}" "${pan:-0}" 0
+if [ -n "$line" ]; then
+  m=$(field "$line" 'mutations: ([0-9]+)'); silent=$(field "$line" 'silent: ([0-9]+)')
+  mpan=$(field "$line" 'panics: ([0-9]+)'); other=$(field "$line" 'other_errors: ([0-9]+)')
+  add "corruption matrix" other "$m" $(( m - silent - mpan - other )) "$(( silent + other ))" "$mpan" "$(hung)"
+else
+  notrun "corruption matrix" "no summary printed (exit $rc, $pan panics; see $log/corruption.txt)"
+fi
 
-echo "== concurrency: $conc_rounds rounds of 16 reader threads and a reader process following a writer"
-SKYSIFT_CONCURRENCY_ROUNDS="$conc_rounds" cargo test --release --test tests -- --exact \
-  concurrency::readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compacts --nocapture \
-  >"$log/concurrency.txt" 2>&1
-ok=$(grep -c '^concurrency round [0-9]* ok' "$log/concurrency.txt" || true)
-pan=$(grep -c "panicked" "$log/concurrency.txt" || true)
-add "concurrency rounds" "$conc_rounds" "$ok" 0 "$pan" 0
-sed -nE 's/^concurrency: rounds [0-9]+, (.*)/   (\1)/p' "$log/concurrency.txt"
+echo "== concurrency: $conc_rounds rounds of reader threads and a reader process following a writer"
+run_test concurrency SKYSIFT_CONCURRENCY_ROUNDS="$conc_rounds" -- --exact \
+  concurrency::readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compacts
+# Each reader snapshot is compared with the model of the writer's batches: a mismatch is a lost
+# (or wrong) answer.
+line=$(grep -E '^concurrency: rounds' "$log/concurrency.txt")
+if [ -n "$line" ]; then
+  total=$(( $(field "$line" 'snapshots compared ([0-9]+) in threads') + $(field "$line" 'and ([0-9]+) in the reader process') ))
+  mism=$(field "$line" ', mismatches ([0-9]+),')
+  add "concurrency snapshots" other "$total" $(( total - mism )) "$mism" "$pan" "$(hung)"
+  echo "   ${line#concurrency: }"
+else
+  notrun "concurrency snapshots" "no summary printed (exit $rc, $pan panics; see $log/concurrency.txt)"
+fi
 
 echo "== disk full on a 3 MiB tmpfs"
 small="$(mktemp -d)"
 if mount -t tmpfs -o size=3m tmpfs "$small" 2>/dev/null; then
-  SKYSIFT_SMALL_FS="$small" cargo test --release --test tests -- --exact --ignored \
-    faults::disk_full_on_a_small_filesystem_keeps_committed_batches --nocapture >"$log/diskfull.txt" 2>&1
-  line=$(grep -E '^disk full' "$log/diskfull.txt")
-  lost=$(sed -E 's/.*rows lost ([0-9]+).*/\1/' <<<"$line")
-  if grep -q "test result: ok" "$log/diskfull.txt"; then add "disk full (tmpfs)" 1 1 "${lost:-0}" 0 0
-  else add "disk full (tmpfs)" 1 0 "${lost:-0}" "$(grep -c panicked "$log/diskfull.txt")" 0; fi
+  run_test diskfull SKYSIFT_SMALL_FS="$small" -- --exact --ignored faults::disk_full_on_a_small_filesystem_keeps_committed_batches
   umount "$small"
+  line=$(grep -E '^disk full' "$log/diskfull.txt")
+  if [ -n "$line" ]; then
+    lost=$(field "$line" 'rows lost ([0-9]+)')
+    add "disk full (tmpfs)" fault 1 $(( lost == 0 && rc == 0 ? 1 : 0 )) "$lost" "$pan" "$(hung)"
+  else
+    notrun "disk full (tmpfs)" "no summary printed (exit $rc, $pan panics; see $log/diskfull.txt)"
+  fi
 else
-  echo "cannot mount a tmpfs here (needs root): disk-full run skipped"
+  notrun "disk full (tmpfs)" "cannot mount a tmpfs here (needs root)"
 fi
+rmdir "$small" 2>/dev/null
 
-echo
-echo "campaign scoreboard (logs in $log)"
-printf '%s\n' "${rows[@]}"
-echo "scoreboard: injected $tot_inj, survived $tot_surv, lost $tot_lost, panics $tot_pan, hangs $tot_hang"
+scoreboard
