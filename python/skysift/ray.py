@@ -216,8 +216,8 @@ def import_archive(
             concurrency=num_workers,
             num_cpus=1,
             num_gpus=num_gpus_per_worker,
-            max_restarts=-1,
-            max_task_retries=-1,
+            # Ray Data restarts a dead actor and retries its task without limit by default
+            # (max_restarts=-1, max_task_retries=-1), which the kill -9 tests rely on.
         ).take_all()
         shards = sorted({r["shard"] for r in out})
         _test_kill_once("SKYSIFT_RAY_TEST_KILL_DRIVER")
