@@ -1,9 +1,10 @@
 """Ray scale-out figures (issue 15), all in one run on this machine:
 
 1. import: the 8,973 images of ../shared/data/aid-rsicd/images by one `skysift import` process
-   (both cores), by skysift.ray.import_archive with 1 worker and with 2 workers (one CPU each);
-   images/s of each and the ratios the issue sets (2 workers / 1 worker >= 1.6; 2 workers /
-   `skysift import` >= 0.8);
+   (both cores), by skysift.ray.import_archive with 1 worker and with 2 workers (one CPU each),
+   and with 1 worker whose Ray run is held to one core (see time_ray_import); images/s of each
+   and the ratios the issue sets (2 workers / 1 worker >= 1.6; 2 workers / `skysift import` >=
+   0.8);
 2. sharded search: ../shared/bench's `small` set (generated into bench-data/ when missing) split
    over 4 shard databases, searched by skysift.ray.ShardedCollection and as one collection, same
    queries and ef: recall@10 of both and QPS.
@@ -56,7 +57,12 @@ def time_cli_import(archive: Path, db: Path) -> float:
     return time.perf_counter() - t
 
 
-def time_ray_import(archive: Path, db: Path, workers: int) -> tuple[float, dict]:
+def time_ray_import(archive: Path, db: Path, workers: int, pin: bool = False) -> tuple[float, dict]:
+    """skysift.ray.import_archive with `workers` actors of one CPU each (Ray's accounting). With
+    `pin`, the whole Ray run (driver, raylet, actors) is held to `workers` cores by
+    sched_setaffinity, so one CPU per worker is also what the operating system gives it: each
+    actor's encoder runs one thread, but its decode and write threads would otherwise use the
+    other cores of the machine."""
     code = f"""
 import json, time, ray, skysift.ray as sray
 ray.init(num_cpus={workers}, include_dashboard=False, log_to_driver=False)
@@ -64,7 +70,10 @@ t = time.perf_counter()
 s = sray.import_archive({str(db)!r}, {str(archive)!r}, num_workers={workers})
 print(json.dumps({{"seconds": time.perf_counter() - t, "summary": s}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    cores = sorted(os.sched_getaffinity(0))
+    pinned = (lambda: os.sched_setaffinity(0, cores[:workers])) if pin and workers < len(cores) else None
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         preexec_fn=pinned).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return r["seconds"], r["summary"]
 
@@ -123,10 +132,13 @@ def main() -> None:
             cli_s = time_cli_import(archive, work / "cli.db")
             one_s, one = time_ray_import(archive, work / "ray1.db", 1)
             two_s, two = time_ray_import(archive, work / "ray2.db", 2)
+            pin_s, pinned = time_ray_import(archive, work / "ray1-pinned.db", 1, pin=True)
             results["import"] = {
-                "images": n, "skysift_import_images_s": n / cli_s, "ray_1_worker_images_s": n / one_s,
-                "ray_2_workers_images_s": n / two_s, "two_over_one": one_s / two_s, "two_over_cli": cli_s / two_s,
-                "ray_summaries": [one, two]}
+                "images": n, "cores": len(os.sched_getaffinity(0)), "skysift_import_images_s": n / cli_s,
+                "ray_1_worker_images_s": n / one_s, "ray_1_worker_on_1_core_images_s": n / pin_s,
+                "ray_2_workers_images_s": n / two_s, "two_over_one": one_s / two_s,
+                "two_over_one_on_1_core": pin_s / two_s, "two_over_cli": cli_s / two_s,
+                "ray_summaries": [one, two, pinned]}
             print(json.dumps(results["import"], indent=2))
         if not a.skip_search:
             results["sharded"] = sharded(dataset("small"), work, a.queries, a.ef)

@@ -440,13 +440,16 @@ def _progress(progress: bool | Any) -> Any:
 
 
 class Encoder:
-    """A model for your own pipeline: ``Encoder(model_dir=None, device="auto")`` (the default model
-    when ``None``); :meth:`encode_text` and :meth:`encode_images` return n x dim float32 arrays,
+    """A model for your own pipeline: ``Encoder(model_dir=None, device="auto", threads=None)`` (the
+    default model when ``None``; ``threads``: intra-op threads, ONNX Runtime's choice when
+    ``None``); :meth:`encode_text` and :meth:`encode_images` return n x dim float32 arrays,
     L2-normalised."""
 
-    def __init__(self, model_dir: PathLike | None = None, device: str = "auto") -> None:
+    def __init__(self, model_dir: PathLike | None = None, device: str = "auto", threads: int | None = None) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None, not {threads!r}")
         ensure_runtime()
-        self._e = _native.Encoder(None if model_dir is None else os.fspath(model_dir), device)
+        self._e = _native.Encoder(None if model_dir is None else os.fspath(model_dir), device, threads)
 
     @property
     def dim(self) -> int:

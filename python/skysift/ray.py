@@ -95,7 +95,12 @@ class _ShardWriter:
         models.ensure_runtime()
         self.root, self.staging, self.collection = root, Path(staging), collection
         self.model, self.fields, self.device, self.options = model, [tuple(f) for f in fields], device, options
-        self.encoder = _native.Encoder(model, device)
+        # One intra-op thread per CPU Ray gave this actor: ONNX Runtime's default (a thread per
+        # core of the machine) in every actor would oversubscribe the cores.
+        import ray
+
+        threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+        self.encoder = _native.Encoder(model, device, threads)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         shards, counts = [], []

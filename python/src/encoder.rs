@@ -286,14 +286,19 @@ impl Encoder {
 #[pymethods]
 impl Encoder {
     /// Loads the model in `model_dir` (the default model when `None`) on `device`
-    /// ("cpu", "cuda" or "auto").
+    /// ("cpu", "cuda" or "auto"), with `threads` intra-op threads (`None`: ONNX Runtime's
+    /// choice, one per physical core).
     #[new]
-    #[pyo3(signature = (model_dir=None, device="auto"))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, device: &str) -> PyResult<Self> {
+    #[pyo3(signature = (model_dir=None, device="auto", threads=None))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, device: &str, threads: Option<usize>) -> PyResult<Self> {
         let dev = self::device(device).map_err(|e| crate::to_py(&e))?;
         let (enc, dir) = detached(py, move || {
             let dir = model_or_default(model_dir.as_deref())?;
-            Ok((skysift::encode::Encoder::builder(&dir).device(dev).build()?, dir))
+            let mut b = skysift::encode::Encoder::builder(&dir).device(dev);
+            if let Some(t) = threads {
+                b = b.threads(t);
+            }
+            Ok((b.build()?, dir))
         })?;
         Ok(Encoder { enc: Arc::new(enc), dir })
     }

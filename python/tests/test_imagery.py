@@ -92,6 +92,11 @@ def test_labels_heatmap_encoder(imagery, tmp_path):
     assert np.allclose(np.linalg.norm(t, axis=1), 1, atol=1e-4)
     assert float(t[0] @ t[1]) > 0.5
     assert enc.encode_images([np.zeros((32, 32, 3), np.uint8)]).shape == (1, enc.dim)
+    # one intra-op thread gives the same embeddings (what a Ray actor with one CPU uses)
+    one = skysift.Encoder(device="cpu", threads=1).encode_text(["a forest", "ein Wald"])
+    assert np.allclose(one, t, atol=1e-5)
+    with pytest.raises(ValueError):
+        skysift.Encoder(device="cpu", threads=0)
     img_path = sorted((path.parent.parent).rglob("*.jpg"))
     del img_path
 
