@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use skysift::IndexParams;
-use skysift::index::build::build_graph_hnsw_rs;
-use skysift::index::native;
+use skysift::index::graph_builder;
+use skysift::index::hnsw_rs_adapter::build_graph_hnsw_rs;
 use skysift::ingest::vectors::VectorFile;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = f.read(0, n)?;
     let p = IndexParams { ef_construction: efc.parse()?, extra_edges: 0, ..IndexParams::default() };
     let t = Instant::now();
-    let g = native::build(&v, dim, &p, threads.parse()?);
+    let g = graph_builder::build(&v, dim, &p, threads.parse()?);
     println!(
         "native:  rows {n} efc {} threads {threads}: {:.2}s, levels {}",
         p.ef_construction,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reliability campaign with a time budget: every fuzz target, the kill -9 crash loop (writes,
-# flushes, compactions and recovery), kill -9 during `skysift import`, fault injection at every
+# flushes, compactions and recovery), kill -9 during `skysift import`, kill -9 during label
+# rewrites, new fields and attach, fault injection at every
 # I/O step (EIO and ENOSPC), the corruption matrix, rounds of reader threads and a reader process
 # following a writer that is killed and taken over, and a disk-full run on a small tmpfs.
 # Prints one scoreboard: per row what was injected (fuzz executions, I/O faults, kill -9s and other
@@ -31,6 +32,8 @@ kills=$(( budget / 2 ))
 [ "$kills" -lt 100 ] && kills=100
 import_kills=$(( budget / 20 ))
 [ "$import_kills" -lt 20 ] && import_kills=20
+rewrite_kills=$(( budget / 10 ))
+[ "$rewrite_kills" -lt 30 ] && rewrite_kills=30
 conc_rounds=$(( budget / 60 ))
 [ "$conc_rounds" -lt 10 ] && conc_rounds=10
 log="$(mktemp -d)"
@@ -148,6 +151,25 @@ if [ -n "$line" ]; then
     "$(field "$line" 'files lost ([0-9]+)')" "$pan" "$(hung)"
 else
   notrun "kill -9 import" "no summary printed (exit $rc, $pan panics; see $log/import-crash.txt)"
+fi
+
+echo "== kill -9 during labels, new fields and attach: $rewrite_kills kills"
+run_test rewrite SKYSIFT_REWRITE_KILLS="$rewrite_kills" -- --exact \
+  crash_rewrite::kill9_during_labels_new_fields_and_attach_loses_nothing
+line=$(grep -E '^rewrite crash campaign: kills' "$log/rewrite.txt")
+if [ -n "$line" ]; then
+  # Lost: records missing, duplicated or changed, labels neither old nor new, runs that ended
+  # short of their work, shards attached in part.
+  bad=0
+  for f in 'records lost ([0-9]+)' 'duplicated ([0-9]+)' 'changed ([0-9]+)' 'labels neither old nor new ([0-9]+)' \
+    'runs that ended short ([0-9]+)' 'shards partly attached ([0-9]+)'; do
+    bad=$(( bad + $(field "$line" "$f") ))
+  done
+  add "kill -9 label/attach" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
+    "$bad" "$pan" "$(hung)"
+  echo "   ${line#rewrite crash campaign: }"
+else
+  notrun "kill -9 label/attach" "no summary printed (exit $rc, $pan panics; see $log/rewrite.txt)"
 fi
 
 echo "== fault injection at every I/O step"

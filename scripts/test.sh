@@ -13,7 +13,8 @@ cargo test --workspace --features skysift/fuzzing "$@"
 small="$(mktemp -d)"
 if mount -t tmpfs -o size=3m tmpfs "$small" 2>/dev/null; then
   status=0
-  SKYSIFT_SMALL_FS="$small" cargo test --features skysift/fuzzing --test tests -- --exact --ignored \
+  # --workspace as above: the same features, so nothing is built again.
+  SKYSIFT_SMALL_FS="$small" cargo test --workspace --features skysift/fuzzing --test tests -- --exact --ignored \
     faults::disk_full_on_a_small_filesystem_keeps_committed_batches || status=$?
   umount "$small"
   rmdir "$small"
@@ -23,7 +24,8 @@ else
   echo "disk full test: not run: cannot mount a tmpfs here (needs root; scripts/campaign.sh also runs it)"
 fi
 if [ "${SKYSIFT_SKIP_PYTHON:-0}" != 1 ]; then
-  cargo build --quiet --bin skysift
+  # The binary the Python tests compare with (built by the tests above already: same features).
+  cargo build --quiet --workspace --features skysift/fuzzing --bins
   scripts/setup_python.sh
   .venv/bin/python -m pytest -q python/tests --doctest-modules python/skysift
 fi

@@ -18,7 +18,7 @@ use skysift_storage::store::{CollectionState, DbState, Store, StoreOptions, Writ
 use skysift_storage::wal::Op;
 
 use crate::error::{Error, Result};
-use crate::index::build::HnswIndexer;
+use crate::index::segment_index::HnswIndexer;
 use crate::index::{Hit, IndexParams, SearchParams, SearchScratch, exact};
 use crate::query::exec::Selection;
 

@@ -27,7 +27,7 @@ use crate::ingest::bands::default_bands;
 use crate::ingest::decode::{Format, Limits, Raster, sniff};
 use crate::ingest::geo::GeoRef;
 use crate::ingest::tile::{Tiling, plan};
-use crate::ingest::{metadata, sidecar, thumbnail, walk};
+use crate::ingest::{archive_metadata, load_metadata, thumbnail, walk};
 use crate::repl::Repl;
 use crate::session::Session;
 
@@ -35,11 +35,11 @@ use crate::session::Session;
 pub fn metadata(data: &[u8]) {
     let _ = crate::ingest::vectors::parse_header(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = metadata::parse_timestamp(text);
+    let _ = crate::time::parse_timestamp(text);
     if let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) {
         for (k, v) in obj.iter().take(64) {
             for ty in ALL_TYPES {
-                let _ = metadata::convert(k, ty, v);
+                let _ = load_metadata::convert(k, ty, v);
             }
         }
     }
@@ -192,7 +192,7 @@ fn json_strings<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>, budget: us
     }
 }
 
-/// Metadata beside the imagery (`ingest::sidecar`): the bytes become a STAC item (`a/item.json`),
+/// Metadata beside the imagery (`ingest::archive_metadata`): the bytes become a STAC item (`a/item.json`),
 /// the sidecar of `a/x.jpg` (`a/x.json`) and a CSV manifest (`a/meta.csv`) in a small archive that
 /// has a symbolic link out of it (`a/out`). The archive is walked and its metadata collected as the
 /// import does; every string of the JSON and every CSV cell is also resolved as an href.
@@ -220,13 +220,13 @@ pub fn sidecar(data: &[u8]) {
     })();
     let Ok(root) = made.and_then(|()| std::fs::canonicalize(&root)) else { return };
     let Ok(inv) = walk::walk(&root, &[]) else { return };
-    let set = sidecar::collect(&root, &inv, &[]);
+    let set = archive_metadata::collect(&root, &inv, &[]);
     let images: HashSet<&str> = inv.images.iter().map(|e| e.rel.as_str()).collect();
     for (image, meta) in &set.by_image {
         assert!(images.contains(image.as_str()), "metadata describes {image:?}, not imagery of the archive");
         for (name, v) in &meta.values {
             if let Some((_, ty)) = set.fields.iter().find(|(n, _)| n == name) {
-                let _ = sidecar::to_value(v, *ty);
+                let _ = archive_metadata::to_value(v, *ty);
             }
         }
     }
@@ -247,7 +247,7 @@ pub fn sidecar(data: &[u8]) {
     }
     for href in &hrefs {
         for base in [&doc_dir, &root] {
-            if let Ok(rel) = sidecar::resolve_href(&root, base, href) {
+            if let Ok(rel) = archive_metadata::resolve_href(&root, base, href) {
                 assert!(
                     stays_inside(&root, &root.join(&rel)),
                     "href {href:?} (from {}) resolved to {rel:?}, outside the archive root",

@@ -8,25 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::session::{Answer, display_value};
-
-/// Escapes text for HTML.
-#[must_use]
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::present::{Answer, display_value, html_escape as escape, key_fields};
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -94,7 +76,7 @@ dt{{color:#5b6670}} dd{{margin:0;overflow-wrap:anywhere}} footer{{margin-top:24p
         let _ =
             write!(s, "<div class=\"score\">#{} &middot; {:.4}</div><dl><dt>id</dt><dd>{}</dd>", r.rank, r.score, r.id);
         let source = r.fields.iter().filter(|(n, _)| n == "source").map(|(n, v)| (n.as_str(), v));
-        for (n, v) in source.chain(crate::session::key_fields(&r.fields)) {
+        for (n, v) in source.chain(key_fields(&r.fields)) {
             let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", escape(n), escape(&display_value(v)));
         }
         s.push_str("</dl></div>");

@@ -5,12 +5,13 @@
 //! | [`attach`] | `Db::attach`: shards built elsewhere published in one commit |
 //! | [`db`] | `Db` handle, builder, collections, write transactions, snapshots and their searches |
 //! | [`index`] | search primitives: exact SIMD scan, graph construction, HNSW traversal, `SearchParams`, `SearchScratch` |
-//! | [`query`] | the one search executor (unfiltered = every live row), the planner's cost model, `EXPLAIN` |
+//! | [`query`] | the one search executor (unfiltered = every live row), the planner's cost model, `EXPLAIN`, scene heat maps |
 //! | [`filter`] | the filter language: parse, type-check, evaluate to per-segment bitmaps |
 //! | [`ingest`] | reading vector files, JSON-lines metadata and image archives, the import pipeline |
 //! | [`encode`] | the ONNX Runtime encoders, prompt templates and ensembles, query language detection |
 //! | [`session`] | a REPL/CLI session over one collection: encode, search, show records |
 //! | [`repl`] | the interactive shell |
+//! | [`present`] | results and how they are shown: key fields, display and JSON values, one `clean` for control characters, the result table |
 //! | [`gallery`] | HTML galleries of search results |
 //! | [`export`] | result rows and whole collections to `GeoJSON`, `GeoParquet` (feature `parquet`), CSV, JSON lines; STAC with `emb:` fields; loading embedding products |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
@@ -63,6 +64,7 @@ pub mod fuzzing;
 pub mod gallery;
 pub mod index;
 pub mod ingest;
+pub mod present;
 pub mod query;
 #[cfg(feature = "encode")]
 pub mod repl;

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::encode::Prompting;
 use crate::ingest::Status;
-use crate::session::{Answer, QueryInput, Session, display_value};
+use crate::present::{Answer, clean, clean_lines, render_table as render};
+use crate::session::{QueryInput, Session};
 
 /// Commands offered for completion.
 pub const COMMANDS: [&str; 28] = [
@@ -70,22 +71,8 @@ impl Outcome {
         Outcome { output, ..Outcome::default() }
     }
     fn err(msg: impl std::fmt::Display) -> Self {
-        Outcome { output: format!("error: {}", clean(&msg.to_string())), error: true, quit: false }
+        Outcome { output: format!("error: {}", clean_lines(&msg.to_string())), error: true, quit: false }
     }
-}
-
-/// Escapes control characters (terminal escapes cannot pass through).
-#[must_use]
-pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// REPL state around a [`Session`].
@@ -464,7 +451,7 @@ impl Repl {
         let mut head = String::new();
         if !reuse {
             match self.session.train_classifier(text.as_deref(), &crate::analyst::TrainOptions::default()) {
-                Ok(c) => head = format!("trained: {}", clean(&c.describe())),
+                Ok(c) => head = format!("trained: {}", clean_lines(&c.describe())),
                 Err(e) => return Outcome::err(e),
             }
             self.analyst.trained_on = Some(examples);
@@ -496,7 +483,7 @@ impl Repl {
                 self.analyst.trained_on = None;
                 Outcome::ok("classifier dropped".into())
             }
-            ("", Some(c)) => Outcome::ok(clean(&c.describe())),
+            ("", Some(c)) => Outcome::ok(clean_lines(&c.describe())),
             ("", None) => Outcome::ok("no classifier: mark examples with \\good and \\bad, then \\classify".into()),
             _ => Outcome::err("\\classifier takes nothing or off"),
         }
@@ -567,7 +554,7 @@ impl Repl {
             self.analyst.place = Some(crate::analyst::PlaceKey::Field(b.to_owned()));
             return Outcome::ok(format!("\\change places: same {}", clean(b)));
         }
-        let parse = crate::ingest::metadata::parse_timestamp;
+        let parse = crate::time::parse_timestamp;
         let (Some(before), Some(after)) = (parse(a), parse(b)) else {
             return Outcome::err("\\change BEFORE AFTER TEXT, dates as YYYY-MM-DD");
         };
@@ -703,47 +690,6 @@ impl Repl {
             Ok(path) => Outcome::ok(format!("gallery: {}", path.display())),
             Err(e) => Outcome::err(e),
         }
-    }
-}
-
-/// Renders an answer as a table.
-pub fn render(out: &mut String, a: &Answer) {
-    if a.rows.is_empty() {
-        out.push_str("no results\n");
-    }
-    let _ = writeln!(out, "{:>4}  {:>7}  {:>12}  {:<40}  fields", "rank", "score", "id", "source");
-    for r in &a.rows {
-        let source = r.fields.iter().find(|(n, _)| n == "source").map_or(String::new(), |(_, v)| display_value(v));
-        let fields: Vec<String> = crate::session::key_fields(&r.fields)
-            .into_iter()
-            .map(|(n, v)| format!("{n}={}", display_value(v)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:>4}  {:>7.4}  {:>12}  {:<40}  {}",
-            r.rank,
-            r.score,
-            r.id,
-            clean(&source),
-            clean(&fields.join(" "))
-        );
-    }
-    let lang = a.language.as_deref().map_or(String::new(), |l| format!("language {l}, "));
-    let _ = writeln!(
-        out,
-        "{} results ({lang}{} prompts; encode {:.1} ms, search {:.1} ms)",
-        a.rows.len(),
-        a.prompts.len(),
-        a.encode_time.as_secs_f64() * 1e3,
-        a.search_time.as_secs_f64() * 1e3
-    );
-    for n in &a.notes {
-        for line in n.lines() {
-            let _ = writeln!(out, "note: {}", clean(line));
-        }
-    }
-    if out.ends_with('\n') {
-        out.pop();
     }
 }
 

@@ -41,36 +41,43 @@ pub enum QueryInput {
     Vector(Vec<f32>),
 }
 
-/// One result row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnswerRow {
-    /// 1-based rank.
-    pub rank: usize,
-    /// Record id.
-    pub id: u64,
-    /// Similarity.
-    pub score: f32,
-    /// Non-null fields (thumbnail excluded), in schema order.
-    pub fields: Vec<(String, Value)>,
-    /// The thumbnail, when the record has one.
-    pub thumbnail: Option<Vec<u8>>,
+pub use crate::present::{Answer, AnswerRow};
+
+/// How a session is opened and how it searches: what the CLI's options set in one place (the
+/// REPL's commands change the same settings on an open session).
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The collection (`None`: the only one).
+    pub collection: Option<String>,
+    /// The model directory (`None`: the collection's, then the default search).
+    pub model_dir: Option<PathBuf>,
+    /// Where the encoder runs. Default: [`Device::Auto`].
+    pub device: Device,
+    /// Results per query. Default: 10.
+    pub k: usize,
+    /// Language of text queries (`None`, the default: detect).
+    pub lang: Option<String>,
+    /// Negative prompts subtracted from text queries. Default: none.
+    pub negatives: Vec<String>,
+    /// Prompt ensembles (default), a single template, or off.
+    pub prompting: Prompting,
+    /// Graph search width (`None`, the default: the collection's).
+    pub ef: Option<usize>,
 }
 
-/// The answer to one query.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    /// Results, best first.
-    pub rows: Vec<AnswerRow>,
-    /// Language used for the prompt ensemble, when text was encoded.
-    pub language: Option<String>,
-    /// Prompts encoded (after templates).
-    pub prompts: Vec<String>,
-    /// Time to encode the query.
-    pub encode_time: Duration,
-    /// Time to search.
-    pub search_time: Duration,
-    /// Notes for the user (fallbacks, detections).
-    pub notes: Vec<String>,
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            collection: None,
+            model_dir: None,
+            device: Device::Auto,
+            k: 10,
+            lang: None,
+            negatives: Vec::new(),
+            prompting: Prompting::Ensemble,
+            ef: None,
+        }
+    }
 }
 
 /// A query session over one collection.
@@ -122,6 +129,17 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Opens a session with `opts`.
+    ///
+    /// # Errors
+    /// As [`Session::open`].
+    pub fn open_with(db: Db, opts: SessionOptions) -> Result<Session> {
+        let mut s = Session::open(db, opts.collection.as_deref(), opts.model_dir.as_deref())?;
+        let SessionOptions { device, k, lang, negatives, prompting, ef, .. } = opts;
+        (s.device, s.k, s.lang, s.negatives, s.prompting, s.ef) = (device, k, lang, negatives, prompting, ef);
+        Ok(s)
+    }
+
     /// Opens a session on `collection` (or the only collection when `None`).
     pub fn open(db: Db, collection: Option<&str>, model_dir: Option<&Path>) -> Result<Session> {
         let names = db.collections();
@@ -574,66 +592,3 @@ impl Session {
 
 /// Records rewritten per transaction by [`Session::store_labels`].
 const LABEL_BATCH: usize = 1024;
-
-/// Fields that import keeps for bookkeeping and that result tables leave out.
-const BOOKKEEPING: [&str; 12] = [
-    "source",
-    "format",
-    "crs",
-    "bands",
-    "tile_index",
-    "tile_count",
-    "file_size",
-    "file_hash",
-    "tiling",
-    "item_id",
-    "skysift:generated",
-    "description",
-];
-
-/// The fields worth showing in a one-line result: everything but bookkeeping and blobs, at most 6.
-#[must_use]
-pub fn key_fields(fields: &[(String, Value)]) -> Vec<(&str, &Value)> {
-    fields
-        .iter()
-        .filter(|(n, v)| !BOOKKEEPING.contains(&n.as_str()) && !matches!(v, Value::Blob(_)))
-        .map(|(n, v)| (n.as_str(), v))
-        .take(6)
-        .collect()
-}
-
-/// Formats a value for people.
-#[must_use]
-pub fn display_value(v: &Value) -> String {
-    match v {
-        Value::Keyword(s) | Value::Text(s) => s.clone(),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => format!("{f}"),
-        Value::Timestamp(t) => crate::ingest::metadata::format_timestamp(*t),
-        Value::Bool(b) => b.to_string(),
-        Value::GeoBbox(b) => format!("[{:.4}, {:.4}, {:.4}, {:.4}]", b[0], b[1], b[2], b[3]),
-        Value::Window(w) => format!("{}x{}+{}+{}", w[2], w[3], w[0], w[1]),
-        Value::Blob(b) => format!("<{} bytes>", b.len()),
-    }
-}
-
-/// A value as JSON.
-#[must_use]
-pub fn json_value(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Keyword(s) | Value::Text(s) => serde_json::Value::String(s.clone()),
-        Value::Integer(i) => (*i).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Value::Timestamp(t) => serde_json::Value::String(crate::ingest::metadata::format_timestamp(*t)),
-        Value::Bool(b) => (*b).into(),
-        Value::GeoBbox(b) => serde_json::json!(b),
-        Value::Window(w) => serde_json::json!(w),
-        Value::Blob(b) => serde_json::json!({ "bytes": b.len() }),
-    }
-}
-
-/// Field types shown in result tables (everything but blobs).
-#[must_use]
-pub fn shown(ty: FieldType) -> bool {
-    ty != FieldType::Blob
-}

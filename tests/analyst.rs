@@ -367,8 +367,8 @@ fn change_ranks_the_planted_changes_first() {
     .unwrap();
     let planted: BTreeSet<u64> = [3, 17, 42, 58, 77, 91].into_iter().collect();
     let day = 86_400_000_000i64;
-    let y2017 = skysift::ingest::metadata::parse_timestamp("2017-06-01").unwrap();
-    let y2023 = skysift::ingest::metadata::parse_timestamp("2023-06-01").unwrap();
+    let y2017 = skysift::time::parse_timestamp("2017-06-01").unwrap();
+    let y2023 = skysift::time::parse_timestamp("2023-06-01").unwrap();
     let mut tx = db.begin_write("s").unwrap();
     let mut id = 0;
     for place in 0..100u64 {
@@ -393,8 +393,8 @@ fn change_ranks_the_planted_changes_first() {
     }
     tx.commit().unwrap();
     let col = db.snapshot().collection("s").unwrap();
-    let before = skysift::ingest::metadata::parse_timestamp("2018-01-01").unwrap();
-    let after = skysift::ingest::metadata::parse_timestamp("2022-01-01").unwrap();
+    let before = skysift::time::parse_timestamp("2018-01-01").unwrap();
+    let after = skysift::time::parse_timestamp("2022-01-01").unwrap();
     for place in [PlaceKey::Grid { cell_deg: 0.01, field: "footprint".into() }, PlaceKey::Field("scene".into())] {
         let opts = ChangeOptions { before, after, time_field: None, place: place.clone(), loss: false };
         let ch = change(&col, &housing, None, &opts).unwrap();

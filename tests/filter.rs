@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use proptest::prelude::*;
 use skysift::filter::{CmpOp, Expr, Filter, GeoOp, Literal, Shape, field, parse, polygon_intersects_box};
-use skysift::ingest::metadata::parse_timestamp;
 use skysift::query::Strategy as Plan;
 use skysift::schema::{FieldType, Metric, Value};
+use skysift::time::parse_timestamp;
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchParams, SearchScratch};
 
 /// Minimum recall@10 of the planner's choice at every selectivity.

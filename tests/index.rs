@@ -176,7 +176,7 @@ fn default_search_uses_the_width_calibrated_on_held_out_sample_queries() {
     let state = db.snapshot().collection("c").unwrap().index_state();
     let (ef, cal_recall, queries) = state[0].calibration.expect("a calibration with a query sample");
     assert_eq!(queries, 100, "1,000 sample queries: one in ten held out");
-    assert!(cal_recall >= skysift::index::build::CALIBRATION_TARGET || ef == 2048, "{state:?}");
+    assert!(cal_recall >= skysift::index::segment_index::CALIBRATION_TARGET || ef == 2048, "{state:?}");
     let col = db.snapshot().collection("c").unwrap();
     let mut scratch = SearchScratch::default();
     let mut hits = 0;

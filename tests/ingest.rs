@@ -381,7 +381,7 @@ fn stac_items_sidecars_and_csv_become_typed_fields() {
     assert_eq!(field(&a, "eo:cloud_cover"), Some(&Value::Float(12.0)));
     assert_eq!(field(&a, "gsd"), Some(&Value::Float(10.0)));
     assert_eq!(field(&a, "item_id"), Some(&Value::Keyword("S2B_scene_1".into())));
-    let when = skysift::ingest::metadata::parse_timestamp("2021-07-04T10:30:00Z").unwrap();
+    let when = skysift::time::parse_timestamp("2021-07-04T10:30:00Z").unwrap();
     assert_eq!(field(&a, "datetime"), Some(&Value::Timestamp(when)));
     assert_eq!(footprint(&a), [5.0, 45.0, 5.5, 45.5]);
     assert!(line_for(&lines, "img/a.png")["notes"].to_string().contains("u16 stretched"));
@@ -675,16 +675,16 @@ fn mosaic_heatmap_hottest_tiles_hold_the_queried_class() {
     let (s, _) = run(&db, demo(), &arch, &o);
     assert_eq!(s.tiles_written, 16);
     let col = db.snapshot().collection("scenes").unwrap();
-    let tiles = skysift::ingest::heatmap::scene_tiles(&col, "mosaic.png").unwrap();
+    let tiles = skysift::query::heatmap::scene_tiles(&col, "mosaic.png").unwrap();
     assert_eq!(tiles.len(), 16);
     let q = demo().query(&TextQuery::new("a port with many boats")).unwrap();
-    let scores = skysift::ingest::heatmap::scores(&tiles, &q.vector);
+    let scores = skysift::query::heatmap::scores(&tiles, &q.vector);
     let mut order: Vec<u32> = (0..16).collect();
     order.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
     let mut top: Vec<u32> = order[..ports.len()].to_vec();
     top.sort_unstable();
     assert_eq!(top, ports, "scores {scores:?}");
-    let img = skysift::ingest::heatmap::render(&tiles, &scores, 300);
+    let img = skysift::query::heatmap::render(&tiles, &scores, 300);
     assert_eq!(img.dimensions(), (300, 300));
     img.save(d.path().join("heat.png")).unwrap();
 }

@@ -15,6 +15,7 @@ mod common;
 mod concurrency;
 mod corruption;
 mod crash;
+mod crash_rewrite;
 mod encode;
 mod export;
 mod faults;

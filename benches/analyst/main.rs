@@ -136,7 +136,7 @@ fn cost(rows: usize) {
     let mut n = 0u64;
     let (_, emitted) = stream_above(&col, &centres[3], None, None, &mut |id, score, row| {
         let f: serde_json::Map<String, serde_json::Value> =
-            row.fields(&col)?.iter().map(|(k, v)| (k.clone(), skysift::session::json_value(v))).collect();
+            row.fields(&col)?.iter().map(|(k, v)| (k.clone(), skysift::present::json_value(v))).collect();
         let _ = writeln!(sink, "{}", serde_json::json!({"id": id, "score": score, "fields": f}));
         n += 1;
         if n.is_multiple_of(50_000) {

@@ -12,8 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use skysift::encode::{Encoder, Language, TextQuery};
 use skysift::index::Hit;
+use skysift::present::AnswerRow;
 use skysift::schema::{FieldType, Value};
-use skysift::session::{AnswerRow, MODEL_DIR_PARAM};
+use skysift::session::MODEL_DIR_PARAM;
 use skysift::{CollectionSnapshot, Db, NewRecord, SearchParams, SearchScratch};
 
 use crate::convert;
@@ -714,7 +715,7 @@ impl Collection {
         legend: bool,
         model_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'py, PyArray3<u8>>> {
-        use skysift::ingest::heatmap::{render, scene_tiles, scores, with_legend};
+        use skysift::query::heatmap::{render, scene_tiles, scores, with_legend};
         let db = self.shared.db()?;
         let img = detached(py, move || {
             let col = self.snapshot(&db)?;

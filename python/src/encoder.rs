@@ -96,7 +96,7 @@ pub fn create_imagery_with(
     let dir = model_or_default(model_dir)?;
     let enc = skysift::encode::Encoder::builder(&dir).towers(skysift::encode::Towers::Image).build()?;
     let mut spec = CollectionSpec::new(enc.dim() as u32, Metric::Cosine);
-    let fields = skysift::ingest::sidecar::IMPORT_FIELDS.into_iter().chain(skysift::ingest::import::IMAGERY_FIELDS);
+    let fields = skysift::ingest::fields::IMPORT_FIELDS.into_iter().chain(skysift::ingest::fields::IMAGERY_FIELDS);
     for (f, ty) in fields {
         spec = spec.field(f, ty);
     }
@@ -123,10 +123,10 @@ pub fn archive_plan(folder: &Path) -> skysift::Result<Plan> {
         .map_err(|e| skysift::Error::Invalid(format!("cannot open {}: {e}", folder.display())))?;
     let inv = skysift::ingest::walk::walk(&root, &[])
         .map_err(|e| skysift::Error::Invalid(format!("cannot walk {}: {e}", root.display())))?;
-    let meta = skysift::ingest::sidecar::collect(&root, &inv, &[]);
-    let own: Vec<&str> = skysift::ingest::sidecar::IMPORT_FIELDS
+    let meta = skysift::ingest::archive_metadata::collect(&root, &inv, &[]);
+    let own: Vec<&str> = skysift::ingest::fields::IMPORT_FIELDS
         .iter()
-        .chain(&skysift::ingest::import::IMAGERY_FIELDS)
+        .chain(&skysift::ingest::fields::IMAGERY_FIELDS)
         .map(|(n, _)| *n)
         .collect();
     let images = inv.images.iter().map(|e| (e.rel.clone(), e.size)).collect();
@@ -232,9 +232,9 @@ fn import_into(
     opts: &ImportOptions,
     report: &mut ReportWriter,
 ) -> skysift::Result<skysift::ingest::Summary> {
-    let own: Vec<&str> = skysift::ingest::sidecar::IMPORT_FIELDS
+    let own: Vec<&str> = skysift::ingest::fields::IMPORT_FIELDS
         .iter()
-        .chain(&skysift::ingest::import::IMAGERY_FIELDS)
+        .chain(&skysift::ingest::fields::IMAGERY_FIELDS)
         .map(|(n, _)| *n)
         .collect();
     let mut extra = Vec::new();

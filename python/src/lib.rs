@@ -110,7 +110,7 @@ type ArchivePlan = (Vec<(String, u64)>, Vec<(String, &'static str)>);
 /// The fields every imagery collection has (the import's bookkeeping), before its metadata fields.
 #[pyfunction]
 fn import_field_names() -> Vec<&'static str> {
-    skysift::ingest::sidecar::IMPORT_FIELDS
+    skysift::ingest::fields::IMPORT_FIELDS
         .iter()
         .chain(&skysift::ingest::import::IMAGERY_FIELDS)
         .map(|(n, _)| *n)

@@ -176,7 +176,7 @@ pub fn change(
                 (format!("g{size}:{ix}:{iy}"), Some(cellbox))
             }
             (None, Value::GeoBbox(b)) => (format!("{b:?}"), Some(b)),
-            (_, other) => (crate::session::display_value(&other), None),
+            (_, other) => (crate::present::display_value(&other), None),
         };
         let score = dot(v, &q);
         let e = places.entry(key).or_insert_with(|| (Period::default(), Period::default(), None));

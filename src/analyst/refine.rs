@@ -11,8 +11,8 @@ use skysift_storage::schema::Value;
 use crate::db::CollectionSnapshot;
 use crate::error::{Error, Result};
 use crate::index::{Hit, SearchParams, SearchScratch};
+use crate::present::AnswerRow;
 use crate::query::PreparedFilter;
-use crate::session::AnswerRow;
 
 use super::above::{Cursor, above, search_k};
 use super::group::{group_by, merge_tiles, mmr};

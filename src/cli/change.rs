@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use skysift::analyst::{ChangeOptions, PlaceKey, change_geojson};
-use skysift::ingest::metadata::parse_timestamp;
+use skysift::present::clean;
+use skysift::time::parse_timestamp;
 
-use super::query::{QueryOpts, clean};
+use super::query::QueryOpts;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use anyhow::bail;
 use skysift::analyst::{Classifier, TrainOptions, answer_row};
 use skysift::index::{Hit, TopK};
+use skysift::present::{Answer, json_fields, json_value, key_fields_line};
 use skysift::schema::{FieldType, Value};
-use skysift::session::{Answer, Session, json_value, key_fields};
+use skysift::session::{Session, SessionOptions};
 
-use super::query::{clean, device, prompting};
+use super::query::{device, prompting};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,9 +82,16 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         bail!("--min-score is a probability from 0 to 1, not {}", a.min_score);
     }
     let db = if a.field.is_some() { super::open_write(&a.db)? } else { super::open_read(&a.db)? };
-    let mut s = Session::open(db, Some(&a.collection), a.model.as_deref())?;
-    s.prompting = prompting(&a.templates)?;
-    s.set_device(device(&a.device)?);
+    let mut s = Session::open_with(
+        db,
+        SessionOptions {
+            collection: Some(a.collection.clone()),
+            model_dir: a.model.clone(),
+            device: device(&a.device)?,
+            prompting: prompting(&a.templates)?,
+            ..SessionOptions::default()
+        },
+    )?;
     s.feedback.mark_good(&a.good);
     s.feedback.mark_bad(&a.bad);
     let t = std::time::Instant::now();
@@ -114,15 +122,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         if stream {
             let fields = row.fields(&col)?;
             let line = if json {
-                let f: serde_json::Map<String, serde_json::Value> =
-                    fields.iter().map(|(n, v)| (n.clone(), json_value(v))).collect();
-                serde_json::json!({"id": id, "score": p, "fields": f}).to_string()
+                serde_json::json!({"id": id, "score": p, "fields": json_fields(&fields)}).to_string()
             } else {
-                let shown: Vec<String> = key_fields(&fields)
-                    .into_iter()
-                    .map(|(n, v)| format!("{n}={}", skysift::session::display_value(v)))
-                    .collect();
-                format!("{id:>12}  {p:.4}  {}", clean(&shown.join(" ")))
+                format!("{id:>12}  {p:.4}  {}", key_fields_line(&fields))
             };
             writeln!(out, "{line}").map_err(|e| {
                 let msg = e.to_string();
@@ -155,11 +157,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                     .collect();
                 writeln!(out, "{}", serde_json::json!({"id": h.id, "score": h.score, "fields": f}))?;
             } else {
-                let shown: Vec<String> = key_fields(&r.fields)
-                    .into_iter()
-                    .map(|(n, v)| format!("{n}={}", skysift::session::display_value(v)))
-                    .collect();
-                writeln!(out, "{:>12}  {:.4}  {}", h.id, h.score, clean(&shown.join(" ")))?;
+                writeln!(out, "{:>12}  {:.4}  {}", h.id, h.score, key_fields_line(&r.fields))?;
             }
         }
     }

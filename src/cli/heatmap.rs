@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use skysift::encode::{Encoder, TextQuery, Towers};
-use skysift::ingest::heatmap::{render, scene_tiles, scores, with_legend};
+use skysift::query::heatmap::{render, scene_tiles, scores, with_legend};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

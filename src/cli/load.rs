@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use skysift::encode::{ModelManifest, Provenance};
 use skysift::export::EmbeddingInfo;
 use skysift::export::products::{ProductOptions, ProductReader};
-use skysift::ingest::{metadata, vectors::VectorFile};
+use skysift::ingest::{load_metadata, vectors::VectorFile};
 use skysift::schema::{FieldType, Metric};
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord};
 
@@ -146,7 +146,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let overrides = parse_overrides(a.schema.as_deref())?;
     let inferred = match &a.metadata {
         Some(p) => {
-            let inf = metadata::infer(p, &overrides)?;
+            let inf = load_metadata::infer(p, &overrides)?;
             if inf.rows != rows {
                 bail!(
                     "{} has {} rows but {} has {rows} vectors; they must match row for row",
@@ -200,7 +200,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     // Check everything before writing anything: vectors finite, metadata typed, ids unique.
     let t0 = Instant::now();
     let mut ids = HashSet::with_capacity(rows);
-    let mut meta = a.metadata.as_ref().map(|p| metadata::Reader::open(p, &types)).transpose()?;
+    let mut meta = a.metadata.as_ref().map(|p| load_metadata::Reader::open(p, &types)).transpose()?;
     let chunk = 8192;
     let mut row = 0;
     while row < rows {
@@ -226,7 +226,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     drop(ids);
     eprintln!("checked {rows} rows in {:.2}s", t0.elapsed().as_secs_f64());
 
-    let mut meta = a.metadata.as_ref().map(|p| metadata::Reader::open(p, &types)).transpose()?;
+    let mut meta = a.metadata.as_ref().map(|p| load_metadata::Reader::open(p, &types)).transpose()?;
     let t1 = Instant::now();
     let mut total = 0usize;
     let mut batch_no = 0usize;

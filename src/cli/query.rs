@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use skysift::encode::{Device, Prompting};
 use skysift::export::{Columns, ExportRow, FileExport, Format, RowWriter};
-use skysift::session::{Answer, QueryInput, Session, json_value};
+use skysift::present::{Answer, answer_json, clean, json_value, render_table};
+use skysift::session::{QueryInput, Session, SessionOptions};
 
 /// Options shared by `query` and the REPL.
 #[derive(Debug, Clone, clap::Args)]
@@ -192,47 +193,30 @@ pub fn device(s: &str) -> anyhow::Result<Device> {
     })
 }
 
-/// Opens a session with the options applied.
-pub fn session(db: &std::path::Path, o: &QueryOpts) -> anyhow::Result<Session> {
-    let db = super::open_read(db)?;
-    let mut s = Session::open(db, o.collection.as_deref(), o.model.as_deref())?;
-    s.k = o.k;
-    s.lang.clone_from(&o.lang);
-    s.negatives.clone_from(&o.not);
-    s.prompting = prompting(&o.templates)?;
-    s.ef = o.ef;
-    s.set_device(device(&o.device)?);
-    Ok(s)
+/// The session options `o` asks for.
+pub fn session_options(o: &QueryOpts) -> anyhow::Result<SessionOptions> {
+    Ok(SessionOptions {
+        collection: o.collection.clone(),
+        model_dir: o.model.clone(),
+        device: device(&o.device)?,
+        k: o.k,
+        lang: o.lang.clone(),
+        negatives: o.not.clone(),
+        prompting: prompting(&o.templates)?,
+        ef: o.ef,
+    })
 }
 
-/// Escapes control characters so that stored text cannot drive the terminal.
-#[must_use]
-pub fn clean(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+/// Opens a session with the options applied.
+pub fn session(db: &std::path::Path, o: &QueryOpts) -> anyhow::Result<Session> {
+    Ok(Session::open_with(super::open_read(db)?, session_options(o)?)?)
 }
 
 /// Renders an answer as a table.
 pub fn print_table(out: &mut impl Write, a: &Answer) -> std::io::Result<()> {
     let mut text = String::new();
-    skysift::repl::render(&mut text, a);
+    render_table(&mut text, a);
     writeln!(out, "{text}")
-}
-
-/// An answer as one JSON object.
-#[must_use]
-pub fn answer_json(query: &str, a: &Answer) -> serde_json::Value {
-    serde_json::json!({
-        "query": query,
-        "language": a.language,
-        "prompts": a.prompts,
-        "encode_ms": a.encode_time.as_secs_f64() * 1e3,
-        "search_ms": a.search_time.as_secs_f64() * 1e3,
-        "results": a.rows.iter().map(|r| serde_json::json!({
-            "rank": r.rank, "id": r.id, "score": r.score,
-            "fields": r.fields.iter().map(|(n, v)| (n.clone(), json_value(v))).collect::<serde_json::Map<_, _>>(),
-        })).collect::<Vec<_>>(),
-        "notes": a.notes,
-    })
 }
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
@@ -403,10 +387,17 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
         bail!("{} has no labels (one per line)", a.labels.display());
     }
     let db = if a.field.is_some() { super::open_write(&a.db)? } else { super::open_read(&a.db)? };
-    let mut s = Session::open(db, Some(&a.collection), a.model.as_deref())?;
-    s.prompting = prompting(&a.templates)?;
-    s.lang = Some(a.lang.clone());
-    s.set_device(device(&a.device)?);
+    let mut s = Session::open_with(
+        db,
+        SessionOptions {
+            collection: Some(a.collection.clone()),
+            model_dir: a.model.clone(),
+            device: device(&a.device)?,
+            lang: Some(a.lang.clone()),
+            prompting: prompting(&a.templates)?,
+            ..SessionOptions::default()
+        },
+    )?;
     let all = s.label_all(&labels, a.top.max(1))?;
     // Stored before anything is printed, so that a closed output (`| head`) loses nothing.
     let stored = match &a.field {

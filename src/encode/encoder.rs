@@ -18,10 +18,10 @@ use super::cache::{DEFAULT_CAPACITY, TextCache};
 use super::error::{EncodeError, EncodeResult};
 use super::image::ImageTower;
 use super::manifest::{Fingerprint, ModelFile, ModelManifest};
+use super::ort_session::{self, SessionOptions, l2_normalize};
 use super::preprocess::{Preprocessor, load_rgb};
 use super::provenance::Provenance;
 use super::runtime::{self, Device, ExecutionDevice};
-use super::session::{self, SessionOptions, l2_normalize};
 use super::templates::{TemplateLibrary, TemplateSet};
 use super::text::{TextTower, load_tokenizer};
 
@@ -190,7 +190,7 @@ impl EncoderBuilder {
         let mut device = None;
         let mut open = |rel: &str, field: &str, what: &str| -> EncodeResult<ort::session::Session> {
             let path = manifest.resolve(field, rel)?;
-            let (s, dev, note) = session::open(rt, &path, opts, what)?;
+            let (s, dev, note) = ort_session::open(rt, &path, opts, what)?;
             if let Some(n) = note {
                 if self.announce {
                     runtime::announce_fallback(&n);

@@ -9,7 +9,7 @@
 use super::encoder::Encoder;
 use super::error::{EncodeError, EncodeResult};
 use super::lang::{self, Detection};
-use super::session::l2_normalize;
+use super::ort_session::l2_normalize;
 
 /// Default weight of negative prompts.
 pub const DEFAULT_NEGATIVE_WEIGHT: f32 = 0.5;

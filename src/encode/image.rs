@@ -10,8 +10,8 @@ use ort::value::TensorRef;
 
 use super::error::{EncodeError, EncodeResult};
 use super::manifest::{ImageSpec, Layout};
+use super::ort_session::rows_of;
 use super::preprocess::Preprocessor;
-use super::session::rows_of;
 
 pub(crate) struct ImageTower {
     pub(crate) preprocessor: Preprocessor,

@@ -9,7 +9,7 @@
 //! | `provenance.rs` | [`Provenance`]: the encoder identity stored in collection params; compatibility check |
 //! | `locate.rs` | where the default model is found: `SKYSIFT_MODEL_DIR`, `models/demo`, the user cache |
 //! | `runtime.rs` | finding and loading the ONNX Runtime library; [`Device`] |
-//! | `session.rs` | session creation on CPU/CUDA with fallback; output shape checks; L2 normalisation |
+//! | `ort_session.rs` | ONNX Runtime session creation on CPU/CUDA with fallback; output shape checks; L2 normalisation |
 //! | `preprocess.rs` | image preprocessing, Pillow-exact resize, normalisation, tensor layout |
 //! | `image.rs` | the image tower (session + preprocessing) |
 //! | `text.rs` | the text tower (tokenizer + session), padding and masks |
@@ -52,10 +52,10 @@ mod lang;
 pub mod locate;
 mod manifest;
 mod onnx;
+mod ort_session;
 mod preprocess;
 mod provenance;
 mod runtime;
-mod session;
 mod templates;
 mod text;
 mod zeroshot;

@@ -19,7 +19,7 @@ use tokenizers::Tokenizer;
 
 use super::error::{EncodeError, EncodeResult};
 use super::manifest::{IdType, Padding, TextInput, TextSpec};
-use super::session::rows_of;
+use super::ort_session::rows_of;
 
 pub(crate) struct TextTower {
     tokenizer: Tokenizer,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use skysift_storage::schema::{FieldType, Schema, Value};
 
-use crate::session::AnswerRow;
+use crate::present::AnswerRow;
 
 /// The field that holds a record's WGS84 footprint (what import and sidecars write).
 pub const FOOTPRINT_FIELD: &str = "footprint";

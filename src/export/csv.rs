@@ -8,7 +8,7 @@ use std::io::Write;
 use super::columns::{Columns, ExportRow, wkt_polygon};
 use super::{RowWriter, write_error};
 use crate::error::Result;
-use crate::session::json_value;
+use crate::present::json_value;
 use skysift_storage::schema::Value;
 
 /// A streamed CSV writer.

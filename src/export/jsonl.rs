@@ -7,7 +7,7 @@ use std::io::Write;
 use super::columns::{Columns, ExportRow, geojson_polygon};
 use super::{RowWriter, write_error};
 use crate::error::Result;
-use crate::session::json_value;
+use crate::present::json_value;
 
 /// A streamed JSON-lines writer.
 pub struct JsonlWriter<W: Write> {

@@ -7,7 +7,7 @@
 //! | `index.extra_edges` | 16 | query-guided edges per node on layer 0 (used with a query sample) |
 //! | `index.min_rows` | 2048 | segments with fewer rows are scanned exactly, without a graph |
 //! | `index.quantization` | `int8` | traversal codes: `int8` or `none` (f32 traversal) |
-//! | `index.builder` | `native` | graph construction: `native` (see `native.rs`) or `hnsw_rs` |
+//! | `index.builder` | `native` | graph construction: `native` (see `graph_builder.rs`) or `hnsw_rs` (`hnsw_rs_adapter.rs`) |
 
 use crate::error::{Error, Result};
 

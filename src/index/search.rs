@@ -4,7 +4,7 @@
 use skysift_storage::segment::Segment;
 
 use super::exact::TopK;
-use super::hnsw::{GraphScratch, TwoHopScratch};
+use super::graph_search::{GraphScratch, TwoHopScratch};
 
 /// Per-query search settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,27 +19,27 @@
 //!   refused before anything is read.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use skysift_storage::schema::{FieldType, Metric, Value};
 
-use super::bands::default_bands;
-use super::decode::{Format, Limits, Raster, sniff};
+use super::archive_metadata::{self, ImageMeta, MetaSet};
+use super::decode::{Limits, Raster};
+use super::fields;
+use super::fields::IMPORT_FIELDS;
 use super::geo::GeoRef;
 use super::nodata::{self, DEFAULT_MIN_VALID};
 use super::overview::{self, MaskPlane};
 use super::pipeline::{self, FileCtx, FileEnd, Msg, Out, Outcome, TileEncoder, TileItem};
 use super::report::{FileReport, Problem, Reason, ReportWriter, Status, Summary};
-use super::sidecar::{self, IMPORT_FIELDS, ImageMeta, MetaSet};
+use super::stages;
 use super::thumbnail;
 use super::tiff::TiffRaster;
-use super::tile::{Tiling, plan, record_id};
+use super::tile::{Plan, Tiling, plan, record_id};
 use super::walk::{Entry, walk};
 use crate::db::{CollectionSnapshot, CollectionSpec, Db, NewRecord, WriteTxn};
 use crate::encode::Provenance;
@@ -47,10 +47,7 @@ use crate::error::{Error, Result};
 
 /// Collection param holding the import recipe of the collection's first import.
 pub const PARAM_TILING: &str = "import.tiling";
-/// Fields a new collection gets for imagery with no-data (an older collection without them is
-/// imported without them): each tile's share of valid pixels, and the box of the scene's valid pixels.
-pub const IMAGERY_FIELDS: [(&str, FieldType); 2] =
-    [("valid_fraction", FieldType::Float), ("scene_footprint", FieldType::GeoBbox)];
+pub use super::fields::IMAGERY_FIELDS;
 /// Most metadata fields a new collection gets (the schema allows 256 in all).
 pub const MAX_METADATA_FIELDS: usize = 200;
 
@@ -152,7 +149,7 @@ impl ImportOptions {
     /// The recipe stored with each record (`tiling` field): tiling and band choice.
     #[must_use]
     pub fn recipe(&self) -> String {
-        let bands = self.bands.map_or_else(|| "auto".to_string(), bands_text);
+        let bands = self.bands.map_or_else(|| "auto".to_string(), stages::bands_text);
         // The default threshold is left out, so collections imported before it existed stay unchanged.
         let min_valid = if (self.min_valid - DEFAULT_MIN_VALID).abs() < 1e-12 {
             String::new()
@@ -161,10 +158,6 @@ impl ImportOptions {
         };
         format!("{},bands={bands}{min_valid}", self.tiling.describe())
     }
-}
-
-fn bands_text(b: [usize; 3]) -> String {
-    b.iter().map(|x| (x + 1).to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Imports the imagery under `archive` into `opts.collection`, writing report lines to `report`.
@@ -180,7 +173,7 @@ pub fn import(
         fs::canonicalize(archive).map_err(|e| Error::bad_input(archive, format!("cannot open the archive: {e}")))?;
     let mut inv =
         walk(&root, &[db.path().to_path_buf()]).map_err(|e| Error::bad_input(&root, format!("cannot walk: {e}")))?;
-    let meta = sidecar::collect(&root, &inv, &opts.schema);
+    let meta = archive_metadata::collect(&root, &inv, &opts.schema);
     if let Some(only) = &opts.only {
         // After the metadata is read for the whole archive: fields and types are the archive's.
         inv.images.retain(|e| only.contains(&e.rel));
@@ -374,18 +367,18 @@ fn int_field(fields: &[(String, Value)], name: &str) -> Option<i64> {
 
 fn ledger(col: &CollectionSnapshot, rel: &str, size: u64, hash: &str, recipe: &str) -> Result<Ledger> {
     let Some(first) = col.get(record_id(rel, 0))? else { return Ok(Ledger::Fresh) };
-    if text_field(&first.fields, "source") != Some(rel) {
-        return Ok(Ledger::Collision(text_field(&first.fields, "source").unwrap_or_default().to_owned()));
+    if text_field(&first.fields, fields::SOURCE) != Some(rel) {
+        return Ok(Ledger::Collision(text_field(&first.fields, fields::SOURCE).unwrap_or_default().to_owned()));
     }
     let same = |f: &[(String, Value)]| {
-        text_field(f, "file_hash") == Some(hash)
-            && int_field(f, "file_size") == Some(size as i64)
-            && text_field(f, "tiling") == Some(recipe)
+        text_field(f, fields::FILE_HASH) == Some(hash)
+            && int_field(f, fields::FILE_SIZE) == Some(size as i64)
+            && text_field(f, fields::TILING) == Some(recipe)
     };
     if !same(&first.fields) {
         return Ok(Ledger::Fresh);
     }
-    let n = int_field(&first.fields, "tile_count").unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
+    let n = int_field(&first.fields, fields::TILE_COUNT).unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
     let mut present = HashSet::new();
     for i in 0..n {
         if let Some(r) = col.get(record_id(rel, i))?
@@ -438,16 +431,16 @@ impl Worker<'_> {
 
     fn fields(&self, rel: &str, im: Option<&ImageMeta>) -> Vec<(String, Value)> {
         let mut out = vec![
-            ("source".to_string(), Value::Text(rel.to_owned())),
-            ("scene".to_string(), Value::Keyword(rel.to_owned())),
+            (fields::SOURCE.to_string(), Value::Text(rel.to_owned())),
+            (fields::SCENE.to_string(), Value::Keyword(rel.to_owned())),
         ];
         let Some(im) = im else { return out };
         for (k, v) in &im.values {
             let Some(ty) = self.types.get(k) else { continue };
-            if IMPORT_FIELDS.iter().chain(&IMAGERY_FIELDS).any(|(n, _)| n == k) {
+            if fields::is_import_field(k) {
                 continue;
             }
-            match sidecar::to_value(v, *ty) {
+            match archive_metadata::to_value(v, *ty) {
                 Some(val) => out.push((k.clone(), val)),
                 None => {
                     if let Ok(mut m) = self.dropped_values.lock() {
@@ -523,213 +516,157 @@ impl Worker<'_> {
         Ok((opened, (levels.len() > 1).then_some(li as u32)))
     }
 
-    /// Imports one file; returns its end (tiles were sent on the way).
-    #[expect(clippy::many_single_char_names, reason = "i, n, w, h, k: file, tile count, size, tile index")]
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one file through every import stage; to be split into named stages (issue 13, item 3)"
-    )]
+    /// Imports one file: its stages in order, each ending the file with a report when it refuses.
     fn file(&self, i: usize, entry: &Entry, send: &dyn Fn(Msg) -> bool) -> FileEnd {
-        let rel = entry.rel.clone();
+        match self.stages(i, entry, send) {
+            Ok(e) => e,
+            Err(h) => end(i, *h.report, h.outcome),
+        }
+    }
+
+    fn stages(&self, i: usize, entry: &Entry, send: &dyn Fn(Msg) -> bool) -> Result<FileEnd, Halt> {
+        let rel = &entry.rel;
         let opts = self.opts;
-        let skip = |p: Problem| end(i, FileReport::problem(rel.clone(), Status::Skipped, p), Outcome::Nothing);
-        let stat0 = match fs::metadata(&entry.path) {
-            Ok(m) => m,
-            Err(e) => return skip(Problem::new(Reason::Unreadable, format!("cannot stat: {e}"))),
-        };
-        if !stat0.is_file() {
-            return skip(Problem::new(Reason::NotRegularFile, "not a regular file"));
-        }
-        let size = stat0.len();
-        if size == 0 {
-            return skip(Problem::new(Reason::ZeroByte, "the file is empty"));
-        }
-        let mut f = match File::open(&entry.path) {
-            Ok(f) => f,
-            Err(e) => return skip(Problem::new(Reason::Unreadable, format!("cannot open: {e}"))),
-        };
-        let mut head = Vec::with_capacity(16);
-        if let Err(e) = (&mut f).take(16).read_to_end(&mut head) {
-            return skip(Problem::new(Reason::Unreadable, format!("cannot read: {e}")));
-        }
-        let Some(format) = sniff(&head) else {
-            let known = [(&b"GIF8"[..], "GIF"), (b"BM", "BMP"), (b"RIFF", "WebP"), (b"\0\0\0\x0cjP", "JPEG 2000")];
-            return match known.iter().find(|(sig, _)| head.starts_with(sig)) {
-                Some((_, name)) => {
-                    skip(Problem::new(Reason::UnsupportedFormat, format!("{name} is not read; convert to PNG or TIFF")))
-                }
-                None => skip(Problem::new(Reason::Corrupt, "not a JPEG, PNG or TIFF signature")),
-            };
-        };
-        // Hash the content; JPEG and PNG are decoded from the very bytes hashed.
-        let mut hasher = Sha256::new();
-        hasher.update(&head);
-        let mut bytes = None;
-        let read = if format == Format::Tiff {
-            let mut buf = vec![0u8; 1 << 20];
-            let mut n = head.len() as u64;
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break Ok(n),
-                    Ok(k) => {
-                        hasher.update(buf.get(..k).unwrap_or_default());
-                        n += k as u64;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
-                }
-            }
-        } else {
-            if size > opts.limits.max_memory_file_bytes {
-                return skip(Problem::new(Reason::TooLarge, format!("{size} bytes, over the limit for JPEG/PNG")));
-            }
-            let mut b = head.clone();
-            let r = f.read_to_end(&mut b).map(|_| b.len() as u64);
-            hasher.update(b.get(head.len()..).unwrap_or_default());
-            bytes = Some(b);
-            r
-        };
-        match read {
-            Ok(n) if n == size => {}
-            Ok(n) => {
-                return skip(Problem::new(Reason::ChangedDuringImport, format!("read {n} bytes, the file had {size}")));
-            }
-            Err(e) => return skip(Problem::new(Reason::Unreadable, format!("cannot read: {e}"))),
-        }
-        drop(f);
-        let hash = format!("{:x}", hasher.finalize());
+        let skip = |p: Problem| Halt::skip(rel, p);
+        let mut read = stages::read_and_hash(&entry.path, &opts.limits).map_err(skip)?;
         if let Some(hook) = &opts.after_hash {
             hook(&entry.path);
         }
-        let col = match self.db.snapshot().collection(self.collection) {
-            Ok(c) => c,
-            Err(e) => {
-                return end(
-                    i,
-                    FileReport::problem(rel.clone(), Status::Failed, Problem::new(Reason::Unreadable, e.to_string())),
-                    Outcome::Nothing,
-                );
-            }
-        };
-        let present = match ledger(&col, &rel, size, &hash, &self.recipe) {
-            Ok(Ledger::Fresh) => HashSet::new(),
-            Ok(Ledger::Partial(p)) => p,
-            Ok(Ledger::Unchanged(n)) => {
-                let mut r = FileReport::new(rel.clone(), Status::Unchanged);
-                r.reason = Some(Reason::Unchanged);
-                (r.bytes, r.tiles, r.reused) = (size, n, n);
-                self.opts.progress.tiles_reused.fetch_add(u64::from(n), Ordering::Relaxed);
-                return end(i, r, Outcome::Nothing);
-            }
-            Ok(Ledger::Collision(other)) => {
-                return skip(Problem::new(Reason::IdCollision, format!("record ids collide with those of {other:?}")));
-            }
-            Err(e) => {
-                return end(
-                    i,
-                    FileReport::problem(rel.clone(), Status::Failed, Problem::new(Reason::Unreadable, e.to_string())),
-                    Outcome::Nothing,
-                );
-            }
-        };
-        let mut raster = match Raster::open(&entry.path, bytes.as_deref(), format, size, &opts.limits) {
-            Ok(r) => r,
-            Err(p) => return skip(p),
-        };
-        drop(bytes);
-        let mut notes = Vec::new();
-        let mut crs = None;
-        let georef = match raster.geo_tags().map(GeoRef::from_tags) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(g))) => {
-                crs = Some(g.crs.name());
-                if !g.crs.supported() {
-                    notes.push(format!(
-                        "{}: {} is not converted to WGS84; records have no footprint",
-                        Reason::CrsUnsupported.name(),
-                        g.crs.name()
-                    ));
-                }
-                Some(g).filter(|g| g.crs.supported())
-            }
-            Some(Err(why)) => {
-                notes.push(format!("{}: {why}", Reason::BadGeoreference.name()));
-                None
-            }
-        };
-        let format_name = match format {
-            Format::Jpeg => "jpeg",
-            Format::Png => "png",
-            Format::Tiff if raster.geo_tags().is_some() => "geotiff",
-            Format::Tiff => "tiff",
-        };
-        let im = self.meta.by_image.get(&rel);
-        let samples = raster.samples();
-        let bands = if let Some(b) = opts.bands {
-            if let Some(bad) = b.iter().find(|&&x| x >= samples) {
-                return skip(Problem::new(
-                    Reason::BandsOutOfRange,
-                    format!("--bands names band {} but the file has {samples}", bad + 1),
-                ));
-            }
-            b
-        } else {
-            let (b, why) = default_bands(
-                samples,
-                raster.rgb(),
-                im.and_then(|m| m.platform.as_deref()),
-                im.map_or(&[][..], |m| m.band_names.as_slice()),
-            );
-            if samples > 3 && !raster.rgb() {
-                notes.push(format!("bands {}: {why}", bands_text(b)));
-            }
-            b
-        };
+        let present = self.ledger_decision(rel, &read)?;
+        let stages::Opened { mut raster, georef, crs, format_name, mut notes } =
+            stages::open_raster(&entry.path, &mut read, &opts.limits).map_err(skip)?;
+        let im = self.meta.by_image.get(rel);
+        let bands = stages::choose_bands(
+            opts.bands,
+            raster.samples(),
+            raster.rgb(),
+            im.and_then(|m| m.platform.as_deref()),
+            im.map_or(&[][..], |m| m.band_names.as_slice()),
+            &mut notes,
+        )
+        .map_err(skip)?;
         let (w, h) = (raster.width(), raster.height());
-        let src_gsd =
-            georef.and_then(|g| g.pixel_size_m(f64::from(w) / 2.0, f64::from(h) / 2.0)).or(im.and_then(|m| m.gsd));
+        let src_gsd = georef
+            .as_ref()
+            .and_then(|g| g.pixel_size_m(f64::from(w) / 2.0, f64::from(h) / 2.0))
+            .or(im.and_then(|m| m.gsd));
         if opts.tiling.gsd.is_some() && src_gsd.is_none() {
             notes.push(format!("{}: --gsd ignored, the source resolution is unknown", Reason::GsdUnknown.name()));
         }
-        // Overviews and internal masks: the level closest to --gsd is read instead of level 0.
-        let mut level = None;
-        if let Raster::Tiff(base) = &mut raster {
-            match self.open_level(entry, size, base, src_gsd, &mut notes) {
-                Ok((t, l)) => {
-                    level = l;
-                    if let Some(t) = t {
-                        raster = Raster::Tiff(Box::new(t));
-                    }
-                }
-                Err(p) => return skip(p),
-            }
-        }
-        let stretch = match raster.prepare(bands) {
-            Ok(s) => s,
-            Err(p) => return skip(p),
-        };
+        let level = self.read_level(entry, read.size, &mut raster, src_gsd, &mut notes).map_err(skip)?;
+        let stretch = raster.prepare(bands).map_err(skip)?;
         if !stretch.is_identity() {
             notes.push(format!("{} stretched p2..p98: {}", raster.sample().name(), stretch.describe()));
         }
-        // Scene pixels per pixel of the level read.
-        let (lw, lh) = (raster.width(), raster.height());
-        let (sx, sy) = (f64::from(w) / f64::from(lw), f64::from(h) / f64::from(lh));
-        let to_scene = |win: [u32; 4]| -> [u32; 4] {
-            let x0 = (f64::from(win[0]) * sx).round() as u32;
-            let y0 = (f64::from(win[1]) * sy).round() as u32;
-            let x1 = ((f64::from(win[0] + win[2]) * sx).round() as u32).min(w);
-            let y1 = ((f64::from(win[1] + win[3]) * sy).round() as u32).min(h);
-            [
-                x0.min(w.saturating_sub(1)),
-                y0.min(h.saturating_sub(1)),
-                x1.saturating_sub(x0).max(1),
-                y1.saturating_sub(y0).max(1),
-            ]
+        let scale = stages::LevelScale::new((w, h), (raster.width(), raster.height()));
+        let tiles = self.plan_tiles(rel, &read, &mut raster, scale, src_gsd, &mut notes)?;
+        let scene_footprint = tiles.scene_box.and_then(|b| {
+            georef
+                .as_ref()
+                .and_then(|g| g.footprint(b))
+                .or_else(|| im.and_then(|m| m.footprint).map(|f| sub_bbox(f, b, w, h)))
+        });
+        let facts = FileFacts {
+            format_name,
+            crs: crs.as_deref(),
+            bands,
+            gsd: if tiles.plan.out.is_some() { opts.tiling.gsd } else { im.and_then(|m| m.gsd).or(tiles.level_gsd) },
+            tile_count: tiles.kept.len() as u32,
+            scene_footprint,
         };
+        let ctx = Arc::new(FileCtx {
+            rel: rel.clone(),
+            fields: self.file_fields(rel, im, &read, &facts),
+            tile_count: facts.tile_count,
+        });
+        let mut report = FileReport::new(rel.clone(), Status::Imported);
+        report.format = Some(format_name);
+        report.bytes = read.size;
+        report.tiles = facts.tile_count;
+        report.nodata_tiles = tiles.planned - facts.tile_count;
+        report.level = level;
+        report.reused = present.len() as u32;
+        report.crs = crs;
+        report.notes = notes;
+        self.opts.progress.tiles_reused.fetch_add(present.len() as u64, Ordering::Relaxed);
+        let placed = Placement { georef: georef.as_ref(), footprint: im.and_then(|m| m.footprint), scale };
+        let e = self.send_tiles(i, &ctx, &report, &mut raster, &tiles, &present, &placed, send);
+        if e.outcome != Outcome::Complete {
+            return Ok(e);
+        }
+        if stages::changed_since(&entry.path, &read) {
+            let mut r = report;
+            (r.status, r.reason, r.detail) = (
+                Status::Skipped,
+                Some(Reason::ChangedDuringImport),
+                Some("size or modification time changed while reading; run the import again".into()),
+            );
+            return Ok(with_ctx(end(i, r, Outcome::Dropped), &ctx, raster.peak_bytes()));
+        }
+        Ok(e)
+    }
+
+    /// The ledger decision: the tiles already present (none for a new or changed file); a file whose
+    /// tiles are all present ends here as unchanged, one whose ids another path owns is skipped.
+    fn ledger_decision(&self, rel: &str, read: &stages::ReadFile) -> Result<HashSet<u32>, Halt> {
+        let failed = |e: Error| {
+            let p = Problem::new(Reason::Unreadable, e.to_string());
+            Halt::new(FileReport::problem(rel.to_owned(), Status::Failed, p), Outcome::Nothing)
+        };
+        let col = self.db.snapshot().collection(self.collection).map_err(failed)?;
+        match ledger(&col, rel, read.size, &read.hash, &self.recipe).map_err(failed)? {
+            Ledger::Fresh => Ok(HashSet::new()),
+            Ledger::Partial(p) => Ok(p),
+            Ledger::Unchanged(n) => {
+                let mut r = FileReport::new(rel.to_owned(), Status::Unchanged);
+                r.reason = Some(Reason::Unchanged);
+                (r.bytes, r.tiles, r.reused) = (read.size, n, n);
+                self.opts.progress.tiles_reused.fetch_add(u64::from(n), Ordering::Relaxed);
+                Err(Halt::new(r, Outcome::Nothing))
+            }
+            Ledger::Collision(other) => Err(Halt::skip(
+                rel,
+                Problem::new(Reason::IdCollision, format!("record ids collide with those of {other:?}")),
+            )),
+        }
+    }
+
+    /// The level read: for a TIFF with overviews, the one `--gsd` asks for replaces `raster` (see
+    /// [`Worker::open_level`]); returns the level read when the file has overviews.
+    fn read_level(
+        &self,
+        entry: &Entry,
+        size: u64,
+        raster: &mut Raster,
+        src_gsd: Option<f64>,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<u32>, Problem> {
+        let Raster::Tiff(base) = raster else { return Ok(None) };
+        let (opened, level) = self.open_level(entry, size, base, src_gsd, notes)?;
+        if let Some(t) = opened {
+            *raster = Raster::Tiff(Box::new(t));
+        }
+        Ok(level)
+    }
+
+    /// The tiles: the grid over the level read, then, where the raster may have no-data, each
+    /// window's share of valid pixels (before any tile is sent, so that the records, numbered over
+    /// the tiles kept, know their count and the scene's valid footprint).
+    fn plan_tiles(
+        &self,
+        rel: &str,
+        read: &stages::ReadFile,
+        raster: &mut Raster,
+        scale: stages::LevelScale,
+        src_gsd: Option<f64>,
+        notes: &mut Vec<String>,
+    ) -> Result<TilePlan, Halt> {
+        let opts = self.opts;
+        let (w, lw) = (scale.scene.0, raster.width());
         let level_gsd = src_gsd.map(|s| overview::level_gsd(s, w, lw));
-        let p = plan(lw, lh, &opts.tiling, level_gsd);
+        let plan = plan(lw, raster.height(), &opts.tiling, level_gsd);
         if let (Some(g), Some(s)) = (opts.tiling.gsd, level_gsd)
-            && p.out.is_none()
+            && plan.out.is_none()
             && (g / s - 1.0).abs() > 1e-6
         {
             notes.push(format!(
@@ -738,101 +675,110 @@ impl Worker<'_> {
                 opts.tiling.tile
             ));
         }
-        // No-data: each window's share of valid pixels, before any tile is sent, so that the records
-        // (numbered over the tiles kept) know their count and the scene's valid footprint.
-        let planned = p.windows.len() as u32;
-        let mut kept: Vec<(usize, f64)> = Vec::with_capacity(p.windows.len());
+        let planned = plan.windows.len() as u32;
+        let mut kept: Vec<(usize, f64)> = Vec::with_capacity(plan.windows.len());
+        if !raster.may_have_nodata() {
+            kept.extend((0..plan.windows.len()).map(|k| (k, 1.0)));
+            let scene_box = Some([0, 0, scale.scene.0, scale.scene.1]);
+            return Ok(TilePlan { plan, planned, kept, level_gsd, scene_box });
+        }
         let mut valid_box: Option<[u32; 4]> = None;
-        let tracks = raster.may_have_nodata();
-        if tracks {
-            for (k, win) in p.windows.iter().enumerate() {
-                if opts.stop.load(Ordering::Relaxed) {
-                    let mut r = FileReport::new(rel.clone(), Status::Interrupted);
-                    (r.reason, r.bytes) = (Some(Reason::Interrupted), size);
-                    r.detail = Some("stopped while looking for no-data; run the import again to continue".into());
-                    return end(i, r, Outcome::Nothing);
-                }
-                let mask = match raster.read_rgb_valid(*win) {
-                    Ok((_, m)) => m,
-                    Err(pr) => return skip(Problem::new(pr.reason, format!("tile {k}: {}", pr.detail))),
-                };
-                let frac = mask.as_deref().map_or(1.0, nodata::valid_fraction);
-                if frac >= opts.min_valid && frac > 0.0 {
-                    kept.push((k, frac));
-                    if let Some(b) = mask.as_deref().and_then(|m| nodata::valid_bbox(m, win[2])) {
-                        valid_box = Some(nodata::union(valid_box, [win[0] + b[0], win[1] + b[1], b[2], b[3]]));
-                    }
-                }
+        for (k, win) in plan.windows.iter().enumerate() {
+            if opts.stop.load(Ordering::Relaxed) {
+                let mut r = FileReport::new(rel.to_owned(), Status::Interrupted);
+                (r.reason, r.bytes) = (Some(Reason::Interrupted), read.size);
+                r.detail = Some("stopped while looking for no-data; run the import again to continue".into());
+                return Err(Halt::new(r, Outcome::Nothing));
             }
-            if let Raster::Tiff(t) = &mut raster {
-                t.rewind();
-            }
-        } else {
-            kept.extend((0..p.windows.len()).map(|k| (k, 1.0)));
-        }
-        let n = kept.len() as u32;
-        if tracks {
-            let v = match &raster {
-                Raster::Tiff(t) => t.validity.describe(),
-                Raster::Memory(_) => "alpha channel".into(),
+            let mask = match raster.read_rgb_valid(*win) {
+                Ok((_, m)) => m,
+                Err(pr) => return Err(Halt::skip(rel, Problem::new(pr.reason, format!("tile {k}: {}", pr.detail)))),
             };
-            notes.push(format!(
-                "no-data from {v}: {} of {planned} tiles under --min-valid {} not encoded",
-                planned - n,
-                opts.min_valid
-            ));
+            let frac = mask.as_deref().map_or(1.0, nodata::valid_fraction);
+            if frac >= opts.min_valid && frac > 0.0 {
+                kept.push((k, frac));
+                if let Some(b) = mask.as_deref().and_then(|m| nodata::valid_bbox(m, win[2])) {
+                    valid_box = Some(nodata::union(valid_box, [win[0] + b[0], win[1] + b[1], b[2], b[3]]));
+                }
+            }
         }
-        let scene_box = if tracks { valid_box.map(to_scene) } else { Some([0, 0, w, h]) };
-        let scene_footprint = scene_box.and_then(|b| {
-            georef.and_then(|g| g.footprint(b)).or_else(|| im.and_then(|m| m.footprint).map(|f| sub_bbox(f, b, w, h)))
-        });
-        let gsd = if p.out.is_some() { opts.tiling.gsd } else { im.and_then(|m| m.gsd).or(level_gsd) };
-        let mut fields = self.fields(&rel, im);
-        fields.push(("format".into(), Value::Keyword(format_name.into())));
-        if let Some(c) = &crs {
-            fields.push(("crs".into(), Value::Keyword(c.clone())));
+        if let Raster::Tiff(t) = raster {
+            t.rewind();
         }
-        fields.push(("bands".into(), Value::Text(bands_text(bands))));
-        if let Some(g) = gsd {
-            fields.push(("gsd".into(), Value::Float(g)));
-        }
-        fields.push(("tile_count".into(), Value::Integer(i64::from(n))));
-        fields.push(("file_size".into(), Value::Integer(size as i64)));
-        fields.push(("file_hash".into(), Value::Text(hash.clone())));
-        fields.push(("tiling".into(), Value::Text(self.recipe.clone())));
-        let has_imagery_fields = self.types.get("valid_fraction") == Some(&FieldType::Float);
-        if let Some(b) = scene_footprint
-            && self.types.get("scene_footprint") == Some(&FieldType::GeoBbox)
-        {
-            fields.push(("scene_footprint".into(), Value::GeoBbox(b)));
-        }
-        let ctx = Arc::new(FileCtx { rel: rel.clone(), fields, tile_count: n });
-        let mut report = FileReport::new(rel.clone(), Status::Imported);
-        report.format = Some(format_name);
-        report.bytes = size;
-        report.tiles = n;
-        report.nodata_tiles = planned - n;
-        report.level = level;
-        report.reused = present.len() as u32;
-        report.crs = crs;
-        report.notes = notes;
-        self.opts.progress.tiles_reused.fetch_add(present.len() as u64, Ordering::Relaxed);
-        let with_ctx = |mut e: FileEnd, peak: u64| {
-            e.ctx = Some(Arc::clone(&ctx));
-            e.peak_bytes = peak;
-            e
+        let v = match &*raster {
+            Raster::Tiff(t) => t.validity.describe(),
+            Raster::Memory(_) => "alpha channel".into(),
         };
-        for (j, &(k, frac)) in kept.iter().enumerate() {
+        notes.push(format!(
+            "no-data from {v}: {} of {planned} tiles under --min-valid {} not encoded",
+            planned - kept.len() as u32,
+            opts.min_valid
+        ));
+        let scene_box = valid_box.map(|b| scale.to_scene(b));
+        Ok(TilePlan { plan, planned, kept, level_gsd, scene_box })
+    }
+
+    /// The fields every record of the file carries: source and scene, its metadata, then the import's
+    /// own ([`fields`]).
+    fn file_fields(
+        &self,
+        rel: &str,
+        im: Option<&ImageMeta>,
+        read: &stages::ReadFile,
+        facts: &FileFacts<'_>,
+    ) -> Vec<(String, Value)> {
+        let mut out = self.fields(rel, im);
+        out.push((fields::FORMAT.into(), Value::Keyword(facts.format_name.into())));
+        if let Some(c) = facts.crs {
+            out.push((fields::CRS.into(), Value::Keyword(c.to_owned())));
+        }
+        out.push((fields::BANDS.into(), Value::Text(stages::bands_text(facts.bands))));
+        if let Some(g) = facts.gsd {
+            out.push((fields::GSD.into(), Value::Float(g)));
+        }
+        out.push((fields::TILE_COUNT.into(), Value::Integer(i64::from(facts.tile_count))));
+        out.push((fields::FILE_SIZE.into(), Value::Integer(read.size as i64)));
+        out.push((fields::FILE_HASH.into(), Value::Text(read.hash.clone())));
+        out.push((fields::TILING.into(), Value::Text(self.recipe.clone())));
+        if let Some(b) = facts.scene_footprint
+            && self.types.get(fields::SCENE_FOOTPRINT) == Some(&FieldType::GeoBbox)
+        {
+            out.push((fields::SCENE_FOOTPRINT.into(), Value::GeoBbox(b)));
+        }
+        out
+    }
+
+    /// The tiles kept and not yet present, read, filled where no-data, resampled, thumbnailed and
+    /// preprocessed, sent one by one. Returns the file's end: complete when every tile was sent, else
+    /// what stopped it (a read or encoder error, Ctrl-C, the writer gone).
+    #[expect(clippy::too_many_arguments, reason = "the file's context, its raster and plan, and the channel")]
+    fn send_tiles(
+        &self,
+        i: usize,
+        ctx: &Arc<FileCtx>,
+        report: &FileReport,
+        raster: &mut Raster,
+        tiles: &TilePlan,
+        present: &HashSet<u32>,
+        placed: &Placement<'_>,
+        send: &dyn Fn(Msg) -> bool,
+    ) -> FileEnd {
+        let n = tiles.kept.len() as u32;
+        let has_imagery_fields = self.types.get(fields::VALID_FRACTION) == Some(&FieldType::Float);
+        let stopped = |raster: &Raster, status: Status, reason: Reason, detail: Option<String>, outcome: Outcome| {
+            let mut r = report.clone();
+            (r.status, r.reason, r.detail) = (status, Some(reason), detail);
+            with_ctx(end(i, r, outcome), ctx, raster.peak_bytes())
+        };
+        for (j, &(k, frac)) in tiles.kept.iter().enumerate() {
             let j = j as u32;
-            let Some(win) = p.windows.get(k) else { continue };
+            let Some(win) = tiles.plan.windows.get(k) else { continue };
             if present.contains(&j) {
                 continue;
             }
-            if opts.stop.load(Ordering::Relaxed) {
-                let mut r = report.clone();
-                (r.status, r.reason) = (Status::Interrupted, Some(Reason::Interrupted));
-                r.detail = Some(format!("stopped before tile {j} of {n}; run the import again to continue"));
-                return with_ctx(end(i, r, Outcome::Interrupted), raster.peak_bytes());
+            if self.opts.stop.load(Ordering::Relaxed) {
+                let detail = format!("stopped before tile {j} of {n}; run the import again to continue");
+                return stopped(raster, Status::Interrupted, Reason::Interrupted, Some(detail), Outcome::Interrupted);
             }
             let img = match raster.read_rgb_valid(*win) {
                 Ok((mut img, mask)) => {
@@ -842,60 +788,96 @@ impl Worker<'_> {
                     img
                 }
                 Err(pr) => {
-                    let mut r = report.clone();
-                    (r.status, r.reason, r.detail) =
-                        (Status::Skipped, Some(pr.reason), Some(format!("tile {j}: {}", pr.detail)));
-                    return with_ctx(end(i, r, Outcome::Dropped), raster.peak_bytes());
+                    let detail = Some(format!("tile {j}: {}", pr.detail));
+                    return stopped(raster, Status::Skipped, pr.reason, detail, Outcome::Dropped);
                 }
             };
-            let img = match p.out {
+            let img = match tiles.plan.out {
                 Some((ow, oh)) => image::imageops::resize(&img, ow, oh, image::imageops::FilterType::Triangle),
                 None => img,
             };
-            let scene_win = to_scene(*win);
-            let footprint = georef
+            let scene_win = placed.scale.to_scene(*win);
+            let (w, h) = placed.scale.scene;
+            let footprint = placed
+                .georef
                 .and_then(|g| g.footprint(scene_win))
-                .or_else(|| im.and_then(|m| m.footprint).map(|b| sub_bbox(b, scene_win, w, h)));
-            let thumb = thumbnail::jpeg(&img, opts.thumbnail_px);
+                .or_else(|| placed.footprint.map(|b| sub_bbox(b, scene_win, w, h)));
+            let thumbnail = thumbnail::jpeg(&img, self.opts.thumbnail_px);
             let mut pixels = vec![0.0; self.enc.input_len()];
             if let Err(e) = self.enc.preprocess(&img, &mut pixels) {
-                let mut r = report.clone();
-                (r.status, r.reason, r.detail) = (Status::Failed, Some(Reason::EncodeFailed), Some(e.to_string()));
-                return with_ctx(end(i, r, Outcome::Dropped), raster.peak_bytes());
+                return stopped(raster, Status::Failed, Reason::EncodeFailed, Some(e.to_string()), Outcome::Dropped);
             }
             let extra =
-                if has_imagery_fields { vec![("valid_fraction".into(), Value::Float(frac))] } else { Vec::new() };
+                if has_imagery_fields { vec![(fields::VALID_FRACTION.into(), Value::Float(frac))] } else { Vec::new() };
             let item = TileItem {
                 file: i,
-                ctx: Arc::clone(&ctx),
+                ctx: Arc::clone(ctx),
                 index: j,
                 window: scene_win,
                 footprint,
-                thumbnail: thumb,
+                thumbnail,
                 pixels,
                 extra,
             };
             if !send(Msg::Tile(Box::new(item))) {
-                let mut r = report.clone();
-                (r.status, r.reason) = (Status::Interrupted, Some(Reason::Interrupted));
-                return with_ctx(end(i, r, Outcome::Interrupted), raster.peak_bytes());
+                return stopped(raster, Status::Interrupted, Reason::Interrupted, None, Outcome::Interrupted);
             }
         }
-        let changed = match fs::metadata(&entry.path) {
-            Ok(m) => m.len() != size || m.modified().ok() != stat0.modified().ok(),
-            Err(_) => true,
-        };
-        if changed {
-            let mut r = report.clone();
-            (r.status, r.reason, r.detail) = (
-                Status::Skipped,
-                Some(Reason::ChangedDuringImport),
-                Some("size or modification time changed while reading; run the import again".into()),
-            );
-            return with_ctx(end(i, r, Outcome::Dropped), raster.peak_bytes());
-        }
-        with_ctx(end(i, report, Outcome::Complete), raster.peak_bytes())
+        with_ctx(end(i, report.clone(), Outcome::Complete), ctx, raster.peak_bytes())
     }
+}
+
+/// Why a file's import ended before its tiles: its report and what became of its records.
+struct Halt {
+    report: Box<FileReport>,
+    outcome: Outcome,
+}
+
+impl Halt {
+    /// The file is skipped for `p`; nothing of it was written.
+    fn skip(rel: &str, p: Problem) -> Halt {
+        Halt::new(FileReport::problem(rel.to_owned(), Status::Skipped, p), Outcome::Nothing)
+    }
+
+    fn new(report: FileReport, outcome: Outcome) -> Halt {
+        Halt { report: Box::new(report), outcome }
+    }
+}
+
+/// The tiles of a file: the grid over the level read and the windows kept.
+struct TilePlan {
+    plan: Plan,
+    /// Windows in the grid.
+    planned: u32,
+    /// The windows kept (index into the grid, valid fraction), in grid order.
+    kept: Vec<(usize, f64)>,
+    /// Ground resolution of the level read, when known.
+    level_gsd: Option<f64>,
+    /// The box of the scene's valid pixels (scene pixels), `None` when no tile was kept.
+    scene_box: Option<[u32; 4]>,
+}
+
+/// What the file says about itself, for its fields.
+struct FileFacts<'a> {
+    format_name: &'static str,
+    crs: Option<&'a str>,
+    bands: [usize; 3],
+    gsd: Option<f64>,
+    tile_count: u32,
+    scene_footprint: Option<[f64; 4]>,
+}
+
+/// Where a file's tiles are on the ground: its georeference, or the box its metadata gives.
+struct Placement<'a> {
+    georef: Option<&'a GeoRef>,
+    footprint: Option<[f64; 4]>,
+    scale: stages::LevelScale,
+}
+
+fn with_ctx(mut e: FileEnd, ctx: &Arc<FileCtx>, peak: u64) -> FileEnd {
+    e.ctx = Some(Arc::clone(ctx));
+    e.peak_bytes = peak;
+    e
 }
 
 /// The writer: records into transactions, commits, report lines after their commit.
@@ -954,13 +936,13 @@ impl<'a> Writer<'a, '_> {
                     }
                     let id = record_id(&t.ctx.rel, t.index);
                     let mut rec = NewRecord { id, vector: v, fields: t.ctx.fields.clone() };
-                    rec.fields.push(("window".into(), Value::Window(t.window)));
-                    rec.fields.push(("tile_index".into(), Value::Integer(i64::from(t.index))));
+                    rec.fields.push((fields::WINDOW.into(), Value::Window(t.window)));
+                    rec.fields.push((fields::TILE_INDEX.into(), Value::Integer(i64::from(t.index))));
                     if let Some(b) = t.footprint {
-                        rec.fields.push(("footprint".into(), Value::GeoBbox(b)));
+                        rec.fields.push((fields::FOOTPRINT.into(), Value::GeoBbox(b)));
                     }
                     if !t.thumbnail.is_empty() {
-                        rec.fields.push(("thumbnail".into(), Value::Blob(t.thumbnail)));
+                        rec.fields.push((fields::THUMBNAIL.into(), Value::Blob(t.thumbnail)));
                     }
                     rec.fields.extend(t.extra);
                     match self.txn()?.upsert(rec) {

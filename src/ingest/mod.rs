@@ -4,35 +4,40 @@
 //! | file | responsibility |
 //! | --- | --- |
 //! | `vectors.rs` | `.npy` (float32/float64, 2-D, C order) and `.fbin` (big-ann) readers |
-//! | `metadata.rs` | JSON-lines metadata: schema inference, typed conversion with row/field errors |
+//! | `load_metadata.rs` | JSON-lines metadata of `skysift load`: schema inference, typed conversion with row/field errors |
 //! | `walk.rs` | archive walk: imagery vs metadata, symlink loops, links out of the root, unreadable entries |
-//! | `sidecar.rs` | STAC Items, per-image JSON sidecars, CSV manifests; href confinement; field type inference |
+//! | `archive_metadata.rs` | metadata found in an archive for `skysift import`: STAC Items, per-image JSON sidecars, CSV manifests; href confinement; field type inference |
 //! | `decode.rs` | format by signature, limits before allocation, JPEG/PNG decoded whole, one raster interface |
+//! | `limits.rs` | decoder limits (pixels, chunk and file sizes) |
 //! | `tiff.rs` | TIFF/GeoTIFF read window by window (strips or tiles, chunky or planar, any sample type) |
 //! | `bands.rs` | band selection (sensor defaults, `--bands`), 2-98 percentile stretch, sample conversion |
 //! | `nodata.rs` | which pixels hold data (no-data value, alpha, masks), valid fractions, neutral fill |
 //! | `overview.rs` | overview levels (reduced-resolution IFDs), internal mask IFDs, level choice for `--gsd` |
 //! | `synth_cog.rs` | synthetic multi-IFD scenes: overviews, internal masks, alpha bands (tests, benchmarks) |
 //! | `geo.rs` | GeoTIFF georeferencing, UTM and Web Mercator to WGS84, tile footprints |
+//! | `fields.rs` | the names of the fields the import writes, reserved columns |
+//! | `stages.rs` | the stages of one file's import: read and hash, open and georeference, bands, level scale |
 //! | `tile.rs` | tile grid (size, overlap, ground resolution) and stable record ids |
 //! | `thumbnail.rs` | small JPEG thumbnails per tile |
 //! | `pipeline.rs` | walk -> decode/tile workers -> batcher+encoder -> writer on bounded channels |
 //! | `import.rs` | the import: collection and provenance, ledger (resume, idempotence), records, commits |
 //! | `report.rs` | reasons, per-file JSON-lines report, summary |
-//! | `heatmap.rs` | similarity of each tile of a scene to a query, drawn over the scene |
 //! | `synth.rs` | synthetic TIFF/`GeoTIFF` scenes (tests, benchmarks) |
 
+#[cfg(feature = "encode")]
+pub mod archive_metadata;
 #[cfg(feature = "encode")]
 pub mod bands;
 #[cfg(feature = "encode")]
 pub mod decode;
+pub mod fields;
 #[cfg(feature = "encode")]
 pub mod geo;
 #[cfg(feature = "encode")]
-pub mod heatmap;
-#[cfg(feature = "encode")]
 pub mod import;
-pub mod metadata;
+#[cfg(feature = "encode")]
+pub mod limits;
+pub mod load_metadata;
 #[cfg(feature = "encode")]
 pub mod nodata;
 #[cfg(feature = "encode")]
@@ -42,7 +47,7 @@ pub mod pipeline;
 #[cfg(feature = "encode")]
 pub mod report;
 #[cfg(feature = "encode")]
-pub mod sidecar;
+pub mod stages;
 #[cfg(feature = "encode")]
 pub mod synth;
 #[cfg(feature = "encode")]

@@ -23,8 +23,8 @@ use tiff::tags::Tag;
 use tiff::{TiffError, TiffFormatError, TiffUnsupportedError};
 
 use super::bands::{STRETCH_SAMPLES, SampleKind, Stretch, blit, blit_plane, collect};
-use super::decode::Limits;
 use super::geo::GeoTags;
+use super::limits::Limits;
 use super::nodata::{self, Validity};
 use super::overview::MaskPlane;
 use super::report::{Problem, Reason};

@@ -18,7 +18,7 @@ use super::plan::{self, Plan, SegmentFacts, Strategy, choose, rescored};
 use super::prepare::{AllowedRows, PreparedFilter, bit};
 use super::two_hop;
 use crate::index::exact::{Hit, dot};
-use crate::index::hnsw::{self, quantize_query};
+use crate::index::graph_search::{self, quantize_query};
 use crate::index::{SearchParams, SearchScratch};
 
 /// The rows a search may return.
@@ -160,7 +160,7 @@ fn traverse(
     scratch: &mut SearchScratch,
 ) -> Vec<(f32, u32)> {
     let seg = &s.segment;
-    let scorer = hnsw::Scorer::for_query(codes, seg.vectors(), seg.dim(), query, &mut scratch.qcodes);
+    let scorer = graph_search::Scorer::for_query(codes, seg.vectors(), seg.dim(), query, &mut scratch.qcodes);
     let bits = match passing {
         Passing::Rows(a) => Some(a.bits(seg.rows())),
         Passing::Live(_) => None,
@@ -178,7 +178,7 @@ fn traverse(
         scratch.evaluations += scratch.two_hop.evaluations;
         found
     } else {
-        let found = hnsw::search(g, &scorer, plan.ef, p.anchors, &passes, &mut scratch.graph);
+        let found = graph_search::search(g, &scorer, plan.ef, p.anchors, &passes, &mut scratch.graph);
         scratch.evaluations += scratch.graph.evaluations;
         found
     }

@@ -13,6 +13,7 @@
 //! | `plan.rs` | the cost model and [`Strategy`] choice with its reason; the unfiltered plan |
 //! | `two_hop.rs` | ACORN-style traversal that scores only passing nodes |
 //! | `exec.rs` | the search loop: plan, traverse or scan, rescore, fall back to the exact scan, merge the in-memory rows |
+//! | `heatmap.rs` | semantic localisation: each tile of an imported scene scored against a query, drawn over the scene |
 //! | `explain.rs` | [`Explain`]: per segment estimated/actual passing rows, strategy, why, time |
 //!
 //! Invariant: results hold `min(k, passing live rows)` unique ids, best first, each passing the
@@ -20,6 +21,8 @@
 
 pub(crate) mod exec;
 mod explain;
+#[cfg(feature = "encode")]
+pub mod heatmap;
 pub mod plan;
 mod prepare;
 mod two_hop;

@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 
 use skysift_storage::segment::graph::GraphView;
 
-use crate::index::hnsw::{Score, Scorer, TwoHopScratch, descend};
+use crate::index::graph_search::{Score, Scorer, TwoHopScratch, descend};
 
 /// A `(score, row)` in two-hop order: by score, ties to the lower row.
 type Ranked = (Score, Reverse<u32>);

@@ -29,28 +29,16 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value as Json;
 use skysift_storage::schema::{FieldType, Value};
 
-use super::metadata::parse_timestamp;
+use super::fields;
 use super::report::{Problem, Reason};
 use super::walk::{EntryKind, Inventory};
+use crate::time::parse_timestamp;
 
 /// Largest JSON metadata file read.
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
 /// Strings longer than this make a field `text` (not indexed) rather than `keyword`.
 pub const MAX_KEYWORD_LEN: usize = 256;
-/// Fields the import writes itself; metadata of the same name is renamed `meta:<name>` (`gsd` is
-/// taken from metadata when present).
-pub const IMPORT_FIELDS: [(&str, FieldType); 10] = [
-    ("footprint", FieldType::GeoBbox),
-    ("format", FieldType::Keyword),
-    ("crs", FieldType::Keyword),
-    ("bands", FieldType::Text),
-    ("gsd", FieldType::Float),
-    ("tile_index", FieldType::Integer),
-    ("tile_count", FieldType::Integer),
-    ("file_size", FieldType::Integer),
-    ("file_hash", FieldType::Text),
-    ("tiling", FieldType::Text),
-];
+pub use super::fields::IMPORT_FIELDS;
 /// STAC properties that are floats even when every value happens to be whole.
 const FLOAT_PROPERTIES: [&str; 8] = [
     "eo:cloud_cover",
@@ -65,7 +53,7 @@ const FLOAT_PROPERTIES: [&str; 8] = [
 /// Column names that name the image in a CSV manifest.
 const PATH_COLUMNS: [&str; 7] = ["path", "file", "filename", "image", "source", "href", "location"];
 /// Names the schema reserves (never metadata fields).
-const RESERVED: [&str; 5] = ["id", "source", "scene", "window", "thumbnail"];
+const RESERVED: [&str; 5] = ["id", fields::SOURCE, fields::SCENE, fields::WINDOW, fields::THUMBNAIL];
 
 /// What the metadata says about one image.
 #[derive(Debug, Clone, Default, PartialEq)]

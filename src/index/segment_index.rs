@@ -1,6 +1,7 @@
-//! Building a segment's index: an HNSW graph (constructed by `hnsw_rs`, parallel insert), frozen
-//! into the compact layout of `storage::segment::graph`, optionally improved with query-guided
-//! edges, plus int8 codes for quantized traversal.
+//! Building a segment's index ([`HnswIndexer`]): an HNSW graph (by skysift's own builder,
+//! `graph_builder.rs`, or by `hnsw_rs`, `hnsw_rs_adapter.rs`) in the compact layout of
+//! `storage::segment::graph`, optionally improved with query-guided edges, plus int8 codes for
+//! quantized traversal and the search width calibrated on the query sample.
 //!
 //! **Query-guided edges** (our answer to out-of-distribution text queries, after `RoarGraph`,
 //! VLDB 2024): a text query sits far from the image vectors, and its true neighbours are spread
@@ -15,29 +16,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hnsw_rs::prelude::{Distance, Hnsw};
 use skysift_storage::bytes::Bytes;
 use skysift_storage::segment::RowSource;
 use skysift_storage::segment::codes::{CodesView, encode_int8};
 use skysift_storage::segment::footer::SectionKind;
-use skysift_storage::segment::graph::{EMPTY, GraphData, GraphView};
+use skysift_storage::segment::graph::{GraphData, GraphView};
 use skysift_storage::store::{IndexContext, SegmentIndexer};
 
 use super::exact::dot;
-use super::hnsw::{GraphScratch, Scorer, search};
+use super::graph_search::{GraphScratch, Scorer, search};
+use super::hnsw_rs_adapter::build_graph_hnsw_rs;
 use super::params::IndexParams;
-
-/// `1 - <a, b>` via SIMD: the distance `hnsw_rs` builds with (a monotone transform of the
-/// inner product, so the graph serves both metrics).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DotDistance;
-
-impl Distance<f32> for DotDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        // hnsw_rs asserts non-negative distances; for unit vectors 1 - dot >= 0 up to rounding.
-        (1.0 - dot(va, vb)).max(0.0)
-    }
-}
 
 /// Rows the query-guided pass collects per sample query.
 const GUIDE_TOP: usize = 32;
@@ -53,75 +42,6 @@ const GUIDE_EF: usize = 256;
 const ROWS_PER_ANCHOR: usize = 128;
 const MIN_ANCHORS: usize = 64;
 const MAX_ANCHORS: usize = 4096;
-
-/// Builds the frozen HNSW graph of row-major `vectors` with `hnsw_rs`.
-#[must_use]
-pub fn build_graph_hnsw_rs(vectors: &[f32], dim: usize, p: &IndexParams, threads: usize) -> GraphData {
-    let n = vectors.len() / dim.max(1);
-    let m = p.m;
-    let hnsw: Hnsw<'_, f32, DotDistance> = Hnsw::new(m, n.max(1), 16, p.ef_construction, DotDistance);
-    let data: Vec<(&[f32], usize)> = vectors.chunks_exact(dim).enumerate().map(|(i, v)| (v, i)).collect();
-    let pool = rayon_pool(threads);
-    match &pool {
-        Some(pool) => pool.install(|| hnsw.parallel_insert_slice(&data)),
-        None => hnsw.parallel_insert_slice(&data),
-    }
-    let base0 = 2 * m;
-    let slots0 = base0 + p.extra_edges;
-    let mut layer0 = vec![EMPTY; n * slots0];
-    let mut upper: Vec<Vec<(u32, Vec<u32>)>> = Vec::new();
-    let mut entry = (0u32, 0u8);
-    for point in hnsw.get_point_indexation() {
-        let row = point.get_origin_id();
-        let level = point.get_point_id().0;
-        if level > entry.1 || (level == entry.1 && (row as u32) < entry.0) {
-            entry = (row as u32, level);
-        }
-        let hood = point.get_neighborhood_id();
-        if let Some(l0) = hood.first() {
-            let slots = layer0.get_mut(row * slots0..row * slots0 + base0).unwrap_or(&mut []);
-            for (slot, nb) in slots.iter_mut().zip(l0.iter().filter(|nb| nb.d_id != row)) {
-                *slot = nb.d_id as u32;
-            }
-        }
-        for (l, nbs) in hood.iter().enumerate().skip(1).take(level as usize) {
-            if upper.len() < l {
-                upper.resize_with(l, Vec::new);
-            }
-            let mut adj: Vec<u32> = nbs.iter().filter(|nb| nb.d_id != row).map(|nb| nb.d_id as u32).take(m).collect();
-            adj.resize(m, EMPTY);
-            if let Some(layer) = upper.get_mut(l - 1) {
-                layer.push((row as u32, adj));
-            }
-        }
-    }
-    let upper = upper
-        .into_iter()
-        .map(|mut layer| {
-            layer.sort_by_key(|(n, _)| *n);
-            let nodes = layer.iter().map(|(n, _)| *n).collect();
-            let adj = layer.into_iter().flat_map(|(_, a)| a).collect();
-            (nodes, adj)
-        })
-        .collect();
-    GraphData {
-        rows: n as u32,
-        slots0: slots0 as u32,
-        base0: base0 as u32,
-        slots: m as u32,
-        entry: entry.0,
-        layer0,
-        upper,
-        anchors: Vec::new(),
-    }
-}
-
-fn rayon_pool(threads: usize) -> Option<rayon::ThreadPool> {
-    if threads == 0 {
-        return None;
-    }
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()
-}
 
 /// Adds query-guided edges to `graph` from a sample of queries (row-major, `dim` wide). The
 /// sample queries' neighbours are found on int8 `codes` when given (as queries traverse), else
@@ -343,7 +263,7 @@ impl SegmentIndexer for HnswIndexer {
         let mut graph = if p.hnsw_rs {
             build_graph_hnsw_rs(&vectors, dim, &p, threads)
         } else {
-            super::native::build(&vectors, dim, &p, threads)
+            super::graph_builder::build(&vectors, dim, &p, threads)
         };
         let (guide, held) = ctx.query_sample.map_or((Vec::new(), Vec::new()), |s| split_sample(s, dim));
         let codes = p.int8.then(|| encode_int8(&vectors, dim));

@@ -5,16 +5,17 @@
 //! scan or filter is needed. Scores are cosine similarities (stored vectors are normalised); colours are
 //! scaled between the scene's lowest and highest tile score.
 //!
-//! No data: tiles with too few valid pixels have no record (see [`super::nodata`]), so the parts of
+//! No data: tiles with too few valid pixels have no record (see [`crate::ingest::nodata`]), so the parts of
 //! the scene no tile covers are drawn hatched, never as a low or high score; [`with_legend`] adds a
 //! strip that says so (the colour ramp from LOW to HIGH, and a hatched NO DATA swatch).
 
 use image::{Rgb, RgbImage};
 use skysift_storage::schema::Value;
 
-use super::tile::record_id;
 use crate::db::CollectionSnapshot;
 use crate::error::{Error, Result};
+use crate::ingest::fields;
+use crate::ingest::tile::record_id;
 
 /// Opacity of the heat layer over the scene.
 pub const HEAT_ALPHA: f32 = 0.55;
@@ -59,7 +60,7 @@ pub fn scene_tiles(col: &CollectionSnapshot, scene: &str) -> Result<Vec<SceneTil
     let count = first
         .fields
         .iter()
-        .find_map(|(n, v)| if let (true, Value::Integer(c)) = (n == "tile_count", v) { Some(*c) } else { None })
+        .find_map(|(n, v)| if let (true, Value::Integer(c)) = (n == fields::TILE_COUNT, v) { Some(*c) } else { None })
         .unwrap_or(1)
         .clamp(1, i64::from(u32::MAX)) as u32;
     let mut out = Vec::new();
@@ -76,10 +77,10 @@ pub fn scene_tiles(col: &CollectionSnapshot, scene: &str) -> Result<Vec<SceneTil
         };
         for (n, v) in r.fields {
             match (n.as_str(), v) {
-                ("window", Value::Window(w)) => t.window = w,
-                ("footprint", Value::GeoBbox(b)) => t.footprint = Some(b),
-                ("thumbnail", Value::Blob(b)) => t.thumbnail = Some(b),
-                ("valid_fraction", Value::Float(f)) => t.valid_fraction = Some(f),
+                (fields::WINDOW, Value::Window(w)) => t.window = w,
+                (fields::FOOTPRINT, Value::GeoBbox(b)) => t.footprint = Some(b),
+                (fields::THUMBNAIL, Value::Blob(b)) => t.thumbnail = Some(b),
+                (fields::VALID_FRACTION, Value::Float(f)) => t.valid_fraction = Some(f),
                 _ => {}
             }
         }

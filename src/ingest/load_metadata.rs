@@ -19,10 +19,10 @@ use serde_json::Value as Json;
 use skysift_storage::schema::{FieldType, Value};
 
 use crate::error::{Error, Result};
-pub use crate::time::{format_timestamp, parse_timestamp};
+use crate::time::parse_timestamp;
 
 /// Fields that map to reserved columns.
-const RESERVED: [&str; 3] = ["source", "scene", "window"];
+const RESERVED: [&str; 3] = super::fields::RESERVED_COLUMNS;
 
 /// Longest metadata line accepted.
 pub const MAX_LINE: usize = 16 << 20;

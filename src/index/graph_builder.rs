@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use skysift_storage::segment::graph::{EMPTY, GraphData};
 
 use super::exact::dot;
-use super::hnsw::VisitedSet;
+use super::graph_search::VisitedSet;
 use super::params::IndexParams;
 
 const STRIPES: usize = 4096;
@@ -98,7 +98,7 @@ impl Builder<'_> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
 
-        use super::hnsw::Score;
+        use super::graph_search::Score;
         s.visited.start(s.rows);
         let mut cand: BinaryHeap<(Score, u32)> = BinaryHeap::new();
         let mut res: BinaryHeap<Reverse<(Score, u32)>> = BinaryHeap::new();
