@@ -13,7 +13,7 @@
 //! | `nodata.rs` | which pixels hold data (no-data value, alpha, masks), valid fractions, neutral fill |
 //! | `overview.rs` | overview levels (reduced-resolution IFDs), internal mask IFDs, level choice for `--gsd` |
 //! | `synth_cog.rs` | synthetic multi-IFD scenes: overviews, internal masks, alpha bands (tests, benchmarks) |
-//! | `geo.rs` | GeoTIFF georeferencing, UTM and Web Mercator to WGS84, tile footprints |
+//! | `geo.rs` | GeoTIFF georeferencing, any EPSG CRS to WGS84 (`proj4rs`), tile footprints |
 //! | `tile.rs` | tile grid (size, overlap, ground resolution) and stable record ids |
 //! | `thumbnail.rs` | small JPEG thumbnails per tile |
 //! | `pipeline.rs` | walk -> decode/tile workers -> batcher+encoder -> writer on bounded channels |
