@@ -268,7 +268,7 @@ impl GeoRef {
         Ok(Some(GeoRef { crs, transform }))
     }
 
-    /// WGS84 bbox of the pixel window `[x, y, w, h]`: its boundary transformed at [`EDGE_STEPS`]
+    /// WGS84 bbox of the pixel window `[x, y, w, h]`: its boundary transformed at `EDGE_STEPS`
     /// points per edge, widened to every longitude and the pole when the window holds a pole (a
     /// polar CRS); `None` for an unsupported CRS, a point the CRS cannot convert or off the globe, or
     /// a window crossing the antimeridian.
