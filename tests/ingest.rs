@@ -1,10 +1,12 @@
 //! Importing archives (issue 6): generated `GeoTIFF`s (8/16-bit and float, 1, 4 and 13 bands, UTM north
-//! and south, EPSG:4326, another CRS, striped and tiled, chunky and planar), STAC items, CSV manifests and
-//! sidecars, a hostile set of bad inputs, resumption (after Ctrl-C, after `kill -9`, after a change),
-//! bounded memory on a large multi-band scene, and a mosaic whose heat map finds the queried class.
+//! and south, EPSG:4326, Lambert-93, a CRS without a conversion, striped and tiled, chunky and
+//! planar), STAC items, CSV manifests and sidecars, a hostile set of bad inputs, resumption (after
+//! Ctrl-C, after `kill -9`, after a change), bounded memory on a large multi-band scene, and a mosaic
+//! whose heat map finds the queried class.
 //!
 //! Footprints are checked against values computed independently (Krüger's series for the inverse
-//! transverse Mercator, Karney 2011, 6th order in n: `FOOTPRINT_TOLERANCE` is about a centimetre).
+//! transverse Mercator, Karney 2011, 6th order in n: `FOOTPRINT_TOLERANCE` is about a centimetre; for
+//! Lambert-93, an IGN point from PROJ's test suite).
 //! Most tests use [`FakeEncoder`] (fast, deterministic); the mosaic and the `kill -9` test use the demo
 //! model (`scripts/setup_ort.sh` and `scripts/setup_models.sh` first). Every archive is built in a
 //! temporary folder from generated data and the in-repo `samples/aid-mini` chips.
@@ -20,7 +22,7 @@ use image::RgbImage;
 use skysift::encode::{Device, Encoder, Fingerprint, Provenance, TextQuery};
 use skysift::ingest::bands::SampleKind;
 use skysift::ingest::decode::Limits;
-use skysift::ingest::geo::utm_to_wgs84;
+use skysift::ingest::geo::Crs;
 use skysift::ingest::pipeline::TileEncoder;
 use skysift::ingest::synth::{Chunks, SynthGeo, SynthTiff, write};
 use skysift::ingest::tiff::TiffRaster;
@@ -163,7 +165,7 @@ fn utm_inverse_matches_an_independent_reference() {
         (33, false, 500_640.0, 4_998_000.0, 15.008_144_582, -45.171_480_233),
     ];
     for (zone, north, e, n, lon, lat) in cases {
-        let (x, y) = utm_to_wgs84(zone, north, e, n);
+        let (x, y) = Crs::from_epsg(if north { 32600 } else { 32700 } + zone).to_wgs84(e, n).unwrap();
         assert!(
             (x - lon).abs() < FOOTPRINT_TOLERANCE && (y - lat).abs() < FOOTPRINT_TOLERANCE,
             "{zone} {e} {n}: {x} {y}"
@@ -199,7 +201,8 @@ fn tiff_windows_match_the_source_pixels() {
 }
 
 /// The geo archive: 13-band Sentinel-2-like UTM 33N tiled scene, 4-band EPSG:4326 striped scene,
-/// 4-band planar UTM 33S scene, an EPSG:2154 scene, a float DEM with no-data.
+/// 4-band planar UTM 33S scene, an EPSG:2154 scene, an EPSG:32040 (NAD27) scene, a float DEM with
+/// no-data.
 fn geo_archive(dir: &Path) {
     let s2 = SynthTiff {
         chunks: Chunks::Tiles(64, 64),
@@ -220,11 +223,22 @@ fn geo_archive(dir: &Path) {
         ..SynthTiff::new(64, 200, 4, SampleKind::U16)
     };
     write(&dir.join("south.tif"), &south, |x, y, b| 100.0 + pattern(x, y, b) * 20.0).unwrap();
+    // From Lambert-93's false origin (3 E 46.5 N) to an IGN point in PROJ's test suite (see the test).
     let lambert = SynthTiff {
-        geo: Some(SynthGeo { epsg: 2154, origin: (700_000.0, 6_600_000.0), pixel: (5.0, 5.0) }),
+        geo: Some(SynthGeo {
+            epsg: 2154,
+            origin: (700_000.0, 6_600_000.0),
+            pixel: ((1_007_068.686 - 700_000.0) / 100.0, (6_600_000.0 - 6_340_907.237) / 100.0),
+        }),
         ..SynthTiff::new(100, 100, 3, SampleKind::U8)
     };
     write(&dir.join("lambert93.tif"), &lambert, pattern).unwrap();
+    // NAD27 / Texas South Central: NAD27 needs NADCON grids, which the projection library lacks.
+    let nad27 = SynthTiff {
+        geo: Some(SynthGeo { epsg: 32040, origin: (2_963_000.0, 255_000.0), pixel: (10.0, 10.0) }),
+        ..SynthTiff::new(40, 40, 3, SampleKind::U8)
+    };
+    write(&dir.join("nad27.tif"), &nad27, pattern).unwrap();
     let dem = SynthTiff {
         chunks: Chunks::Tiles(32, 32),
         nodata: Some(-9999.0),
@@ -246,9 +260,9 @@ fn geotiffs_become_tiles_with_wgs84_footprints() {
     let db = Db::open(d.path().join("db")).unwrap();
     let (s, lines) = run(&db, &FAKE, &arch, &opts(128, 256));
     assert!(s.clean(), "{s:#?}\n{lines:#?}");
-    assert_eq!(s.count(Status::Imported), 5);
-    assert_eq!(s.tiles_written, 6 + 4);
-    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 10);
+    assert_eq!(s.count(Status::Imported), 6);
+    assert_eq!(s.tiles_written, 6 + 5);
+    assert_eq!(db.snapshot().collection("scenes").unwrap().count(), 11);
 
     // Sentinel-2-like: 300x200 at 10 m in 128-pixel tiles, the last column and row shifted inward.
     let t0 = record(&db, "s2/T33_utm.tif", 0).unwrap();
@@ -276,11 +290,27 @@ fn geotiffs_become_tiles_with_wgs84_footprints() {
     let so = record(&db, "south.tif", 0).unwrap();
     assert_bbox(footprint(&so), [15.0, -45.171_480_523, 15.008_144_582, -45.153_476_893], FOOTPRINT_TOLERANCE);
 
-    // Another CRS: kept and reported, no footprint.
+    // Lambert-93 through the projection library. The window's left edge is the central meridian
+    // (3 E), its top-left corner the false origin (46.5 N; parallels are arcs round a point north on
+    // that meridian, so the top edge heads south going east) and its bottom-right corner the IGN
+    // point of PROJ test/cli/test_cs2cs_ignf.yaml, 1007068.686 E 6340907.237 N = 6 50'12.2276489" E
+    // 44 06'00.0517019" N, which the bottom edge reaches last; the east bound, at the top-right
+    // corner, has no published value.
     let l = record(&db, "lambert93.tif", 0).unwrap();
     assert_eq!(field(&l, "crs"), Some(&Value::Keyword("EPSG:2154".into())));
-    assert!(field(&l, "footprint").is_none());
-    assert!(line_for(&lines, "lambert93.tif")["notes"].to_string().contains("crs_unsupported"));
+    let f = footprint(&l);
+    let (metre, ign_lon, ign_lat) =
+        (1.0 / 111_000.0, 6.0 + 50.0 / 60.0 + 12.227_648_9 / 3600.0, 44.1 + 0.051_701_9 / 3600.0);
+    assert!((f[0] - 3.0).abs() < metre && (f[1] - ign_lat).abs() < metre && (f[3] - 46.5).abs() < metre, "{f:?}");
+    assert!(f[2] > ign_lon, "{f:?}");
+    assert!(!line_for(&lines, "lambert93.tif")["notes"].to_string().contains("crs_unsupported"));
+
+    // A CRS the library cannot handle: kept and reported, no footprint.
+    let n = record(&db, "nad27.tif", 0).unwrap();
+    assert_eq!(field(&n, "crs"), Some(&Value::Keyword("EPSG:32040".into())));
+    assert!(field(&n, "footprint").is_none());
+    let notes = line_for(&lines, "nad27.tif")["notes"].to_string();
+    assert!(notes.contains("crs_unsupported: EPSG:32040 is not converted to WGS84"), "{notes}");
 
     // Float DEM with no-data: stretched, imported.
     let dem = line_for(&lines, "dem.tif");

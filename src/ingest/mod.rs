@@ -14,7 +14,7 @@
 //! | `nodata.rs` | which pixels hold data (no-data value, alpha, masks), valid fractions, neutral fill |
 //! | `overview.rs` | overview levels (reduced-resolution IFDs), internal mask IFDs, level choice for `--gsd` |
 //! | `synth_cog.rs` | synthetic multi-IFD scenes: overviews, internal masks, alpha bands (tests, benchmarks) |
-//! | `geo.rs` | GeoTIFF georeferencing, UTM and Web Mercator to WGS84, tile footprints |
+//! | `geo.rs` | GeoTIFF georeferencing, any EPSG CRS to WGS84 (`proj4rs`), tile footprints |
 //! | `fields.rs` | the names of the fields the import writes, reserved columns |
 //! | `stages.rs` | the stages of one file's import: read and hash, open and georeference, bands, level scale |
 //! | `tile.rs` | tile grid (size, overlap, ground resolution) and stable record ids |
