@@ -11,7 +11,7 @@
 //! | [`encode`] | the ONNX Runtime encoders, prompt templates and ensembles, query language detection |
 //! | [`session`] | a REPL/CLI session over one collection: encode, search, show records |
 //! | [`repl`] | the interactive shell |
-//! | [`gallery`] | HTML galleries of search results |
+//! | [`gallery`] | HTML galleries of search results, with a map of their footprints |
 //! | [`export`] | result rows and whole collections to `GeoJSON`, `GeoParquet` (feature `parquet`), CSV, JSON lines; STAC with `emb:` fields; loading embedding products |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
 //! | `fuzzing` | byte-level entry points of the fuzz targets (feature `fuzzing`) |
