@@ -165,7 +165,7 @@ pub fn write(dir: &Path, query: &str, a: &Answer) -> Result<PathBuf> {
     write_page(dir, query, a, None)
 }
 
-/// [`write`] with a heat map laid on the map ([`page`]).
+/// [`write()`] with a heat map laid on the map ([`page`]).
 pub fn write_page(dir: &Path, query: &str, a: &Answer, overlay: Option<&Overlay>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());

@@ -83,7 +83,7 @@ impl View {
     #[must_use]
     pub fn fit(boxes: impl IntoIterator<Item = [f64; 4]>, min_span_lat: f64) -> Option<View> {
         let u = boxes.into_iter().reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])?;
-        let k = ((u[1] + u[3]) / 2.0).to_radians().cos().max(MIN_K);
+        let k = f64::midpoint(u[1], u[3]).to_radians().cos().max(MIN_K);
         let (x0, x1, y0, y1) = (u[0] * k, u[2] * k, -u[3], -u[1]);
         let h = ((y1 - y0) * (1.0 + 2.0 * MARGIN))
             .max((x1 - x0) * (1.0 + 2.0 * MARGIN) / ASPECT)
@@ -328,7 +328,7 @@ mod tests {
         let ([x0, y0, x1, y1], small) = v.rect([11.0, 41.0, 11.02, 41.02]);
         assert!(small);
         assert!((x1 - x0 - MIN_SHAPE * v.w).abs() < 1e-9 && (y1 - y0 - MIN_SHAPE * v.w).abs() < 1e-9);
-        assert!(((x0 + x1) / 2.0 - 11.01 * v.k).abs() < 1e-9);
+        assert!((f64::midpoint(x0, x1) - 11.01 * v.k).abs() < 1e-9);
     }
 
     #[test]
