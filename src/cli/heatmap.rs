@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use skysift::encode::{Encoder, TextQuery, Towers};
-use skysift::query::heatmap::{render, scene_tiles, scores, with_legend};
+use skysift::gallery::map::Overlay;
+use skysift::present::{Answer, AnswerRow};
+use skysift::query::heatmap::{SceneTile, render, scene_footprint, scene_tiles, scores, with_legend};
+use skysift::schema::Value;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,6 +43,10 @@ pub struct Args {
     /// Leave out the legend strip (colour ramp LOW to HIGH; hatched: no data).
     #[arg(long)]
     no_legend: bool,
+    /// Also write an HTML page into this folder: the heat map on a map at the scene's footprint, the
+    /// --top tiles as footprints and cards (one self-contained file; its path goes to standard error).
+    #[arg(long, value_name = "DIR")]
+    gallery: Option<PathBuf>,
 }
 
 /// What the legend strip says, for the terminal too.
@@ -66,13 +73,19 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if tiles.is_empty() {
         bail!("scene {:?} has no tiles", a.scene);
     }
+    let started = std::time::Instant::now();
     let q = enc.query(&TextQuery::new(a.query.clone()))?;
+    let encode_time = started.elapsed();
     let s = scores(&tiles, &q.vector);
     let img = render(&tiles, &s, a.size.max(16));
-    let img = if a.no_legend { img } else { with_legend(&img) };
-    img.save(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
     let mut order: Vec<usize> = (0..tiles.len()).collect();
     order.sort_by(|&x, &y| s[y].total_cmp(&s[x]));
+    if let Some(dir) = &a.gallery {
+        let path = gallery(dir, a, &tiles, (&s, &order), &img, encode_time)?;
+        eprintln!("gallery: {}", path.display());
+    }
+    let img = if a.no_legend { img } else { with_legend(&img) };
+    img.save(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
     let best: Vec<serde_json::Value> = order
         .iter()
         .take(a.top)
@@ -107,4 +120,50 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--gallery`: the heat map (without its legend strip: the page has its own) laid at the scene's
+/// footprint, the best tiles as results.
+fn gallery(
+    dir: &std::path::Path,
+    a: &Args,
+    tiles: &[SceneTile],
+    (s, order): (&[f32], &[usize]),
+    img: &image::RgbImage,
+    encode_time: std::time::Duration,
+) -> anyhow::Result<PathBuf> {
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let range = s.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let overlay = scene_footprint(tiles).map(|bbox| Overlay {
+        bbox,
+        png,
+        label: format!("{}: heat map of {:?}", a.scene, a.query),
+        range,
+    });
+    let rows = order
+        .iter()
+        .take(a.top)
+        .enumerate()
+        .map(|(rank, &i)| {
+            let t = &tiles[i];
+            let mut fields = vec![
+                ("scene".to_owned(), Value::Text(a.scene.clone())),
+                ("tile".to_owned(), Value::Integer(i64::from(t.index))),
+                ("window".to_owned(), Value::Window(t.window)),
+            ];
+            fields.extend(t.footprint.map(|b| (skysift::export::FOOTPRINT_FIELD.to_owned(), Value::GeoBbox(b))));
+            AnswerRow { rank: rank + 1, id: t.id, score: s[i], fields, thumbnail: t.thumbnail.clone() }
+        })
+        .collect();
+    let ans = Answer {
+        rows,
+        language: None,
+        prompts: vec![a.query.clone()],
+        encode_time,
+        search_time: std::time::Duration::ZERO,
+        notes: vec![format!("{}: {} tiles scored; the {} best shown", a.scene, tiles.len(), a.top.min(tiles.len()))],
+    };
+    let label = format!("heat map: {} in {}", a.query, a.scene);
+    Ok(skysift::gallery::write_page(dir, &label, &ans, overlay.as_ref())?)
 }

@@ -71,6 +71,10 @@ pub struct Args {
     /// The file --format writes (replaced when it exists).
     #[arg(long, short = 'o', value_name = "FILE", requires = "format")]
     output: Option<PathBuf>,
+    /// Also write an HTML gallery of the results into this folder: thumbnails, scores and a map of
+    /// the footprints (one self-contained file; its path goes to standard error).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "all"])]
+    gallery: Option<PathBuf>,
     #[command(flatten)]
     analyst: AnalystOpts,
     #[command(flatten)]
@@ -264,6 +268,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         return stream_all(&mut s, &input, a.filter.as_deref(), a.analyst.min_score, target);
     }
     let ans = s.ask_filtered(&input, a.filter.as_deref(), a.explain)?;
+    if let Some(dir) = &a.gallery {
+        let path = skysift::gallery::write(dir, &label, &ans)?;
+        eprintln!("gallery: {}", path.display());
+    }
     if let Some(f) = format {
         let columns = Columns::of(s.snapshot()?.schema(), true, false);
         let mut w = Output::open(f, columns, a.output.as_deref())?;

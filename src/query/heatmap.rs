@@ -89,6 +89,32 @@ pub fn scene_tiles(col: &CollectionSnapshot, scene: &str) -> Result<Vec<SceneTil
     Ok(out)
 }
 
+/// The WGS84 footprint of the whole picture [`render`] draws (pixels `0..sw` by `0..sh`, the tiles'
+/// extent): the tiles' footprints stretched linearly from the pixels they cover to the whole scene,
+/// so that tiles missing at an edge (no data) do not shrink it. `None` when no tile has a footprint.
+#[must_use]
+pub fn scene_footprint(tiles: &[SceneTile]) -> Option<[f64; 4]> {
+    let sw = f64::from(tiles.iter().map(|t| t.window[0] + t.window[2]).max()?.max(1));
+    let sh = f64::from(tiles.iter().map(|t| t.window[1] + t.window[3]).max()?.max(1));
+    let geo = tiles.iter().filter_map(|t| t.footprint.map(|f| (f, t.window)));
+    let (u, p) = geo.fold(None, |acc: Option<([f64; 4], [f64; 4])>, (f, [x, y, w, h])| {
+        let q = [f64::from(x), f64::from(y), f64::from(x + w), f64::from(y + h)];
+        Some(match acc {
+            None => (f, q),
+            Some((u, p)) => (
+                [u[0].min(f[0]), u[1].min(f[1]), u[2].max(f[2]), u[3].max(f[3])],
+                [p[0].min(q[0]), p[1].min(q[1]), p[2].max(q[2]), p[3].max(q[3])],
+            ),
+        })
+    })?;
+    if p[2] <= p[0] || p[3] <= p[1] {
+        return Some(u);
+    }
+    let (dx, dy) = ((u[2] - u[0]) / (p[2] - p[0]), (u[3] - u[1]) / (p[3] - p[1]));
+    let (west, north) = (u[0] - p[0] * dx, u[3] + p[1] * dy);
+    Some([west.max(-180.0), (north - sh * dy).max(-90.0), (west + sw * dx).min(180.0), north.min(90.0)])
+}
+
 /// Cosine similarity of each tile with `query` (normalised here).
 #[must_use]
 pub fn scores(tiles: &[SceneTile], query: &[f32]) -> Vec<f32> {
@@ -96,9 +122,11 @@ pub fn scores(tiles: &[SceneTile], query: &[f32]) -> Vec<f32> {
     tiles.iter().map(|t| t.vector.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm).collect()
 }
 
-/// A perceptual dark-to-bright ramp (close to matplotlib's "inferno").
+/// A perceptual dark-to-bright ramp (close to matplotlib's "inferno"), `t` in 0..=1 to RGB 0..=255;
+/// the gallery's map colours footprints with it too.
 #[expect(clippy::many_single_char_names, reason = "interpolation symbols")]
-fn ramp(t: f32) -> [f32; 3] {
+#[must_use]
+pub fn ramp(t: f32) -> [f32; 3] {
     const STOPS: [[f32; 3]; 5] =
         [[0.0, 0.0, 4.0], [87.0, 16.0, 110.0], [188.0, 55.0, 84.0], [249.0, 142.0, 9.0], [252.0, 255.0, 164.0]];
     let t = t.clamp(0.0, 1.0) * 4.0;
@@ -256,5 +284,15 @@ mod tests {
         assert_eq!(*img.get_pixel(12, 5), hatch(12, 5));
         assert_eq!(*img.get_pixel(14, 1), hatch(14, 1));
         assert_eq!(with_legend(&img).height(), 10 + LEGEND_HEIGHT);
+        // Its footprint is the whole scene's, though the third tile is missing at the edge.
+        let mut tiles = tiles;
+        tiles[0].footprint = Some([10.0, 40.0, 10.1, 40.1]);
+        tiles[1].window = [10, 0, 10, 10];
+        tiles[1].footprint = Some([10.1, 40.0, 10.2, 40.1]);
+        tiles.push(SceneTile { window: [20, 0, 10, 10], ..tiles[0].clone() });
+        tiles[2].footprint = None;
+        let f = scene_footprint(&tiles).unwrap();
+        assert!(f.iter().zip([10.0, 40.0, 10.3, 40.1]).all(|(a, b)| (a - b).abs() < 1e-9), "{f:?}");
+        assert_eq!(scene_footprint(&tiles[2..]), None);
     }
 }
