@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
 use skysift::Db;
 use skysift::encode::{Encoder, Towers};
 use skysift::ingest::report::Observer;
@@ -119,38 +120,36 @@ fn parse_schema(s: Option<&str>) -> anyhow::Result<Vec<(String, FieldType)>> {
         .collect()
 }
 
-fn fmt_duration(s: f64) -> String {
-    let s = s.max(0.0) as u64;
-    if s >= 3600 { format!("{}h{:02}m", s / 3600, s % 3600 / 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
+/// The import's progress bar on standard error: bytes of imagery finished out of all (the ETA
+/// follows them), with files, tiles and problems in its message; hidden when `show` is false.
+fn import_bar(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{wide_bar} {binary_bytes}/{binary_total_bytes}  {msg}  ETA {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
-/// Draws the progress line on stderr until `done`.
-fn progress_line(p: &Progress, started: Instant, done: &AtomicBool) {
-    let mut last_len = 0usize;
+/// Moves `bar` with the import's counters until `done`, then clears it.
+fn follow(bar: &ProgressBar, p: &Progress, started: Instant, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(250));
+        bar.set_length(p.bytes_total.load(Ordering::Relaxed));
+        bar.set_position(p.bytes_done.load(Ordering::Relaxed));
         let (files, total) = (p.files_done.load(Ordering::Relaxed), p.files_total.load(Ordering::Relaxed));
-        let (bytes, bytes_total) = (p.bytes_done.load(Ordering::Relaxed), p.bytes_total.load(Ordering::Relaxed));
         let tiles = p.tiles_written.load(Ordering::Relaxed);
         let reused = p.tiles_reused.load(Ordering::Relaxed);
         let problems = p.problems.load(Ordering::Relaxed);
-        let secs = started.elapsed().as_secs_f64();
-        let rate = tiles as f64 / secs.max(1e-3);
-        let eta = if bytes > 0 && bytes < bytes_total {
-            fmt_duration(secs * (bytes_total - bytes) as f64 / bytes as f64)
-        } else {
-            "-".into()
-        };
-        let line = format!(
-            "files {files}/{total}  tiles {tiles} (+{reused} already in)  {rate:.1} tiles/s  skipped {problems}  ETA {eta}"
-        );
-        let pad = last_len.saturating_sub(line.len());
-        eprint!("\r{line}{}", " ".repeat(pad));
-        last_len = line.len();
+        let rate = tiles as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "files {files}/{total}  tiles {tiles} (+{reused} already in)  {rate:.1} tiles/s  skipped {problems}"
+        ));
+        std::thread::sleep(Duration::from_millis(250));
     }
-    if last_len > 0 {
-        eprint!("\r{}\r", " ".repeat(last_len));
-    }
+    bar.finish_and_clear();
 }
 
 fn print_summary(s: &Summary) -> std::io::Result<()> {
@@ -232,8 +231,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         params: vec![(skysift::session::MODEL_DIR_PARAM.to_string(), model_dir.display().to_string())],
         ..ImportOptions::default()
     };
+    let bar = import_bar(!a.no_progress && !a.json && std::io::stderr().is_terminal());
     let printed = std::sync::atomic::AtomicUsize::new(0);
     let to_file = a.report.is_some();
+    let above = bar.clone();
     let observer: Observer = Box::new(move |v: &serde_json::Value| {
         let status = v.get("status").and_then(serde_json::Value::as_str).unwrap_or("imported");
         if to_file || matches!(status, "imported" | "unchanged") {
@@ -241,11 +242,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         let n = printed.fetch_add(1, Ordering::Relaxed);
         let get = |k: &str| v.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-        if n < PRINTED_PROBLEMS {
-            eprintln!("\r{status}: {}: {}: {}", get("path"), get("reason"), get("detail"));
-        } else if n == PRINTED_PROBLEMS {
-            eprintln!("\r... more problems: use --report FILE to see them all");
-        }
+        // Printed above the progress bar, which is drawn again below.
+        above.suspend(|| {
+            if n < PRINTED_PROBLEMS {
+                eprintln!("{status}: {}: {}: {}", get("path"), get("reason"), get("detail"));
+            } else if n == PRINTED_PROBLEMS {
+                eprintln!("... more problems: use --report FILE to see them all");
+            }
+        });
     });
     let mut report = match &a.report {
         Some(p) => {
@@ -256,11 +260,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     .observe(observer);
     let done = AtomicBool::new(false);
-    let show = !a.no_progress && !a.json && std::io::stderr().is_terminal();
     let started = Instant::now();
     let summary = std::thread::scope(|s| {
-        if show {
-            s.spawn(|| progress_line(&opts.progress, started, &done));
+        if !bar.is_hidden() {
+            s.spawn(|| follow(&bar, &opts.progress, started, &done));
         }
         let r = import(&db, &enc, &a.archive, &opts, &mut report);
         done.store(true, Ordering::Relaxed);
