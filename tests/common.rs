@@ -94,3 +94,17 @@ pub fn quiet_panics<T>(f: impl FnOnce() -> T) -> T {
     QUIET.with(|q| q.set(false));
     out
 }
+
+/// Copies the files and folders under `from` to `to` (created).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

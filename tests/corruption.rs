@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use skysift::schema::Value;
 use skysift::{Db, SearchParams, SearchScratch};
 
-use crate::common::{Dump, dump, record, spec, vector};
+use crate::common::{Dump, copy_tree, dump, record, spec, vector};
 
 /// Outcome counts.
 #[derive(Debug, Default, Clone)]
@@ -149,20 +149,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     inner.sort();
     out.extend(inner);
     out
-}
-
-/// Copies the files and folders under `from` to `to` (created).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Copies the damaged database to `work`, opens the copy for writing, compacts it, and reads the

@@ -22,7 +22,7 @@ use skysift::Db;
 use skysift::schema::{FieldType, Value};
 use skysift::session::Session;
 
-use crate::common::{record, spec, vector};
+use crate::common::{copy_tree, record, spec, vector};
 
 /// Records of the main collection: three label batches and a partial one.
 const RECORDS: u64 = 3_500;
@@ -93,20 +93,6 @@ fn child(dir: &Path, round: u64, epoch_start: u64, shards: &Path) -> ! {
     }
     println!("done {round}");
     std::process::exit(0);
-}
-
-/// Copies a database directory (closed) into a new one.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// What the parent counts.
@@ -285,7 +271,7 @@ fn kill9_during_labels_new_fields_and_attach_loses_nothing() {
         if round == epoch_start {
             t.epochs += 1;
             dir = d.path().join(format!("db{}", t.epochs));
-            copy_dir(&template, &dir);
+            copy_tree(&template, &dir);
             state = Expect::default();
         }
         let op = Op::of(round, epoch_start);

@@ -231,20 +231,8 @@ fn query_command_table_json_file_and_refusals() {
 
 /// A private, writable copy of the shared demo database.
 fn demo_copy(dir: &Path) -> PathBuf {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &target);
-            } else {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
     let to = dir.join("db");
-    copy(demo_db(), &to);
+    crate::common::copy_tree(demo_db(), &to);
     to
 }
 

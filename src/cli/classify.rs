@@ -11,9 +11,6 @@ use skysift::analyst::{Classifier, TrainOptions, answer_row};
 use skysift::index::{Hit, TopK};
 use skysift::present::{Answer, json_fields, json_value, key_fields_line};
 use skysift::schema::{FieldType, Value};
-use skysift::session::{Session, SessionOptions};
-
-use super::query::{device, prompting};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,16 +78,14 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.min_score) {
         bail!("--min-score is a probability from 0 to 1, not {}", a.min_score);
     }
-    let db = if a.field.is_some() { super::open_write(&a.db)? } else { super::open_read(&a.db)? };
-    let mut s = Session::open_with(
-        db,
-        SessionOptions {
-            collection: Some(a.collection.clone()),
-            model_dir: a.model.clone(),
-            device: device(&a.device)?,
-            prompting: prompting(&a.templates)?,
-            ..SessionOptions::default()
-        },
+    let mut s = super::query::collection_session(
+        &a.db,
+        a.field.is_some(),
+        &a.collection,
+        a.model.as_deref(),
+        &a.device,
+        &a.templates,
+        None,
     )?;
     s.feedback.mark_good(&a.good);
     s.feedback.mark_bad(&a.bad);

@@ -211,6 +211,30 @@ pub fn session_options(o: &QueryOpts) -> anyhow::Result<SessionOptions> {
     })
 }
 
+/// Opens a session on one named collection for `label` and `classify`: the database opened for
+/// writing when results are stored in a field, the model, device and templates given, and the
+/// query language when one is fixed.
+pub fn collection_session(
+    db: &std::path::Path,
+    write: bool,
+    collection: &str,
+    model: Option<&std::path::Path>,
+    dev: &str,
+    templates: &str,
+    lang: Option<String>,
+) -> anyhow::Result<Session> {
+    let db = if write { super::open_write(db)? } else { super::open_read(db)? };
+    let opts = SessionOptions {
+        collection: Some(collection.to_owned()),
+        model_dir: model.map(std::path::Path::to_path_buf),
+        device: device(dev)?,
+        lang,
+        prompting: prompting(templates)?,
+        ..SessionOptions::default()
+    };
+    Ok(Session::open_with(db, opts)?)
+}
+
 /// Opens a session with the options applied.
 pub fn session(db: &std::path::Path, o: &QueryOpts) -> anyhow::Result<Session> {
     Ok(Session::open_with(super::open_read(db)?, session_options(o)?)?)
@@ -394,17 +418,14 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
     if labels.is_empty() {
         bail!("{} has no labels (one per line)", a.labels.display());
     }
-    let db = if a.field.is_some() { super::open_write(&a.db)? } else { super::open_read(&a.db)? };
-    let mut s = Session::open_with(
-        db,
-        SessionOptions {
-            collection: Some(a.collection.clone()),
-            model_dir: a.model.clone(),
-            device: device(&a.device)?,
-            lang: Some(a.lang.clone()),
-            prompting: prompting(&a.templates)?,
-            ..SessionOptions::default()
-        },
+    let mut s = collection_session(
+        &a.db,
+        a.field.is_some(),
+        &a.collection,
+        a.model.as_deref(),
+        &a.device,
+        &a.templates,
+        Some(a.lang.clone()),
     )?;
     let all = s.label_all(&labels, a.top.max(1))?;
     // Stored before anything is printed, so that a closed output (`| head`) loses nothing.
