@@ -792,6 +792,37 @@ fn outcome(lines: &[serde_json::Value], kind: &Kind) -> (String, String) {
     (l["reason"].as_str().unwrap_or("?").to_owned(), l["detail"].as_str().unwrap_or_default().to_owned())
 }
 
+#[test]
+fn palette_bilevel_zstd_and_webp_tiffs_read_as_their_pixels() {
+    let d = tempfile::tempdir().unwrap();
+    let read = |name: &str, bytes: Vec<u8>, bands: [usize; 3]| {
+        let p = d.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let mut r = TiffRaster::open(&p, bytes.len() as u64, &Limits::default()).unwrap();
+        r.prepare(bands).unwrap();
+        r.read_rgb([0, 0, r.width, r.height]).unwrap()
+    };
+    let map: Vec<u16> = (0..768u32).map(|i| ((i * 97) % 65_536) as u16).collect();
+    let idx: Vec<u8> = (0..32 * 32u32).map(|i| (i * 5 % 256) as u8).collect();
+    let img = read("palette.tif", strip_tiff(32, 32, 1, 8, 3, 1, &idx, vec![(320, V::S(map.clone()))]), [0, 1, 2]);
+    for (x, y, px) in img.enumerate_pixels() {
+        let i = usize::from(idx[(y * 32 + x) as usize]);
+        assert_eq!(px.0, [0, 256, 512].map(|c| (map[c + i] >> 8) as u8), "palette pixel ({x},{y})");
+    }
+    // WhiteIsZero: a 0 bit is white.
+    let rows: Vec<u8> = (0..2 * 16u32).map(|i| if i % 2 == 0 { 0b1100_0000 } else { 0 }).collect();
+    let img = read("bilevel.tif", strip_tiff(10, 16, 1, 1, 0, 1, &rows, vec![]), [0, 0, 0]);
+    for (x, y, px) in img.enumerate_pixels() {
+        assert_eq!(px.0, [if x < 2 { 0 } else { 255 }; 3], "bilevel pixel ({x},{y})");
+    }
+    let rgb = rgb_pattern(48, 40);
+    let z = zstd::encode_all(&rgb[..], 3).unwrap();
+    assert_eq!(read("zstd.tif", strip_tiff(48, 40, 3, 8, 2, 50_000, &z, vec![]), [0, 1, 2]).as_raw(), &rgb);
+    let mut webp = Vec::new();
+    image_webp::WebPEncoder::new(&mut webp).encode(&rgb, 48, 40, image_webp::ColorType::Rgb8).unwrap();
+    assert_eq!(read("webp.tif", strip_tiff(48, 40, 3, 8, 2, 50_001, &webp, vec![]), [0, 1, 2]).as_raw(), &rgb);
+}
+
 /// Kinds of hostile input the archive must hold at least (issue 19).
 const MIN_HOSTILE_KINDS: usize = 40;
 
