@@ -520,6 +520,7 @@ fn raw_tiff(data: &[u8], mut tags: Vec<(u16, V)>) -> Vec<u8> {
 }
 
 /// A one-strip `w x h` TIFF of `bits` per sample x `spp` with `data` as its strip, plus `more` tags.
+#[expect(clippy::too_many_arguments, reason = "the tags of one strip, in the order the IFD writes them")]
 fn strip_tiff(
     w: u32,
     h: u32,
