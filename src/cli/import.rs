@@ -66,7 +66,7 @@ pub struct Args {
     /// Write the report (one JSON object per file, then a summary) to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Print the summary as JSON.
+    /// Print the summary as JSON (with `peak_rss_mb`, the process's peak resident memory on Linux).
     #[arg(long)]
     json: bool,
     /// Decode workers (0: one per core).
