@@ -639,6 +639,14 @@ fn hostile_archive(arch: &Path) -> Vec<Kind> {
     image_webp::WebPEncoder::new(&mut webp).encode(&rgb, 48, 40, image_webp::ColorType::Rgb8).unwrap();
     std::fs::write(arch.join("webp.tif"), strip_tiff(48, 40, 3, 8, 2, 50_001, &webp, vec![])).unwrap();
     k("WebP-compressed TIFF", "webp.tif", "imported");
+    let mut small = Vec::new();
+    image_webp::WebPEncoder::new(&mut small).encode(&rgb_pattern(16, 16), 16, 16, image_webp::ColorType::Rgb8).unwrap();
+    std::fs::write(arch.join("webp_wrong_size.tif"), strip_tiff(48, 40, 3, 8, 2, 50_001, &small, vec![])).unwrap();
+    k("WebP strip of 16 x 16 in a 48 x 40 TIFF", "webp_wrong_size.tif", "corrupt");
+    // 256 MiB of zeros in a few KiB, for a strip of 48 x 40 x 3 bytes: only the strip is decoded.
+    let zbomb = zstd::encode_all(std::io::Read::take(std::io::repeat(0), 256 << 20), 19).unwrap();
+    std::fs::write(arch.join("zstd_bomb.tif"), strip_tiff(48, 40, 3, 8, 2, 50_000, &zbomb, vec![])).unwrap();
+    k("ZSTD strip inflating to 256 MiB", "zstd_bomb.tif", "imported");
     let f = std::fs::File::create(arch.join("bigtiff.tif")).unwrap();
     let mut big = tiff::encoder::TiffEncoder::new_big(std::io::BufWriter::new(f)).unwrap();
     big.write_image::<tiff::encoder::colortype::RGB8>(48, 40, &rgb).unwrap();

@@ -88,6 +88,10 @@ pub const STRETCH_MAX_CHUNKS: usize = 64;
 /// An open TIFF scene.
 pub struct TiffRaster {
     dec: Decoder<Source>,
+    /// The file and its length when opened (a chunk that ends early is told apart from a file cut
+    /// short since).
+    path: std::path::PathBuf,
+    file_len: u64,
     /// Packed grey or palette indices turned into 8-bit samples, for single-band images of those.
     expand: Option<Expand>,
     /// Pixels per row.
@@ -320,6 +324,8 @@ impl TiffRaster {
         let planar = planar && samples > 1 && expand.is_none();
         Ok(TiffRaster {
             dec,
+            path: path.to_path_buf(),
+            file_len,
             expand,
             width,
             height,
@@ -405,12 +411,27 @@ impl TiffRaster {
         if self.empty.get(idx as usize).copied().unwrap_or(true) {
             return Ok(None); // sparse chunk: no data, drawn black
         }
-        let r = self.dec.read_chunk(idx).map_err(|e| problem(&e))?;
         let (w, h) = self.chunk_dims(idx);
+        let r = self.dec.read_chunk(idx).map_err(|e| self.chunk_problem(idx, (w, h), &e))?;
         match &self.expand {
             Some(x) => Ok(Some((x.apply(&r, w, h)?, w, h))),
             None => Ok(Some((r, w, h))),
         }
+    }
+
+    /// Why chunk `idx` did not decode. Its bytes were inside the file when it was opened, so running
+    /// out of them means the file was cut short since (truncated) or, when it is still as long, that
+    /// the compressed data holds fewer pixels than the chunk (corrupt).
+    fn chunk_problem(&self, idx: u32, (w, h): (u32, u32), e: &TiffError) -> Problem {
+        let eof = matches!(e, TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
+        let still_whole = std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.file_len);
+        if eof && still_whole {
+            return Problem::new(
+                Reason::Corrupt,
+                format!("chunk {idx} decompresses to fewer bytes than its {w}x{h} pixels need ({e})"),
+            );
+        }
+        problem(e)
     }
 
     fn chunk_dims(&self, idx: u32) -> (u32, u32) {
