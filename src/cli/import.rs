@@ -67,7 +67,7 @@ pub struct Args {
     /// Write the report (one JSON object per file, then a summary) to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Print the summary as JSON.
+    /// Print the summary as JSON (with `peak_rss_mb`, the process's peak resident memory on Linux).
     #[arg(long)]
     json: bool,
     /// Decode workers (0: one per core).
@@ -271,7 +271,12 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     })?;
     drop(report);
     if a.json {
-        super::outln!("{}", serde_json::to_string(&summary)?);
+        // The process's peak resident memory (Linux), for the memory bound of hostile imports.
+        let mut v = serde_json::to_value(&summary)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("peak_rss_mb".into(), super::proc_status_kb("VmHWM").map(|kb| kb as f64 / 1e3).into());
+        }
+        super::outln!("{v}");
     } else {
         print_summary(&summary)?;
     }

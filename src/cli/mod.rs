@@ -225,3 +225,11 @@ fn compact(db: &std::path::Path, collection: &str) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// A `kB` line of `/proc/self/status` (Linux; `None` elsewhere): resident memory, mapped pages
+/// touched included, for summary lines.
+pub(crate) fn proc_status_kb(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -155,18 +155,10 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
             "filter": a.filter, "passing": prepared.map(skysift::query::PreparedFilter::count),
             "filter_seconds": filter_secs, "open_ms": open_ms,
             "vectors_mb": col.count() as f64 * dim as f64 * 4.0 / 1e6,
-            "rss_mb": proc_status_kb("VmRSS").map(|kb| kb as f64 / 1e3),
-            "rss_anon_mb": proc_status_kb("RssAnon").map(|kb| kb as f64 / 1e3),
-            "rss_file_mb": proc_status_kb("RssFile").map(|kb| kb as f64 / 1e3),
-            "peak_rss_mb": proc_status_kb("VmHWM").map(|kb| kb as f64 / 1e3)})
+            "rss_mb": super::proc_status_kb("VmRSS").map(|kb| kb as f64 / 1e3),
+            "rss_anon_mb": super::proc_status_kb("RssAnon").map(|kb| kb as f64 / 1e3),
+            "rss_file_mb": super::proc_status_kb("RssFile").map(|kb| kb as f64 / 1e3),
+            "peak_rss_mb": super::proc_status_kb("VmHWM").map(|kb| kb as f64 / 1e3)})
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// A `kB` line of `/proc/self/status` (Linux; `None` elsewhere): resident memory, mapped pages
-/// touched included, for the summary line.
-fn proc_status_kb(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = text.lines().find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

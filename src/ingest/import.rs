@@ -535,6 +535,7 @@ impl Worker<'_> {
         let present = self.ledger_decision(rel, &read)?;
         let stages::Opened { mut raster, georef, crs, format_name, mut notes } =
             stages::open_raster(&entry.path, &mut read, &opts.limits).map_err(skip)?;
+        notes.extend(entry.notes.iter().cloned());
         let im = self.meta.by_image.get(rel);
         let bands = stages::choose_bands(
             opts.bands,

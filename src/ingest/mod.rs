@@ -10,6 +10,7 @@
 //! | `decode.rs` | format by signature, limits before allocation, JPEG/PNG decoded whole, one raster interface |
 //! | `limits.rs` | decoder limits (pixels, chunk and file sizes) |
 //! | `tiff.rs` | TIFF/GeoTIFF read window by window (strips or tiles, chunky or planar, any sample type) |
+//! | `palette.rs` | single-band packed 1/2/4-bit grey and palette-colour TIFFs as 8-bit samples |
 //! | `bands.rs` | band selection (sensor defaults, `--bands`), 2-98 percentile stretch, sample conversion |
 //! | `nodata.rs` | which pixels hold data (no-data value, alpha, masks), valid fractions, neutral fill |
 //! | `overview.rs` | overview levels (reduced-resolution IFDs), internal mask IFDs, level choice for `--gsd` |
@@ -42,6 +43,8 @@ pub mod load_metadata;
 pub mod nodata;
 #[cfg(feature = "encode")]
 pub mod overview;
+#[cfg(feature = "encode")]
+pub mod palette;
 #[cfg(feature = "encode")]
 pub mod pipeline;
 #[cfg(feature = "encode")]

@@ -68,6 +68,10 @@ pub enum Reason {
     BadGeoreference,
     /// Imported; `--gsd` was asked for but the file's ground resolution is unknown.
     GsdUnknown,
+    /// Imported; another path of the archive is the same under Unicode normalisation (NFC): the two
+    /// look identical, stay apart here (their bytes differ) and collide on file systems that
+    /// normalise names.
+    LookAlikePath,
     /// Imported at the source resolution; `--gsd` is so much finer than the source pixels that
     /// one tile would cover less than one of them.
     GsdNotApplied,

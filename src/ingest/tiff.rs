@@ -1,6 +1,6 @@
 //! TIFF and `GeoTIFF` scenes read window by window (crate `tiff`): striped or tiled (cloud-optimised
 //! `GeoTIFFs` are tiled TIFFs), chunky or planar, 8/16/32-bit integer and 16/32/64-bit float samples,
-//! 1..N bands.
+//! 1..N bands; single-band packed 1/2/4-bit grey and palette colour through [`super::palette`].
 //!
 //! Memory: the reader keeps the 8-bit RGB rendering of the chunk rows (strips, or rows of tiles) that
 //! the current window touches, and decodes one chunk at a time; a window never makes it hold more than
@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use image::RgbImage;
@@ -27,6 +26,7 @@ use super::geo::GeoTags;
 use super::limits::Limits;
 use super::nodata::{self, Validity};
 use super::overview::MaskPlane;
+use super::palette::{Expand, Source};
 use super::report::{Problem, Reason};
 
 /// Evaluates `$body` with `$s` bound to the samples of `$r` as a typed slice.
@@ -87,12 +87,18 @@ pub const STRETCH_MAX_CHUNKS: usize = 64;
 
 /// An open TIFF scene.
 pub struct TiffRaster {
-    dec: Decoder<BufReader<File>>,
+    dec: Decoder<Source>,
+    /// The file and its length when opened (a chunk that ends early is told apart from a file cut
+    /// short since).
+    path: std::path::PathBuf,
+    file_len: u64,
+    /// Packed grey or palette indices turned into 8-bit samples, for single-band images of those.
+    expand: Option<Expand>,
     /// Pixels per row.
     pub width: u32,
     /// Rows.
     pub height: u32,
-    /// Samples per pixel.
+    /// Samples per pixel (3 for a palette image: its colours).
     pub samples: usize,
     /// Sample type.
     pub sample: SampleKind,
@@ -153,7 +159,7 @@ pub fn problem(e: &TiffError) -> Problem {
     }
 }
 
-fn f64s(dec: &mut Decoder<BufReader<File>>, tag: Tag) -> Option<Vec<f64>> {
+fn f64s(dec: &mut Decoder<Source>, tag: Tag) -> Option<Vec<f64>> {
     dec.find_tag(tag).ok().flatten().and_then(|v| v.into_f64_vec().ok())
 }
 
@@ -167,14 +173,18 @@ impl TiffRaster {
     /// [`super::overview`]).
     #[expect(clippy::too_many_lines, reason = "every TIFF tag check in file order, each refusing with its own reason")]
     pub fn open_ifd(path: &Path, file_len: u64, limits: &Limits, ifd: usize) -> Result<TiffRaster, Problem> {
-        let f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()))?;
-        let mut tl = tiff::decoder::Limits::default();
-        tl.decoding_buffer_size = usize::try_from(limits.max_chunk_bytes).unwrap_or(usize::MAX);
-        tl.intermediate_buffer_size = tl.decoding_buffer_size;
-        let mut dec = Decoder::new(BufReader::new(f)).map_err(|e| problem(&e))?.with_limits(tl);
-        if ifd > 0 {
-            dec.seek_to_image(ifd).map_err(|e| problem(&e))?;
-        }
+        let open = |source: Source| -> Result<Decoder<Source>, Problem> {
+            let mut tl = tiff::decoder::Limits::default();
+            tl.decoding_buffer_size = usize::try_from(limits.max_chunk_bytes).unwrap_or(usize::MAX);
+            tl.intermediate_buffer_size = tl.decoding_buffer_size;
+            let mut dec = Decoder::new(source).map_err(|e| problem(&e))?.with_limits(tl);
+            if ifd > 0 {
+                dec.seek_to_image(ifd).map_err(|e| problem(&e))?;
+            }
+            Ok(dec)
+        };
+        let file = || File::open(path).map_err(|e| Problem::new(Reason::Unreadable, e.to_string()));
+        let mut dec = open(Source::plain(file()?))?;
         let (width, height) = dec.dimensions().map_err(|e| problem(&e))?;
         if width == 0 || height == 0 {
             return Err(Problem::new(Reason::Corrupt, format!("declares {width}x{height} pixels")));
@@ -198,8 +208,13 @@ impl TiffRaster {
             return Err(unsupported(format!("mixed sample types (bits {bits:?}, formats {formats:?})")));
         }
         let (b, fmt) = (bits.first().copied().unwrap_or(1), formats.first().copied().unwrap_or(1));
+        let mut expand = None;
         let sample = match (fmt, b) {
             (1 | 4, 8) => SampleKind::U8,
+            (1 | 4, 1 | 2 | 4) if samples == 1 => {
+                expand = Some(Expand::Gray { bits: b });
+                SampleKind::U8
+            }
             (1 | 4, 16) => SampleKind::U16,
             (1 | 4, 32) => SampleKind::U32,
             (2, 8) => SampleKind::I8,
@@ -218,8 +233,20 @@ impl TiffRaster {
             1 => false,
             2 => samples >= 3,
             6 if compression == 7 => true,
-            0 => return Err(unsupported("WhiteIsZero photometric interpretation".into())),
-            3 => return Err(unsupported("palette colour (convert it to RGB first)".into())),
+            // The decoder inverts single-band WhiteIsZero samples itself.
+            0 if samples == 1 => false,
+            0 => return Err(unsupported(format!("WhiteIsZero photometric interpretation with {samples} bands"))),
+            3 if samples == 1 && fmt == 1 => {
+                let map = dec.find_tag_unsigned_vec::<u16>(Tag::ColorMap).map_err(|e| problem(&e))?;
+                expand = Some(Expand::palette(b, map)?);
+                // The decoder refuses palette images: it reads this one's indices as grey.
+                let grey = Source::as_grey(file()?, ifd).map_err(|e| Problem::new(Reason::Corrupt, e.to_string()))?;
+                dec = open(grey.ok_or_else(|| {
+                    Problem::new(Reason::Corrupt, "palette colour without a readable photometric entry")
+                })?)?;
+                true
+            }
+            3 => return Err(unsupported(format!("palette colour with {samples} bands"))),
             5 => return Err(unsupported("CMYK".into())),
             p => return Err(unsupported(format!("photometric interpretation {p}"))),
         };
@@ -237,7 +264,8 @@ impl TiffRaster {
         if chunk_w == 0 || chunk_h == 0 {
             return Err(Problem::new(Reason::Corrupt, format!("chunks of {chunk_w}x{chunk_h} pixels")));
         }
-        let per_chunk = if planar { 1 } else { samples as u64 };
+        let out_samples = expand.as_ref().map_or(samples, Expand::samples);
+        let per_chunk = if planar { 1 } else { out_samples as u64 };
         let chunk_bytes = u64::from(chunk_w) * u64::from(chunk_h) * per_chunk * sample.bytes();
         if chunk_bytes > limits.max_chunk_bytes {
             return Err(Problem::new(
@@ -292,11 +320,16 @@ impl TiffRaster {
             nan: matches!(sample, SampleKind::F16 | SampleKind::F32 | SampleKind::F64),
             mask: false,
         };
+        // One band: its plane is the image (a palette's colours are interleaved by the lookup).
+        let planar = planar && samples > 1 && expand.is_none();
         Ok(TiffRaster {
             dec,
+            path: path.to_path_buf(),
+            file_len,
+            expand,
             width,
             height,
-            samples,
+            samples: out_samples,
             sample,
             rgb,
             geo,
@@ -378,9 +411,27 @@ impl TiffRaster {
         if self.empty.get(idx as usize).copied().unwrap_or(true) {
             return Ok(None); // sparse chunk: no data, drawn black
         }
-        let r = self.dec.read_chunk(idx).map_err(|e| problem(&e))?;
         let (w, h) = self.chunk_dims(idx);
-        Ok(Some((r, w, h)))
+        let r = self.dec.read_chunk(idx).map_err(|e| self.chunk_problem(idx, (w, h), &e))?;
+        match &self.expand {
+            Some(x) => Ok(Some((x.apply(&r, w, h)?, w, h))),
+            None => Ok(Some((r, w, h))),
+        }
+    }
+
+    /// Why chunk `idx` did not decode. Its bytes were inside the file when it was opened, so running
+    /// out of them means the file was cut short since (truncated) or, when it is still as long, that
+    /// the compressed data holds fewer pixels than the chunk (corrupt).
+    fn chunk_problem(&self, idx: u32, (w, h): (u32, u32), e: &TiffError) -> Problem {
+        let eof = matches!(e, TiffError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
+        let still_whole = std::fs::metadata(&self.path).is_ok_and(|m| m.len() >= self.file_len);
+        if eof && still_whole {
+            return Problem::new(
+                Reason::Corrupt,
+                format!("chunk {idx} decompresses to fewer bytes than its {w}x{h} pixels need ({e})"),
+            );
+        }
+        problem(e)
     }
 
     fn chunk_dims(&self, idx: u32) -> (u32, u32) {

@@ -9,7 +9,9 @@
 //!   reported, never followed;
 //! - an unreadable directory or entry is reported and the walk goes on; only an unreadable root fails;
 //! - FIFOs, sockets and devices are never opened (opening a FIFO would block the import);
-//! - entries are visited in name order, so the same archive always gives the same order.
+//! - entries are visited in name order, so the same archive always gives the same order;
+//! - imagery paths equal under Unicode normalisation (NFC) but not byte for byte are all kept (their
+//!   record ids differ), each with a note naming the others ([`Reason::LookAlikePath`]).
 
 use std::collections::HashSet;
 use std::fs;
@@ -44,6 +46,8 @@ pub struct Entry {
     pub size: u64,
     /// Kind.
     pub kind: EntryKind,
+    /// Notes for the file's report (a look-alike path).
+    pub notes: Vec<String>,
 }
 
 /// Everything the walk found.
@@ -94,7 +98,35 @@ pub fn walk(root: &Path, exclude: &[PathBuf]) -> io::Result<Inventory> {
     // The root itself must be listable; below it, failures are reported.
     fs::read_dir(&root)?;
     w.dir(&root, "", &mut vec![(meta.dev(), meta.ino())]);
+    note_look_alikes(&mut w.inv.images);
     Ok(w.inv)
+}
+
+/// Notes on every image whose path equals another's under NFC (`café` written with `é` or with
+/// `e` and a combining accent).
+fn note_look_alikes(images: &mut [Entry]) {
+    use unicode_normalization::{UnicodeNormalization, is_nfc};
+    let mut by_nfc: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    if images.iter().all(|e| is_nfc(&e.rel)) {
+        return;
+    }
+    for (i, e) in images.iter().enumerate() {
+        by_nfc.entry(e.rel.nfc().collect()).or_default().push(i);
+    }
+    for group in by_nfc.values().filter(|g| g.len() > 1) {
+        let names: Vec<String> = group.iter().filter_map(|&i| images.get(i).map(|e| format!("{:?}", e.rel))).collect();
+        for &i in group {
+            if let Some(e) = images.get_mut(i) {
+                let others: Vec<&str> =
+                    names.iter().filter(|n| **n != format!("{:?}", e.rel)).map(String::as_str).collect();
+                e.notes.push(format!(
+                    "{}: the same name as {} under Unicode normalisation (NFC); both are imported, apart",
+                    Reason::LookAlikePath.name(),
+                    others.join(", ")
+                ));
+            }
+        }
+    }
 }
 
 impl Walker {
@@ -225,7 +257,7 @@ impl Walker {
                 }
                 continue;
             };
-            let entry = Entry { rel: rel_str.to_owned(), path, size: meta.len(), kind };
+            let entry = Entry { rel: rel_str.to_owned(), path, size: meta.len(), kind, notes: Vec::new() };
             match kind {
                 EntryKind::Image => self.inv.images.push(entry),
                 EntryKind::Json | EntryKind::Csv => self.inv.metadata.push(entry),
