@@ -9,7 +9,8 @@
 # hangs, or `not run: why`; it ends with the totals line
 #   scoreboard: fuzz N, faults N, kills N, other N, survived N, lost N, panics N, hangs N, not run N
 # and exits 1 when anything was lost, panicked, hung or could not run (0 otherwise).
-# Every figure is parsed from the run's own output; a step that printed no figures is `not run`.
+# Every figure is parsed from the run's own output (a summary line is found wherever it starts: test
+# progress marks can precede it); a step that printed no figures is `not run`.
 # A step that runs past STEP_TIMEOUT seconds (default: the budget plus 30 minutes) is a hang.
 # Usage: scripts/campaign.sh [SECONDS [FUZZ_SECONDS]]
 #   SECONDS       the budget (default 600); fuzzing gets half of it, split across the targets
@@ -134,7 +135,7 @@ fi
 
 echo "== kill -9 crash loop: $kills kills"
 run_test crash SKYSIFT_CRASH_KILLS="$kills" -- --exact crash::kill9_loses_no_committed_batch
-line=$(grep -E '^crash campaign: kills' "$log/crash.txt")
+line=$(grep -m1 -oE 'crash campaign: kills.*' "$log/crash.txt")
 if [ -n "$line" ]; then
   add "kill -9 storage loop" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
     "$(field "$line" 'batches lost ([0-9]+)')" "$pan" "$(hung)"
@@ -145,7 +146,7 @@ fi
 
 echo "== kill -9 during import: $import_kills kills"
 run_test import-crash SKYSIFT_IMPORT_KILLS="$import_kills" -- --exact crash::import_kill9_loses_no_committed_file
-line=$(grep -E '^import crash campaign: kills' "$log/import-crash.txt")
+line=$(grep -m1 -oE 'import crash campaign: kills.*' "$log/import-crash.txt")
 if [ -n "$line" ]; then
   add "kill -9 import" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
     "$(field "$line" 'files lost ([0-9]+)')" "$pan" "$(hung)"
@@ -156,7 +157,7 @@ fi
 echo "== kill -9 during labels, new fields and attach: $rewrite_kills kills"
 run_test rewrite SKYSIFT_REWRITE_KILLS="$rewrite_kills" -- --exact \
   crash_rewrite::kill9_during_labels_new_fields_and_attach_loses_nothing
-line=$(grep -E '^rewrite crash campaign: kills' "$log/rewrite.txt")
+line=$(grep -m1 -oE 'rewrite crash campaign: kills.*' "$log/rewrite.txt")
 if [ -n "$line" ]; then
   # Lost: records missing, duplicated or changed, labels neither old nor new, runs that ended
   # short of their work, shards attached in part.
@@ -175,7 +176,7 @@ fi
 echo "== fault injection at every I/O step"
 run_test faults -- faults::
 for kind in EIO ENOSPC; do
-  line=$(grep -E "^fault injection $kind" "$log/faults.txt")
+  line=$(grep -m1 -oE "fault injection $kind.*" "$log/faults.txt")
   if [ -n "$line" ]; then
     i=$(field "$line" 'injected ([0-9]+)'); s=$(field "$line" 'survived ([0-9]+)')
     # A fault whose reopen showed neither the state before nor after it fails the test; the
@@ -189,7 +190,7 @@ done
 
 echo "== corruption matrix"
 run_test corruption -- corruption::
-line=$(grep -E '^corruption matrix' "$log/corruption.txt")
+line=$(grep -m1 -oE 'corruption matrix.*' "$log/corruption.txt")
 if [ -n "$line" ]; then
   m=$(field "$line" 'mutations: ([0-9]+)'); silent=$(field "$line" 'silent: ([0-9]+)')
   mpan=$(field "$line" 'panics: ([0-9]+)'); other=$(field "$line" 'other_errors: ([0-9]+)')
@@ -203,7 +204,7 @@ run_test concurrency SKYSIFT_CONCURRENCY_ROUNDS="$conc_rounds" -- --exact \
   concurrency::readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compacts
 # Each reader snapshot is compared with the model of the writer's batches: a mismatch is a lost
 # (or wrong) answer.
-line=$(grep -E '^concurrency: rounds' "$log/concurrency.txt")
+line=$(grep -m1 -oE 'concurrency: rounds.*' "$log/concurrency.txt")
 if [ -n "$line" ]; then
   total=$(( $(field "$line" 'snapshots compared ([0-9]+) in threads') + $(field "$line" 'and ([0-9]+) in the reader process') ))
   mism=$(field "$line" ', mismatches ([0-9]+),')
@@ -218,7 +219,7 @@ small="$(mktemp -d)"
 if mount -t tmpfs -o size=3m tmpfs "$small" 2>/dev/null; then
   run_test diskfull SKYSIFT_SMALL_FS="$small" -- --exact --ignored faults::disk_full_on_a_small_filesystem_keeps_committed_batches
   umount "$small"
-  line=$(grep -E '^disk full' "$log/diskfull.txt")
+  line=$(grep -m1 -oE 'disk full.*' "$log/diskfull.txt")
   if [ -n "$line" ]; then
     lost=$(field "$line" 'rows lost ([0-9]+)')
     add "disk full (tmpfs)" fault 1 $(( lost == 0 && rc == 0 ? 1 : 0 )) "$lost" "$pan" "$(hung)"
