@@ -20,7 +20,9 @@
 //!
 //! Run: `cargo bench --bench analyst -- cost 1000000` and `cargo bench --bench analyst -- eval`
 //! (needs `scripts/setup_ort.sh` and `scripts/setup_models.sh`; `SKYSIFT_EVAL_EVERY=N` evaluates
-//! every N-th image only, for a quick run).
+//! every N-th image only, for a quick run; `SKYSIFT_EVAL_QUERY=phrase` queries the model's own
+//! class phrases from `models/demo/templates/en.json` instead of the class names). Figures and how
+//! to read them: `docs/ANALYST_EVAL.md`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -107,12 +109,12 @@ fn cost(rows: usize) {
     let c = Classifier::train(&col, &good, &bad, None, &TrainOptions::default()).expect("train");
     let train = t.elapsed().as_secs_f64();
     let mut best = f64::INFINITY;
-    let mut above = 0;
+    let (mut above, mut scored) = (0, 0);
     for _ in 0..3 {
         let t = Instant::now();
         let s = c.score_rows(&col, None, 0.5, &mut |_, _, _| Ok(())).expect("score");
         best = best.min(t.elapsed().as_secs_f64());
-        above = s.above;
+        (above, scored) = (s.above, s.scored);
     }
     let mut scratch = SearchScratch::default();
     let mut scan = f64::INFINITY;
@@ -123,7 +125,7 @@ fn cost(rows: usize) {
     }
     let truth = of(0).len();
     println!(
-        "classify, {rows} rows, one thread: train {:.1} ms ({}), score every row {best:.3} s ({above} at p >= 0.5; cluster has {truth}); exact top-10 scan of the same rows {scan:.3} s; ratio {:.2}",
+        "classify, {rows} rows, one thread: train {:.1} ms ({}), score every row {best:.3} s ({scored} scored, {above} at p >= 0.5; cluster has {truth}); exact top-10 scan of the same rows {scan:.3} s; ratio {:.2}",
         train * 1e3,
         c.describe(),
         best / scan
@@ -195,6 +197,43 @@ fn words(class: &str) -> String {
     out
 }
 
+/// With `SKYSIFT_EVAL_QUERY=phrase`, the model's own English phrase for each class
+/// (`models/demo/templates/en.json`, "a sparse residential area", what its zero-shot figures
+/// use), queried instead of the class name split into words ("sparse residential", the default).
+fn class_phrases(repo: &std::path::Path) -> Option<serde_json::Value> {
+    (std::env::var("SKYSIFT_EVAL_QUERY").as_deref() == Ok("phrase")).then(|| {
+        let t = std::fs::read_to_string(repo.join("models/demo/templates/en.json")).expect("templates/en.json");
+        serde_json::from_str::<serde_json::Value>(&t).expect("templates JSON")["classes"].clone()
+    })
+}
+
+/// The demo model's vectors of `images`, cached in `target/analyst-eval/` (little-endian f32).
+fn encode_cached(enc: &skysift::encode::Encoder, images: &[PathBuf], repo: &std::path::Path) -> Vec<Vec<f32>> {
+    let cache = repo.join("target/analyst-eval");
+    std::fs::create_dir_all(&cache).expect("cache folder");
+    let cached = cache.join(format!("aid-{}.f32", images.len()));
+    if let Ok(bytes) = std::fs::read(&cached) {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect::<Vec<f32>>()
+            .chunks_exact(enc.dim())
+            .map(<[f32]>::to_vec)
+            .collect()
+    } else {
+        let t = Instant::now();
+        let mut out = Vec::with_capacity(images.len());
+        for (i, chunk) in images.chunks(256).enumerate() {
+            out.extend(enc.encode_image_files(chunk).expect("encode images"));
+            eprint!("\rimages {}/{}", i * 256 + chunk.len(), images.len());
+        }
+        eprintln!("\rimages {} encoded in {:.0}s", images.len(), t.elapsed().as_secs_f64());
+        let bytes: Vec<u8> = out.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&cached, bytes).expect("write cache");
+        out
+    }
+}
+
 fn eval() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = repo.join("../shared/data/aid-rsicd");
@@ -214,29 +253,7 @@ fn eval() {
         .batch_size(64)
         .build()
         .unwrap_or_else(|e| panic!("run scripts/setup_ort.sh and scripts/setup_models.sh first: {e}"));
-    let cache = repo.join("target/analyst-eval");
-    std::fs::create_dir_all(&cache).expect("cache folder");
-    let cached = cache.join(format!("aid-{}.f32", images.len()));
-    let vectors: Vec<Vec<f32>> = if let Ok(bytes) = std::fs::read(&cached) {
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect::<Vec<f32>>()
-            .chunks_exact(enc.dim())
-            .map(<[f32]>::to_vec)
-            .collect()
-    } else {
-        let t = Instant::now();
-        let mut out = Vec::with_capacity(images.len());
-        for (i, chunk) in images.chunks(256).enumerate() {
-            out.extend(enc.encode_image_files(chunk).expect("encode images"));
-            eprint!("\rimages {}/{}", i * 256 + chunk.len(), images.len());
-        }
-        eprintln!("\rimages {} encoded in {:.0}s", images.len(), t.elapsed().as_secs_f64());
-        let bytes: Vec<u8> = out.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-        std::fs::write(&cached, bytes).expect("write cache");
-        out
-    };
+    let vectors = encode_cached(&enc, &images, &repo);
     assert_eq!(vectors.len(), images.len());
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Db::open(dir.path()).expect("open");
@@ -250,6 +267,7 @@ fn eval() {
     let mut names: Vec<String> = classes.clone();
     names.sort();
     names.dedup();
+    let phrases = class_phrases(&repo);
     println!(
         "| class | images | (a) text | (b) text + 5 good / 5 bad (Rocchio) | (c) classifier, 10 examples | (d) classifier + text prior |"
     );
@@ -257,7 +275,7 @@ fn eval() {
     let mut sums = [0.0f64; 4];
     for name in &names {
         let positive = |i: usize| classes.get(i) == Some(name);
-        let text = words(name);
+        let text = phrases.as_ref().and_then(|p| p[name.as_str()].as_str()).map_or_else(|| words(name), str::to_owned);
         let q = enc.query_text(&text).expect("text query");
         let start = rank(&vectors, &|v| skysift::index::exact::dot(v, &q), &[]);
         let good: Vec<usize> = start.iter().copied().filter(|&i| positive(i)).take(5).collect();
