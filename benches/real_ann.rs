@@ -8,7 +8,7 @@
 //! graph's query-guided edges): the second caption of the other images, so no test caption is in
 //! it. Ground truth: exact top-100 by inner product over the base.
 //!
-//! Run: `SKYSIFT_REAL_OUT=/tmp/real cargo bench --bench real_ann` (about 2 minutes of encoding on
+//! Run: `SKYSIFT_REAL_OUT=target/real cargo bench --bench real_ann` (about 2 minutes of encoding on
 //! two CPU cores). Needs `scripts/setup_ort.sh` and `scripts/setup_models.sh`.
 
 use std::io::Write;

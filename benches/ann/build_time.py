@@ -2,8 +2,10 @@
 """Graph build time on 2 threads, hnswlib against skysift, back to back on the same rows (issue 3):
 the first --rows vectors of a ../shared/bench dataset, M=16, efConstruction=200.
 
-    /work/bench/.venv/bin/python benches/ann/build_time.py --data /work/bench/data/medium \\
-        --rows 200000 --db /tmp/build-time
+    target/bench-venv/bin/python benches/ann/build_time.py --data target/bench-data/medium \\
+        --rows 200000 --db target/build-time
+
+(`target/bench-venv` and `target/bench-data/medium`: see filtered.py and medium.py.)
 
 skysift is timed by its own "flushed and indexed in" line (the flush: graph, codes, query-guided
 edges when --query-sample is given, and the segment write with fsync), hnswlib by add_items. Each

@@ -8,8 +8,10 @@ hnswlib (filter callback) and faiss (IDSelectorBitmap) at their best QPS with re
 
 Needs numpy (the bench's venv has it; hnswlib and faiss too, for --peers):
 
-    /work/bench/.venv/bin/python benches/ann/filtered.py --data /work/bench/data/small \\
-        --db /tmp/ann-filtered [--reload] [--peers] [--filters f50,f5,f05,f005] [--out results.json]
+    python3 -m venv target/bench-venv && target/bench-venv/bin/pip install -r ../shared/bench/requirements.txt
+    target/bench-venv/bin/python ../shared/bench/gen_data.py --size small --out target/bench-data
+    target/bench-venv/bin/python benches/ann/filtered.py --data target/bench-data/small \\
+        --db target/ann-filtered [--reload] [--peers] [--filters f50,f5,f05,f005] [--out results.json]
 
 Metadata goes to skysift as JSON lines: class, sensor and year as integers, cloud_cover as a
 float, and footprint as the point box [lon, lat, lon, lat]. Ground truth for the added filters is
@@ -23,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -150,7 +153,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--db", required=True)
-    ap.add_argument("--bench", default="/work/bench", help="the bench folder (for --peers)")
+    ap.add_argument("--bench", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "bench"),
+                    help="the bench folder, whose peers.py --peers imports (default ../shared/bench)")
     ap.add_argument("--reload", action="store_true")
     ap.add_argument("--filters", default="f50,f20,f5,f2,f05,f005")
     ap.add_argument("--plans", default="exact,int8-scan,graph,two-hop", help="strategies also run forced")

@@ -7,8 +7,11 @@ The peers' indexes are the ones `filtered.py --peers --skip-skysift` built and s
 them here instead of rebuilding lets every engine be measured within minutes of the others on a
 shared machine. skysift's database is the one `filtered.py` loaded (metadata + query sample).
 
-    /work/bench/.venv/bin/python benches/ann/medium.py --data /work/bench/data/medium \\
-        --peers-db /work/ann-medium/peers-run --db /work/ann-medium/skysift --out medium.json
+    target/bench-venv/bin/python ../shared/bench/gen_data.py --size medium --out target/bench-data
+    target/bench-venv/bin/python benches/ann/medium.py --data target/bench-data/medium \\
+        --peers-db target/ann-medium/peers-run --db target/ann-medium/skysift --out medium.json
+
+(`target/bench-venv`: see filtered.py.)
 
 Reads ../shared/bench output (gen_data.py); needs numpy, hnswlib and faiss (the bench's venv).
 """

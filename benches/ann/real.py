@@ -2,8 +2,8 @@
 """Text -> image search on real embeddings (issue 3): hnswlib and skysift (plain graph, and with
 the query sample) on the dataset `cargo bench --bench real_ann` writes from ../shared/data/aid-rsicd.
 
-    SKYSIFT_REAL_OUT=/tmp/real cargo bench --bench real_ann
-    /work/bench/.venv/bin/python benches/ann/real.py --data /tmp/real --db /tmp/real-db
+    SKYSIFT_REAL_OUT=target/real cargo bench --bench real_ann
+    target/bench-venv/bin/python benches/ann/real.py --data target/real --db target/real-db
 
 Needs numpy and hnswlib (the ../shared/bench venv has both). One search thread; hnswlib M=16,
 efConstruction=200, the same parameters as skysift's defaults. Recall@10 against exact search.

