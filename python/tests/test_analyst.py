@@ -309,3 +309,32 @@ def test_change_bad_input_raises(periods):
         col.change(housing, "2018-01-01", "2022-01-01", footprint_field="site")
     with pytest.raises(skysift.Error, match="cell"):
         col.change(housing, "2018-01-01", "2022-01-01", cell=0)
+
+
+def test_text_queries_through_the_model(imagery):
+    """The text paths: feedback on a text query, a classifier with a text prior, change of a text."""
+    _, _, col, _ = imagery
+    ports = col.ids("class = 'Port'").tolist()
+    others = col.ids("class = 'Forest'").tolist()
+    plain = col.search("a harbour with ships").limit(5).to_list()
+    moved = col.search("a harbour with ships").good(ports[:2]).bad(others[:2]).limit(5).to_list()
+    assert len(plain) == len(moved) == 5
+    want = col.search(rocchio(col._c.encode_text("a harbour with ships", None, [], "ensemble", None, "auto"),
+                              np.stack([col.vector(i) for i in ports[:2]]),
+                              np.stack([col.vector(i) for i in others[:2]]))).exact().limit(5).to_list()
+    assert ids(col.search("a harbour with ships").good(ports[:2]).bad(others[:2]).exact().limit(5).to_list()) \
+        == ids(want)
+    res = col.classify(ports[:2], others[:2], text="a harbour with ships", min_score=0.0, negatives=4)
+    assert "prior: the text" in res.classifier and res.scored == col.count()
+    assert {r["id"] for r in res.to_list()[:2]} <= set(ports)
+    # change of a text is the change of its query vector (the same prompt ensemble).
+    _, when = col._c.column("datetime", None)
+    when = sorted(w for w in when if w is not None)
+    assert when, "the archive's sidecars give the records a datetime"
+    mid = when[len(when) // 2]
+    split = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=mid)).isoformat()
+    q = col._c.encode_text("a harbour with ships", None, [], "ensemble", None, "auto")
+    by_text = col.change("a harbour with ships", split, split, place="class").to_list()
+    by_vector = col.change(q, split, split, place="class").to_list()
+    assert by_text and [r["place"] for r in by_text] == [r["place"] for r in by_vector]
+    assert np.allclose([r["delta"] for r in by_text], [r["delta"] for r in by_vector], atol=1e-5)
