@@ -125,6 +125,9 @@ class Query(_Results):
     """A search being built. Every method returns the query, so calls chain::
 
         col.search("harbour with ships").where("year >= 2020").within(bbox).limit(20).to_pandas()
+
+    Analyst options (issue 17) chain the same way: ``.good(ids)``, ``.bad(ids)``, ``.rocchio()``,
+    ``.min_score()``, ``.offset()``, ``.group_by()``, ``.diverse()``, ``.merge_tiles()``.
     """
 
     def __init__(self, col: Collection, query: Any = None, *, like: int | None = None, lang: str | None = None,
@@ -347,7 +350,11 @@ class Query(_Results):
         return out
 
     def explain(self) -> str:
-        """The plan of the search, as ``--explain`` prints it."""
+        """The plan of the search, as ``--explain`` prints it (the engine's search of the query;
+        ``min_score``, ``offset``, ``group_by``, ``diverse`` and ``merge_tiles`` work on its
+        results and are not in the plan)."""
+        if self._examples_only or self._good or self._bad:
+            raise ValueError("explain() shows the plan of a query as given: drop good()/bad() to explain it")
         c = self._col._c
         opts = self._opts()
         if self._like is not None:
@@ -395,8 +402,12 @@ def _id_list(ids: Any, what: str) -> list[int]:
     """Record ids from ints and iterables of ints (``good(1, 2)``, ``good([1, 2])``, arrays)."""
     out: list[int] = []
     for x in ids:
-        items = [x] if isinstance(x, (int, np.integer)) else list(np.asarray(x).ravel()) if isinstance(
-            x, np.ndarray) else list(x)
+        if isinstance(x, (int, np.integer)):
+            items = [x]
+        elif isinstance(x, np.ndarray):
+            items = x.ravel().tolist()
+        else:
+            items = list(x)
         for i in items:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
                 raise ValueError(f"{what}: record ids are integers >= 0, not {i!r}")

@@ -338,3 +338,12 @@ def test_text_queries_through_the_model(imagery):
     by_vector = col.change(q, split, split, place="class").to_list()
     assert by_text and [r["place"] for r in by_text] == [r["place"] for r in by_vector]
     assert np.allclose([r["delta"] for r in by_text], [r["delta"] for r in by_vector], atol=1e-5)
+
+
+def test_explain_refuses_feedback_it_would_not_show(clusters):
+    col, v, q, _ = clusters
+    assert col.search(q).min_score(0.2).explain().splitlines()[0] == col.search(q).explain().splitlines()[0]
+    with pytest.raises(ValueError, match="explain"):
+        col.search(q).good(1).explain()
+    with pytest.raises(ValueError, match="explain"):
+        col.search().good(1).explain()
