@@ -31,13 +31,15 @@ from ._native import (
     __version__,
 )
 from ._api import Collection, Database, Encoder, ImportReport, connect
-from ._query import Query
+from ._query import Changes, Classified, Query
 
 __all__ = [
     "connect",
     "Database",
     "Collection",
     "Query",
+    "Classified",
+    "Changes",
     "Encoder",
     "ImportReport",
     "models",

@@ -121,6 +121,20 @@ def _pythonic(values: list[Any]) -> list[Any]:
     return out
 
 
+def _date(x: Any, what: str) -> str:
+    """A date for the engine's parser: strings pass as given; dates and datetimes (naive: UTC)
+    as ISO 8601."""
+    import datetime as dt
+
+    if isinstance(x, str):
+        return x
+    if isinstance(x, dt.datetime):
+        return (x if x.tzinfo is not None else x.replace(tzinfo=dt.timezone.utc)).isoformat()
+    if isinstance(x, dt.date):
+        return x.isoformat()
+    raise ValueError(f"{what} must be a date (\"YYYY-MM-DD\", RFC 3339, datetime.date or datetime), not {x!r}")
+
+
 class Database:
     """An open skysift database. Use :func:`connect`; a context manager closes it."""
 
@@ -372,6 +386,84 @@ class Collection:
         ``field``, each record's best label is stored in that keyword field."""
         ensure_runtime()
         return self._c.label(list(labels), top, field, lang, None, "auto")
+
+    def classify(
+        self,
+        good: Iterable[int],
+        bad: Iterable[int] = (),
+        text: str | None = None,
+        min_score: float = 0.5,
+        field: str | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+        negatives: int = 50,
+        l2: float = 1.0,
+        seed: int = 17,
+        select: Sequence[str] | None = None,
+    ) -> Any:
+        """A few-shot classifier, as ``skysift classify`` runs it: L2-regularised logistic
+        regression on the stored vectors of ``good`` and ``bad`` (random records of the collection
+        make up the negatives to ``negatives``; ``text``, encoded by the collection's model, is
+        the prior), then every record passing ``where`` is scored (streamed).
+
+        Returns a :class:`skysift.Classified`: the records whose probability is at least
+        ``min_score`` (0..1, default 0.5), best first (the best ``limit`` when given), with
+        ``to_list``/``to_arrow``/``to_pandas``/``to_geopandas`` as a search's results. With
+        ``field``, every scored record's probability is stored in that float field (added when
+        missing), so that filters can use it: ``where="solar >= 0.9"``.
+        """
+        from ._query import Classified, _id_list
+
+        if text is not None:
+            ensure_runtime()
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be an integer >= 1 or None, not {limit!r}")
+        if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
+            raise ValueError(f"negatives must be an integer >= 0, not {negatives!r}")
+        out = self._c.classify(_id_list([good], "good"), _id_list([bad], "bad"), text, float(min_score), field,
+                               where, limit, negatives, float(l2), int(seed),
+                               None if select is None else list(select), False, None, "auto")
+        return Classified(out)
+
+    def change(
+        self,
+        query: str | Any,
+        before: Any,
+        after: Any,
+        where: str | None = None,
+        place: str = "grid",
+        cell: float = 0.01,
+        footprint_field: str = "footprint",
+        time_field: str | None = None,
+        loss: bool = False,
+        limit: int | None = None,
+        lang: str | None = None,
+    ) -> Any:
+        """Change over time, as ``skysift change`` ranks it: per place seen before ``before`` and
+        at or after ``after`` (dates: ``"YYYY-MM-DD"``, RFC 3339, ``datetime.date`` or
+        ``datetime.datetime``; naive times are UTC), the best score of each period for ``query``
+        (a text through the collection's model, or a vector) and the difference, largest gain
+        first (largest loss with ``loss=True``).
+
+        ``place``: ``"grid"`` (cells of ``cell`` degrees holding the centre of ``footprint_field``)
+        or a field name (``"scene"``: the same scene lineage). ``time_field``: default
+        ``datetime``, else the only timestamp field. Returns a :class:`skysift.Changes` (``limit``
+        places, all by default): ``to_list``, ``to_arrow``, ``to_pandas``, ``to_geojson``.
+        """
+        from ._query import Changes
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit must be an integer >= 1 or None, not {limit!r}")
+        b, a = _date(before, "before"), _date(after, "after")
+        if isinstance(query, str):
+            ensure_runtime()
+            rows, gj, notes = self._c.change(b, a, query, None, where, place, float(cell), footprint_field,
+                                             time_field, bool(loss), lang, None, "auto")
+        else:
+            v = np.ascontiguousarray(np.asarray(query, dtype=np.float32).ravel())
+            rows, gj, notes = self._c.change(b, a, None, v, where, place, float(cell), footprint_field, time_field,
+                                             bool(loss), lang, None, "auto")
+        return Changes(rows, gj, notes, limit)
 
     def heatmap(self, scene: str, text: str, out: PathLike | None = None, size: int = 512,
                 legend: bool = True) -> np.ndarray:

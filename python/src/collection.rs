@@ -87,10 +87,32 @@ impl Collection {
         Ok(enc)
     }
 
-    /// Runs a vector query as `skysift query` does (the analyst's refine path with plain top-k)
-    /// and gathers the result columns.
+    /// Runs a vector query as `skysift query` does: the chain's relevance feedback moves the
+    /// query (Rocchio), then the analyst's refine path (`min_score`, `offset`, `group_by`,
+    /// `diverse`, `merge_tiles`; plain top-k when none is set) ranks, and the result columns
+    /// are gathered (with `tiles`, `area_km2` and `tile_ids` after merging).
     fn run_vector(&self, db: &Db, vector: &[f32], opts: &SearchOpts) -> skysift::Result<(Columns, Vec<String>)> {
         let col = self.snapshot(db)?;
+        let mut notes = Vec::new();
+        let moved;
+        let vector = if opts.good.is_empty() && opts.bad.is_empty() {
+            vector
+        } else {
+            let (alpha, beta, gamma) = opts.rocchio;
+            let fb = skysift::analyst::Feedback {
+                good: opts.good.clone(),
+                bad: opts.bad.clone(),
+                weights: skysift::analyst::Rocchio { alpha, beta, gamma },
+                off: false,
+            };
+            moved = fb.apply(&col, Some(vector))?;
+            notes.push(format!(
+                "relevance feedback: {} good, {} bad (Rocchio alpha {alpha}, beta {beta}, gamma {gamma})",
+                fb.good.len(),
+                fb.bad.len()
+            ));
+            moved.as_slice()
+        };
         let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
         let mut scratch = self.take_scratch();
         let r = skysift::analyst::refine_rows(
@@ -99,12 +121,29 @@ impl Collection {
             prepared.as_ref(),
             opts.k,
             opts.ef,
-            &skysift::analyst::Refine::default(),
+            &opts.refine(),
             &mut scratch,
         );
         self.give_scratch(scratch);
-        let (rows, notes) = r?;
-        Ok((gather(&col, &rows_to_hits(&rows, 0), opts.select.as_deref(), opts.thumbnails)?, notes))
+        let (rows, more) = r?;
+        notes.extend(more);
+        let mut cols = gather(&col, &rows_to_hits(&rows, 0), opts.select.as_deref(), opts.thumbnails)?;
+        if opts.merge_tiles {
+            merged_columns(&rows, &mut cols.3);
+        }
+        Ok((cols, notes))
+    }
+}
+
+/// The place columns of merged rows: `tiles`, `area_km2`, `tile_ids` (comma-separated) added,
+/// and `footprint` (when selected) replaced by the bbox of the place.
+fn merged_columns(rows: &[AnswerRow], columns: &mut Vec<(String, FieldType, Vec<Option<Value>>)>) {
+    let value = |r: &AnswerRow, name: &str| r.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    for (name, ty) in [("tiles", FieldType::Integer), ("area_km2", FieldType::Float), ("tile_ids", FieldType::Text)] {
+        columns.push((name.to_owned(), ty, rows.iter().map(|r| value(r, name)).collect()));
+    }
+    if let Some(c) = columns.iter_mut().find(|c| c.0 == "footprint") {
+        c.2 = rows.iter().map(|r| value(r, "footprint")).collect();
     }
 }
 
@@ -193,6 +232,10 @@ type Labels = Vec<(u64, Vec<(String, f32)>)>;
 
 /// Options of one search, as the Python chain collected them.
 #[derive(Debug, Clone, FromPyObject)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one flag per chain option (thumbnails, exact, all, merge_tiles), as the CLI has one per flag"
+)]
 pub struct SearchOpts {
     #[pyo3(item)]
     k: usize,
@@ -209,6 +252,61 @@ pub struct SearchOpts {
     /// Threads for a batch of queries (0: every core).
     #[pyo3(item)]
     threads: usize,
+    /// Relevance feedback: records the query moves towards (`.good`).
+    #[pyo3(item)]
+    good: Vec<u64>,
+    /// Relevance feedback: records the query moves away from (`.bad`).
+    #[pyo3(item)]
+    bad: Vec<u64>,
+    /// Rocchio `(alpha, beta, gamma)` (default `(1.0, 0.75, 0.15)`, as `--rocchio`).
+    #[pyo3(item)]
+    rocchio: (f32, f32, f32),
+    /// Every match at or above this score (`--min-score`).
+    #[pyo3(item)]
+    min_score: Option<f32>,
+    /// With `min_score`: every match, not a page of `k` (`.limit()`/`.offset()` not given).
+    #[pyo3(item)]
+    all: bool,
+    /// Results skipped before the page (`--offset`).
+    #[pyo3(item)]
+    offset: usize,
+    /// At most `per_group` results per value of this field (`--group-by`).
+    #[pyo3(item)]
+    group_by: Option<String>,
+    /// Results per group (`--per-group`, default 1).
+    #[pyo3(item)]
+    per_group: usize,
+    /// Maximal marginal relevance with this lambda (`--diverse`).
+    #[pyo3(item)]
+    diverse: Option<f32>,
+    /// Hits whose footprints touch joined into places (`--merge-tiles`).
+    #[pyo3(item)]
+    merge_tiles: bool,
+}
+
+impl SearchOpts {
+    /// The analyst options, as `skysift query` maps its flags (`AnalystOpts::apply`).
+    fn refine(&self) -> skysift::analyst::Refine {
+        skysift::analyst::Refine {
+            min_score: self.min_score,
+            all: self.all && self.min_score.is_some() && self.offset == 0,
+            offset: self.offset,
+            cursor: None,
+            group_by: self.group_by.clone(),
+            per_group: self.per_group,
+            diverse: self.diverse,
+            merge_tiles: self.merge_tiles,
+            exact: self.exact,
+        }
+    }
+}
+
+/// `[(place, bbox, delta, before, after, before_id, after_id, rows_before, rows_after)]`.
+type Changes = Vec<(String, Option<[f64; 4]>, f32, f32, f32, u64, u64, u32, u32)>;
+
+fn timestamp(s: &str, what: &str) -> PyResult<i64> {
+    skysift::time::parse_timestamp(s)
+        .ok_or_else(|| PyValueError::new_err(format!("{what} {s:?}: give a date as YYYY-MM-DD or RFC 3339")))
 }
 
 fn check_k(k: usize) -> PyResult<()> {
@@ -865,6 +963,183 @@ impl Collection {
         let out = columns_to_py(py, cols)?;
         out.set_item("notes", notes)?;
         Ok(out)
+    }
+
+    /// Search without a query, from relevance feedback only: the start is the mean of the good
+    /// examples (as `skysift query --good ID` without a question), then the feedback applies.
+    fn search_examples<'py>(&self, py: Python<'py>, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
+        check_k(opts.k)?;
+        let db = self.shared.db()?;
+        let (cols, notes) = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let good = skysift::analyst::Feedback::vectors(&col, &opts.good)?;
+            let start = skysift::analyst::Rocchio { alpha: 0.0, beta: 1.0, gamma: 0.0 }.apply(None, &good, &[])?;
+            self.run_vector(&db, &start, &opts)
+        })?;
+        let out = columns_to_py(py, cols)?;
+        out.set_item("notes", notes)?;
+        Ok(out)
+    }
+
+    /// A classifier trained on `good` and `bad` (plus random negatives, `text` as its prior)
+    /// scores every record passing `where`, as `skysift classify` does; returns the records at
+    /// or above `min_score` best first (the best `k` when given) as result columns with
+    /// `classifier`, `scored`, `above` and `stored`. With `field`, every scored record's
+    /// probability is stored in that float field (added when missing).
+    #[pyo3(signature = (good, bad, text=None, min_score=0.5, field=None, r#where=None, k=None, negatives=50, l2=1.0, seed=17, select=None, thumbnails=false, model_dir=None, device="auto"))]
+    fn classify<'py>(
+        &self,
+        py: Python<'py>,
+        good: Vec<u64>,
+        bad: Vec<u64>,
+        text: Option<String>,
+        min_score: f32,
+        field: Option<String>,
+        r#where: Option<String>,
+        k: Option<usize>,
+        negatives: usize,
+        l2: f64,
+        seed: u64,
+        select: Option<Vec<String>>,
+        thumbnails: bool,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if !(0.0..=1.0).contains(&min_score) {
+            return Err(PyValueError::new_err(format!("min_score is a probability from 0 to 1, not {min_score}")));
+        }
+        if good.is_empty() {
+            return Err(PyValueError::new_err("classify needs good examples: good=[id, ...]"));
+        }
+        if !(l2.is_finite() && l2 > 0.0) {
+            return Err(PyValueError::new_err(format!("l2 must be a finite number > 0, not {l2}")));
+        }
+        let db = self.shared.db()?;
+        let dev = crate::encoder::device(device).map_err(|e| crate::to_py(&e))?;
+        let (cols, describe, scored, above, written) = detached(py, move || {
+            let mut s = skysift::session::Session::open(db, Some(&self.name), model_dir.as_deref())?;
+            s.set_device(dev);
+            s.feedback.mark_good(&good);
+            s.feedback.mark_bad(&bad);
+            let opts = skysift::analyst::TrainOptions { l2, negatives, seed };
+            let c = s.train_classifier(text.as_deref(), &opts)?.clone();
+            let col = s.snapshot()?;
+            let prepared = r#where.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+            // With `field` every record is kept (floor 0) and the threshold applies to what is returned.
+            let floor = if field.is_some() { 0.0 } else { min_score };
+            let mut keep: Vec<Hit> = Vec::new();
+            let mut to_store: Vec<(u64, Value)> = Vec::new();
+            let scored = c.score_rows(&col, prepared.as_ref(), floor, &mut |id, p, _| {
+                if field.is_some() {
+                    to_store.push((id, Value::Float(f64::from(p))));
+                }
+                if p >= min_score {
+                    keep.push(Hit { id, score: p });
+                }
+                Ok(())
+            })?;
+            keep.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+            let above = keep.len() as u64;
+            if let Some(k) = k {
+                keep.truncate(k);
+            }
+            let written = match &field {
+                Some(f) => Some(s.store_values(f, FieldType::Float, &to_store, &mut |_, _| {})?),
+                None => None,
+            };
+            // A fresh snapshot: the stored scores show in the returned fields.
+            let col = s.snapshot()?;
+            let hits: Vec<(u32, Hit)> = keep.into_iter().map(|h| (0, h)).collect();
+            let cols = gather(&col, &hits, select.as_deref(), thumbnails)?;
+            Ok((cols, c.describe(), scored.scored, above, written))
+        })?;
+        let out = columns_to_py(py, cols)?;
+        out.set_item("classifier", describe)?;
+        out.set_item("scored", scored)?;
+        out.set_item("above", above)?;
+        out.set_item("stored", written)?;
+        Ok(out)
+    }
+
+    /// Change between two periods, as `skysift change` does: per place seen before `before`
+    /// and at or after `after` (dates), the best score of each period for the query (`text`
+    /// through the model, or `vector`) and their difference, ranked (largest gain first, or
+    /// largest loss with `loss`). `place` is `"grid"` (cells of `cell` degrees over
+    /// `footprint_field`) or a field name. Returns `(places, geojson, notes)`.
+    #[pyo3(signature = (before, after, text=None, vector=None, r#where=None, place="grid", cell=skysift::analyst::DEFAULT_CELL_DEG, footprint_field="footprint", time_field=None, loss=false, lang=None, model_dir=None, device="auto"))]
+    fn change(
+        &self,
+        py: Python<'_>,
+        before: &str,
+        after: &str,
+        text: Option<String>,
+        vector: Option<PyReadonlyArray1<'_, f32>>,
+        r#where: Option<String>,
+        place: &str,
+        cell: f64,
+        footprint_field: &str,
+        time_field: Option<String>,
+        loss: bool,
+        lang: Option<String>,
+        model_dir: Option<PathBuf>,
+        device: &str,
+    ) -> PyResult<(Changes, String, Vec<String>)> {
+        use skysift::analyst::{ChangeOptions, PlaceKey};
+        let opts = ChangeOptions {
+            before: timestamp(before, "before")?,
+            after: timestamp(after, "after")?,
+            time_field,
+            place: if place == "grid" {
+                PlaceKey::Grid { cell_deg: cell, field: footprint_field.to_owned() }
+            } else {
+                PlaceKey::Field(place.to_owned())
+            },
+            loss,
+        };
+        let given: Option<Vec<f32>> = match &vector {
+            Some(v) => {
+                let v = v.as_slice().map_err(|_| PyValueError::new_err("vector must be contiguous float32"))?;
+                convert::finite(v, v.len(), "vector")?;
+                Some(v.to_vec())
+            }
+            None => None,
+        };
+        let label = text.clone().unwrap_or_else(|| "vector".to_owned());
+        let db = self.shared.db()?;
+        let device = device.to_owned();
+        let (changes, notes) = detached(py, move || {
+            let mut notes = Vec::new();
+            let q = match (given, text) {
+                (Some(v), None) => v,
+                (None, Some(t)) => {
+                    let enc = self.encoder(&db, model_dir, &device)?;
+                    let mut q = TextQuery::new(t);
+                    if let Some(l) = lang {
+                        q.language = Language::Code(l);
+                    }
+                    let qv = enc.query(&q)?;
+                    notes.extend(qv.note);
+                    qv.vector
+                }
+                _ => return Err(skysift::Error::Invalid("change needs one query: a text or a vector".into())),
+            };
+            let col = self.snapshot(&db)?;
+            let prepared = r#where.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+            let changes = skysift::analyst::change(&col, &q, prepared.as_ref(), &opts)?;
+            notes.push(format!(
+                "scores are after - before: {} place(s) seen in both periods, best score of each period",
+                changes.len()
+            ));
+            Ok((changes, notes))
+        })?;
+        let geojson = skysift::analyst::change_geojson(&label, &changes).to_string();
+        let rows = changes
+            .into_iter()
+            .map(|c| {
+                (c.place, c.bbox, c.delta, c.before, c.after, c.before_id, c.after_id, c.rows_before, c.rows_after)
+            })
+            .collect();
+        Ok((rows, geojson, notes))
     }
 
     fn __repr__(&self) -> String {
