@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,6 +61,24 @@ _ARROW_TYPES = {
 }
 
 
+def _table(out: dict[str, Any]) -> Any:
+    """Result columns from the engine as a ``pyarrow.Table``."""
+    import pyarrow as pa
+
+    cols: dict[str, Any] = {}
+    if out.get("batch"):
+        cols["query_index"] = pa.array(out["query_index"], pa.uint32())
+    cols["id"] = pa.array(out["id"], pa.uint64())
+    cols["score"] = pa.array(out["score"], pa.float32())
+    for name, ty, values in out["fields"]:
+        cols[name] = _arrow_column(pa, ty, values)
+    if "thumbnail" in out:
+        cols["thumbnail"] = pa.array(out["thumbnail"], pa.binary())
+    table = pa.table(cols)
+    meta = {k: str(out[k]) for k in ("language",) if out.get(k) is not None}
+    return table.replace_schema_metadata(meta) if meta else table
+
+
 class _Results:
     """The ways out of a result: ``to_list``, ``to_arrow``, ``to_pandas``, ``to_geopandas``."""
 
@@ -89,21 +107,7 @@ class _Results:
     def to_arrow(self) -> Any:
         """The results as a ``pyarrow.Table`` (timestamps as UTC microseconds, footprints as
         4-float lists)."""
-        import pyarrow as pa
-
-        out = self._run()
-        cols: dict[str, Any] = {}
-        if out.get("batch"):
-            cols["query_index"] = pa.array(out["query_index"], pa.uint32())
-        cols["id"] = pa.array(out["id"], pa.uint64())
-        cols["score"] = pa.array(out["score"], pa.float32())
-        for name, ty, values in out["fields"]:
-            cols[name] = _arrow_column(pa, ty, values)
-        if "thumbnail" in out:
-            cols["thumbnail"] = pa.array(out["thumbnail"], pa.binary())
-        table = pa.table(cols)
-        meta = {k: str(out[k]) for k in ("language",) if out.get(k) is not None}
-        return table.replace_schema_metadata(meta) if meta else table
+        return _table(self._run())
 
     def to_pandas(self) -> Any:
         """The results as a pandas DataFrame."""
@@ -348,6 +352,46 @@ class Query(_Results):
                 out = c.search_vectors(m, opts)
                 out["batch"] = batch
         return out
+
+    def stream(self, batch: int = 8192) -> Iterator[Any]:
+        """Every match at or above ``min_score`` (which it needs), as ``pyarrow`` tables of at most
+        ``batch`` rows, in storage order (not ranked), at constant memory whatever the number of
+        matches: what ``skysift query --min-score S --all`` streams. ``where``, ``select`` and
+        ``with_thumbnails`` apply; ranking options (``limit``, ``offset``, ``good``/``bad``,
+        ``group_by``, ``diverse``, ``merge_tiles``) do not and are refused. Stopping early (``break``)
+        stops the scan.
+        """
+        if self._min_score is None:
+            raise ValueError("stream() yields every match at or above a score: set min_score(S) first")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive number of rows, not {batch!r}")
+        if self._paged or self._good or self._bad or self._group_by or self._diverse is not None or self._merge_tiles:
+            raise ValueError("stream() returns every match in storage order: drop limit/offset/good/bad/group_by/"
+                             "diverse/merge_tiles (use to_arrow() for a ranked page)")
+        if self._examples_only:
+            raise ValueError("stream() needs a query (text, vector, image or like=ID)")
+        v = self._query_vector()
+        it = self._col._c.stream_above(v, self._opts(), batch)
+        try:
+            for out in it:
+                yield _table(out)
+        finally:
+            it.close()
+
+    def _query_vector(self) -> np.ndarray:
+        """The one query vector (text encoded, image encoded, a record's vector for ``like``)."""
+        c = self._col._c
+        if self._like is not None:
+            return c.vector(int(self._like))
+        if self._image is not None:
+            return self._vector()
+        if isinstance(self._query, str):
+            ensure_runtime()
+            return c.encode_text(self._query, self._lang, self._negatives, self._templates, None, "auto")
+        m = _as_matrix(self._query, "query")
+        if m.shape[0] != 1:
+            raise ValueError("stream() takes one query vector, not a batch")
+        return np.ascontiguousarray(m[0])
 
     def explain(self) -> str:
         """The plan of the search, as ``--explain`` prints it (the engine's search of the query;

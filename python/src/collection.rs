@@ -316,6 +316,74 @@ fn check_k(k: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// Every match at or above a score, as chunks of result columns: a scan on its own thread
+/// (`skysift::analyst::stream_above`, what `skysift query --all` runs) stays at most two chunks
+/// ahead of the reader, so memory is bounded whatever the number of matches; dropping the stream
+/// stops the scan at its next chunk.
+#[pyclass(frozen, module = "skysift._native")]
+pub struct AboveStream {
+    rx: Mutex<Option<std::sync::mpsc::Receiver<skysift::Result<Columns>>>>,
+}
+
+#[pymethods]
+impl AboveStream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let next = py.detach(|| {
+            let guard = self.rx.lock().ok()?;
+            guard.as_ref().map(std::sync::mpsc::Receiver::recv)
+        });
+        match next {
+            Some(Ok(Ok(cols))) => Ok(Some(columns_to_py(py, cols)?)),
+            Some(Ok(Err(e))) => {
+                self.close();
+                Err(crate::errors::to_py(&e))
+            }
+            Some(Err(_)) | None => {
+                self.close();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Stops the scan (also done when the stream is dropped or exhausted).
+    fn close(&self) {
+        if let Ok(mut g) = self.rx.lock() {
+            g.take();
+        }
+    }
+}
+
+/// Scans `col` for the matches of `query` at or above `opts.min_score`, sending chunks of `batch`
+/// hits with their fields to `tx` until the scan ends or the receiver is gone.
+fn scan_above(
+    col: &CollectionSnapshot,
+    query: &[f32],
+    opts: &SearchOpts,
+    batch: usize,
+    tx: &std::sync::mpsc::SyncSender<skysift::Result<Columns>>,
+) -> skysift::Result<()> {
+    let pf = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+    let closed = || skysift::Error::Invalid("the stream was closed".into());
+    let mut hits: Vec<(u32, Hit)> = Vec::with_capacity(batch);
+    skysift::analyst::stream_above(col, query, pf.as_ref(), opts.min_score, &mut |id, score, _row| {
+        hits.push((0, Hit { id, score }));
+        if hits.len() >= batch {
+            let cols = gather(col, &hits, opts.select.as_deref(), opts.thumbnails)?;
+            hits.clear();
+            tx.send(Ok(cols)).map_err(|_| closed())?;
+        }
+        Ok(())
+    })?;
+    if !hits.is_empty() {
+        tx.send(Ok(gather(col, &hits, opts.select.as_deref(), opts.thumbnails)?)).map_err(|_| closed())?;
+    }
+    Ok(())
+}
+
 /// Turns the gathered columns into Python objects.
 fn columns_to_py(py: Python<'_>, c: Columns) -> PyResult<Bound<'_, PyDict>> {
     let (qi, ids, scores, fields, thumbs) = c;
@@ -731,6 +799,41 @@ impl Collection {
             d.set_item(n, convert::to_object(py, v)?)?;
         }
         Ok(Some(d))
+    }
+
+    /// Every match of `query` at or above `opts.min_score` (the filter applied), in storage order,
+    /// as a stream of result chunks of at most `batch` rows (see [`AboveStream`]).
+    fn stream_above(
+        &self,
+        py: Python<'_>,
+        query: PyReadonlyArray1<'_, f32>,
+        opts: SearchOpts,
+        batch: usize,
+    ) -> PyResult<AboveStream> {
+        if batch == 0 {
+            return Err(PyValueError::new_err("batch must be at least 1"));
+        }
+        let db = self.shared.db()?;
+        let q = query.as_slice().map_err(|_| PyValueError::new_err("query must be contiguous float32"))?.to_vec();
+        let dim = q.len();
+        let col = detached(py, move || {
+            let col = self.snapshot(&db)?;
+            if dim != col.schema().dim as usize {
+                return Err(skysift::Error::Schema(format!(
+                    "the query has dimension {dim}, collection {:?} has {}",
+                    self.name,
+                    col.schema().dim
+                )));
+            }
+            Ok(col)
+        })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        std::thread::spawn(move || {
+            if let Err(e) = scan_above(&col, &q, &opts, batch, &tx) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        Ok(AboveStream { rx: Mutex::new(Some(rx)) })
     }
 
     /// The plan of a search for `query` (the text `--explain` prints).

@@ -67,6 +67,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<database::Database>()?;
     m.add_class::<collection::Collection>()?;
+    m.add_class::<collection::AboveStream>()?;
     m.add_class::<encoder::Encoder>()?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -347,3 +347,29 @@ def test_explain_refuses_feedback_it_would_not_show(clusters):
         col.search(q).good(1).explain()
     with pytest.raises(ValueError, match="explain"):
         col.search().good(1).explain()
+
+
+def test_stream_yields_every_match_above_the_score_in_bounded_chunks(clusters):
+    col, v, q, _ = clusters
+    want, s = brute(v, q)
+    above = {i for i in want if s[i] >= 0.05}
+    assert len(above) > 100
+    chunks = list(col.search(q).min_score(0.05).select("site").stream(batch=64))
+    assert chunks and all(t.num_rows <= 64 for t in chunks)
+    got = [row for t in chunks for row in t.to_pylist()]
+    assert {r["id"] for r in got} == above and len(got) == len(above), "each match once"
+    for r in got:
+        assert r["score"] == pytest.approx(float(s[r["id"]]), abs=1e-4)
+        assert r["site"] == f"s{r['id'] % 10}"
+    # The filter applies; stopping early stops the scan (the generator closes the stream).
+    keep = {i for i in above if i % 10 == 3}
+    rows = [r for t in col.search(q).where("site = 's3'").min_score(0.05).stream(batch=16) for r in t.to_pylist()]
+    assert {r["id"] for r in rows} == keep
+    first = next(iter(col.search(q).min_score(0.05).stream(batch=8)))
+    assert first.num_rows == 8
+    with pytest.raises(ValueError, match="min_score"):
+        next(col.search(q).stream())
+    with pytest.raises(ValueError, match="limit"):
+        next(col.search(q).min_score(0.1).limit(5).stream())
+    with pytest.raises(ValueError, match="batch"):
+        next(col.search(q).min_score(0.1).stream(batch=0))
