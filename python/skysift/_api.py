@@ -391,7 +391,7 @@ class Collection:
         self,
         good: Iterable[int],
         bad: Iterable[int] = (),
-        text: str | None = None,
+        text: str | Any = None,
         min_score: float = 0.5,
         field: str | None = None,
         where: str | None = None,
@@ -403,8 +403,9 @@ class Collection:
     ) -> Any:
         """A few-shot classifier, as ``skysift classify`` runs it: L2-regularised logistic
         regression on the stored vectors of ``good`` and ``bad`` (random records of the collection
-        make up the negatives to ``negatives``; ``text``, encoded by the collection's model, is
-        the prior), then every record passing ``where`` is scored (streamed).
+        make up the negatives to ``negatives``; ``text``, a text encoded by the collection's model
+        or a vector of the collection's dimension, is the prior), then every record passing
+        ``where`` is scored (streamed).
 
         Returns a :class:`skysift.Classified`: the records whose probability is at least
         ``min_score`` (0..1, default 0.5), best first (the best ``limit`` when given), with
@@ -414,16 +415,20 @@ class Collection:
         """
         from ._query import Classified, _id_list
 
-        if text is not None:
+        prior = None
+        if isinstance(text, str):
             ensure_runtime()
+        elif text is not None:
+            prior = [float(x) for x in np.asarray(text, dtype=np.float32).ravel()]
+            text = None
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ValueError(f"limit must be an integer >= 1 or None, not {limit!r}")
         if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
             raise ValueError(f"negatives must be an integer >= 0, not {negatives!r}")
         out = self._c.classify(_id_list([good], "good"), _id_list([bad], "bad"), text, float(min_score), field,
                                where, limit, negatives, float(l2), int(seed),
-                               None if select is None else list(select), False, None, "auto")
-        return Classified(out)
+                               None if select is None else list(select), False, None, "auto", prior=prior)
+        return Classified(out, self)
 
     def change(
         self,
@@ -463,7 +468,8 @@ class Collection:
             v = np.ascontiguousarray(np.asarray(query, dtype=np.float32).ravel())
             rows, gj, notes = self._c.change(b, a, None, v, where, place, float(cell), footprint_field, time_field,
                                              bool(loss), lang, None, "auto")
-        return Changes(rows, gj, notes, limit)
+        what = query if isinstance(query, str) else "of a vector"
+        return Changes(rows, gj, notes, limit, self, f"{self.name}: change {what}")
 
     def heatmap(self, scene: str, text: str, out: PathLike | None = None, size: int = 512,
                 legend: bool = True) -> np.ndarray:

@@ -109,6 +109,20 @@ class _Results:
         4-float lists)."""
         return _table(self._run())
 
+    def _gallery_of(self) -> tuple[Any, str]:
+        """The native collection the results come from, and the gallery's title."""
+        raise NotImplementedError
+
+    def gallery(self, dir: str | os.PathLike[str] = ".", title: str | None = None) -> str:
+        """Writes the results as one self-contained HTML page into ``dir`` (created when missing):
+        thumbnails, scores, key fields and a map of their footprints, the page the REPL's
+        ``\\show`` and ``--gallery`` write. Returns the page's path."""
+        native, default = self._gallery_of()
+        out = self._run()
+        ids = [int(i) for i in out["id"].tolist()]
+        scores = [float(x) for x in out["score"].tolist()]
+        return native.gallery(title or default, ids, scores, os.fspath(dir))
+
     def to_pandas(self) -> Any:
         """The results as a pandas DataFrame."""
         return self.to_arrow().to_pandas()
@@ -416,6 +430,11 @@ class Query(_Results):
     def __iter__(self) -> Any:
         return iter(self.to_list())
 
+    def _gallery_of(self) -> tuple[Any, str]:
+        what = self._query if isinstance(self._query, str) else f"like {self._like}" if self._like is not None else \
+            "vector query"
+        return self._col._c, f"{self._col.name}: {what}"
+
     def __repr__(self) -> str:
         return f"skysift.Query({self._col.name!r}, k={self._k}, where={self._opts()['where']!r})"
 
@@ -465,8 +484,9 @@ class Classified(_Results):
     (records scored), ``above`` (records at or above ``min_score``) and ``stored`` (records
     whose score was written to ``field``, or None)."""
 
-    def __init__(self, out: dict[str, Any]) -> None:
+    def __init__(self, out: dict[str, Any], col: Any = None) -> None:
         self._out = out
+        self._col = col
         self.classifier: str = out["classifier"]
         self.scored: int = out["scored"]
         self.above: int = out["above"]
@@ -480,6 +500,11 @@ class Classified(_Results):
 
     def __iter__(self) -> Any:
         return iter(self.to_list())
+
+    def _gallery_of(self) -> tuple[Any, str]:
+        if self._col is None:
+            raise ValueError("this result does not know its collection")
+        return self._col._c, f"{self._col.name}: classifier ({self.classifier})"
 
     def __repr__(self) -> str:
         return f"skysift.Classified(scored={self.scored}, above={self.above}, stored={self.stored})"
@@ -495,7 +520,10 @@ class Changes:
     ``score_after``, ``before_id``, ``after_id``, ``rows_before``, ``rows_after``; ``notes``;
     ``places_in_both`` (all of them, before ``limit``)."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], geojson: str, notes: list[str], limit: int | None) -> None:
+    def __init__(self, rows: list[tuple[Any, ...]], geojson: str, notes: list[str], limit: int | None,
+                 col: Any = None, title: str = "change") -> None:
+        self._col = col
+        self._title = title
         self.places_in_both = len(rows)
         shown = rows if limit is None else rows[:limit]
         self._places = [{"rank": i + 1, **dict(zip(_CHANGE_COLUMNS, r))} for i, r in enumerate(shown)]
@@ -505,6 +533,15 @@ class Changes:
         self._geojson = geojson
         self._limit = limit
         self.notes = notes
+
+    def gallery(self, dir: str | os.PathLike[str] = ".", title: str | None = None) -> str:
+        """Writes the places as one HTML page into ``dir``: each place's after record, ranked, its
+        score the change (after - before), with thumbnails and the map. Returns the page's path."""
+        if self._col is None:
+            raise ValueError("this result does not know its collection")
+        ids = [int(p["after_id"]) for p in self._places]
+        deltas = [float(p["delta"]) for p in self._places]
+        return self._col._c.gallery(title or self._title, ids, deltas, os.fspath(dir))
 
     def to_list(self) -> list[dict[str, Any]]:
         """The places as dicts, best first."""

@@ -836,6 +836,41 @@ impl Collection {
         Ok(AboveStream { rx: Mutex::new(Some(rx)) })
     }
 
+    /// An HTML gallery of the records `ids` ranked in that order with their `scores` (the page
+    /// `\\show` and `--gallery` write: thumbnails, scores, key fields, a map of the footprints),
+    /// written into `dir`; returns the page's path. Ids no longer in the collection are left out.
+    fn gallery(
+        &self,
+        py: Python<'_>,
+        title: String,
+        ids: Vec<u64>,
+        scores: Vec<f32>,
+        dir: PathBuf,
+    ) -> PyResult<String> {
+        if ids.len() != scores.len() {
+            return Err(PyValueError::new_err(format!("{} ids but {} scores", ids.len(), scores.len())));
+        }
+        let db = self.shared.db()?;
+        detached(py, move || {
+            let col = self.snapshot(&db)?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for (i, (&id, &score)) in ids.iter().zip(&scores).enumerate() {
+                if let Some(r) = skysift::analyst::answer_row(&col, i + 1, &Hit { id, score })? {
+                    rows.push(r);
+                }
+            }
+            let answer = skysift::present::Answer {
+                rows,
+                language: None,
+                prompts: Vec::new(),
+                encode_time: Duration::ZERO,
+                search_time: Duration::ZERO,
+                notes: Vec::new(),
+            };
+            Ok(skysift::gallery::write(&dir, &title, &answer)?.display().to_string())
+        })
+    }
+
     /// The plan of a search for `query` (the text `--explain` prints).
     fn explain(&self, py: Python<'_>, query: PyReadonlyArray1<'_, f32>, opts: SearchOpts) -> PyResult<String> {
         check_k(opts.k)?;
@@ -1089,7 +1124,7 @@ impl Collection {
     /// or above `min_score` best first (the best `k` when given) as result columns with
     /// `classifier`, `scored`, `above` and `stored`. With `field`, every scored record's
     /// probability is stored in that float field (added when missing).
-    #[pyo3(signature = (good, bad, text=None, min_score=0.5, field=None, r#where=None, k=None, negatives=50, l2=1.0, seed=17, select=None, thumbnails=false, model_dir=None, device="auto"))]
+    #[pyo3(signature = (good, bad, text=None, min_score=0.5, field=None, r#where=None, k=None, negatives=50, l2=1.0, seed=17, select=None, thumbnails=false, model_dir=None, device="auto", prior=None))]
     fn classify<'py>(
         &self,
         py: Python<'py>,
@@ -1107,7 +1142,11 @@ impl Collection {
         thumbnails: bool,
         model_dir: Option<PathBuf>,
         device: &str,
+        prior: Option<Vec<f32>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        if text.is_some() && prior.is_some() {
+            return Err(PyValueError::new_err("give the classifier's prior as text or as a vector, not both"));
+        }
         if !(0.0..=1.0).contains(&min_score) {
             return Err(PyValueError::new_err(format!("min_score is a probability from 0 to 1, not {min_score}")));
         }
@@ -1125,7 +1164,24 @@ impl Collection {
             s.feedback.mark_good(&good);
             s.feedback.mark_bad(&bad);
             let opts = skysift::analyst::TrainOptions { l2, negatives, seed };
-            let c = s.train_classifier(text.as_deref(), &opts)?.clone();
+            let c = match prior {
+                // A vector prior: unit length, the collection's dimension (a text prior is encoded
+                // by the model in `train_classifier`).
+                Some(mut v) => {
+                    let col = s.snapshot()?;
+                    if v.len() != col.schema().dim as usize {
+                        return Err(skysift::Error::Schema(format!(
+                            "the prior has dimension {}, the collection {}",
+                            v.len(),
+                            col.schema().dim
+                        )));
+                    }
+                    skysift::db::normalize(&mut v)
+                        .ok_or_else(|| skysift::Error::Schema("the prior vector is all zeros or not finite".into()))?;
+                    skysift::analyst::Classifier::train(&col, &good, &bad, Some(("a vector", v.as_slice())), &opts)?
+                }
+                None => s.train_classifier(text.as_deref(), &opts)?.clone(),
+            };
             let col = s.snapshot()?;
             let prepared = r#where.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
             // With `field` every record is kept (floor 0) and the threshold applies to what is returned.

@@ -5,6 +5,7 @@ known answer (brute force in NumPy or planted data), and the errors of bad input
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -373,3 +374,36 @@ def test_stream_yields_every_match_above_the_score_in_bounded_chunks(clusters):
         next(col.search(q).min_score(0.1).limit(5).stream())
     with pytest.raises(ValueError, match="batch"):
         next(col.search(q).min_score(0.1).stream(batch=0))
+
+
+def test_galleries_of_searches_and_classifiers(clusters, tmp_path):
+    col, v, q, target = clusters
+    page = col.search(q).limit(7).exact().gallery(tmp_path / "g", title="seven <best>")
+    html = open(page, encoding="utf-8").read()
+    assert html.count('class="card"') == 7 and "seven &lt;best&gt;" in html
+    want = ids(col.search(q).limit(7).exact().to_list())
+    assert [int(x) for x in re.findall(r"<dt>id</dt><dd>(\d+)</dd>", html)] == want, "ranked as searched"
+    c = col.classify(sorted(target)[:5], [900, 901, 902, 903, 904], min_score=0.5, limit=20)
+    html = open(c.gallery(tmp_path / "g"), encoding="utf-8").read()
+    assert html.count('class="card"') == len(c) > 0 and "classifier" in html
+
+
+def test_gallery_of_a_change_shows_the_after_records(periods, tmp_path):
+    col, housing, _ = periods
+    ch = col.change(housing, before="2018-01-01", after="2022-01-01", limit=3)
+    html = open(ch.gallery(tmp_path / "g"), encoding="utf-8").read()
+    assert html.count('class="card"') == len(ch.to_list()) == 3
+    shown = [int(x) for x in re.findall(r"<dt>id</dt><dd>(\d+)</dd>", html)]
+    assert shown == [r["after_id"] for r in ch.to_list()]
+
+
+def test_a_vector_prior_for_the_classifier(clusters):
+    col, v, q, target = clusters
+    good, bad = sorted(target)[:5], [900, 901, 902, 903, 904]
+    c = col.classify(good, bad, text=v[:150].mean(axis=0), min_score=0.5)
+    assert "a vector" in c.classifier, c.classifier
+    assert recall(ids(c.to_list()), target) >= 0.95
+    with pytest.raises(skysift.SchemaError, match="dimension"):
+        col.classify(good, bad, text=np.ones(DIM + 1, dtype=np.float32))
+    with pytest.raises(skysift.SchemaError, match="zeros"):
+        col.classify(good, bad, text=np.zeros(DIM, dtype=np.float32))
