@@ -75,7 +75,7 @@ def _table(out: dict[str, Any]) -> Any:
     if "thumbnail" in out:
         cols["thumbnail"] = pa.array(out["thumbnail"], pa.binary())
     table = pa.table(cols)
-    meta = {k: str(out[k]) for k in ("language",) if out.get(k) is not None}
+    meta = {k: str(out[k]) for k in ("language", "next_cursor") if out.get(k) is not None}
     return table.replace_schema_metadata(meta) if meta else table
 
 
@@ -175,6 +175,9 @@ class Query(_Results):
         self._per_group = 1
         self._diverse: float | None = None
         self._merge_tiles = False
+        self._cursor: str | None = None
+        # Set by pages(): the analyst path, whose results carry the next page's cursor.
+        self._by_page = False
         given = sum(x is not None for x in (query, like, image))
         if given > 1:
             raise ValueError("search() takes one of: a query (text, vector, image path or array), like=ID, image=...")
@@ -312,7 +315,7 @@ class Query(_Results):
 
     def _analyst(self) -> bool:
         return bool(self._good or self._bad or self._min_score is not None or self._offset or self._group_by
-                    or self._diverse is not None or self._merge_tiles)
+                    or self._diverse is not None or self._merge_tiles or self._cursor is not None or self._by_page)
 
     # -- running -------------------------------------------------------------------------------
     def _opts(self) -> dict[str, Any]:
@@ -325,7 +328,8 @@ class Query(_Results):
                 "thumbnails": self._thumbnails, "exact": self._exact, "threads": self._threads,
                 "good": self._good, "bad": self._bad, "rocchio": self._rocchio, "min_score": self._min_score,
                 "all": not self._paged, "offset": self._offset, "group_by": self._group_by,
-                "per_group": self._per_group, "diverse": self._diverse, "merge_tiles": self._merge_tiles}
+                "per_group": self._per_group, "diverse": self._diverse, "merge_tiles": self._merge_tiles,
+                "cursor": self._cursor}
 
     def _vector(self) -> np.ndarray | None:
         """The query vector for image queries, None otherwise."""
@@ -366,6 +370,32 @@ class Query(_Results):
                 out = c.search_vectors(m, opts)
                 out["batch"] = batch
         return out
+
+    def after(self, cursor: str) -> Query:
+        """Resumes the ranking after the page whose results carried ``cursor`` (the
+        ``next_cursor`` in the schema metadata of a page from :meth:`pages`, or of ``to_arrow()``
+        of a text query or one with analyst options), as ``skysift query --cursor``."""
+        if not isinstance(cursor, str) or not cursor:
+            raise ValueError(f"after() takes the next_cursor text of an earlier page, not {cursor!r}")
+        self._cursor = cursor
+        self._paged = True
+        return self
+
+    def pages(self) -> Iterator[Any]:
+        """The ranking page by page (``limit`` results each, default 10) as ``pyarrow`` tables,
+        each resuming after the one before by its cursor, until a page comes back short."""
+        import copy
+
+        q = copy.copy(self)
+        q._paged = True
+        q._by_page = True
+        while True:
+            out = q._run()
+            yield _table(out)
+            nxt = out.get("next_cursor")
+            if not nxt:
+                return
+            q._cursor = nxt
 
     def stream(self, batch: int = 8192) -> Iterator[Any]:
         """Every match at or above ``min_score`` (which it needs), as ``pyarrow`` tables of at most

@@ -91,7 +91,7 @@ impl Collection {
     /// query (Rocchio), then the analyst's refine path (`min_score`, `offset`, `group_by`,
     /// `diverse`, `merge_tiles`; plain top-k when none is set) ranks, and the result columns
     /// are gathered (with `tiles`, `area_km2` and `tile_ids` after merging).
-    fn run_vector(&self, db: &Db, vector: &[f32], opts: &SearchOpts) -> skysift::Result<(Columns, Vec<String>)> {
+    fn run_vector(&self, db: &Db, vector: &[f32], opts: &SearchOpts) -> skysift::Result<(Columns, Vec<String>, Option<String>)> {
         let col = self.snapshot(db)?;
         let mut notes = Vec::new();
         let moved;
@@ -114,6 +114,7 @@ impl Collection {
             moved.as_slice()
         };
         let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+        let refine = opts.refine()?;
         let mut scratch = self.take_scratch();
         let r = skysift::analyst::refine_rows(
             &col,
@@ -121,7 +122,7 @@ impl Collection {
             prepared.as_ref(),
             opts.k,
             opts.ef,
-            &opts.refine(),
+            &refine,
             &mut scratch,
         );
         self.give_scratch(scratch);
@@ -131,7 +132,15 @@ impl Collection {
         if opts.merge_tiles {
             merged_columns(&rows, &mut cols.3);
         }
-        Ok((cols, notes))
+        // A full page may have a next one: the cursor that resumes after its last row.
+        let next = skysift::analyst::Cursor::after(
+            refine.cursor.map_or(refine.offset, |c| c.offset),
+            rows.len(),
+            rows.last().map(|r| (r.id, r.score)),
+        )
+        .filter(|_| rows.len() == opts.k && !refine.all)
+        .map(|c| c.token());
+        Ok((cols, notes, next))
     }
 }
 
@@ -282,22 +291,25 @@ pub struct SearchOpts {
     /// Hits whose footprints touch joined into places (`--merge-tiles`).
     #[pyo3(item)]
     merge_tiles: bool,
+    /// Resume after the page that returned this `next_cursor` (`--cursor`).
+    #[pyo3(item)]
+    cursor: Option<String>,
 }
 
 impl SearchOpts {
     /// The analyst options, as `skysift query` maps its flags (`AnalystOpts::apply`).
-    fn refine(&self) -> skysift::analyst::Refine {
-        skysift::analyst::Refine {
+    fn refine(&self) -> skysift::Result<skysift::analyst::Refine> {
+        Ok(skysift::analyst::Refine {
             min_score: self.min_score,
-            all: self.all && self.min_score.is_some() && self.offset == 0,
+            all: self.all && self.min_score.is_some() && self.offset == 0 && self.cursor.is_none(),
             offset: self.offset,
-            cursor: None,
+            cursor: self.cursor.as_deref().map(skysift::analyst::Cursor::parse).transpose()?,
             group_by: self.group_by.clone(),
             per_group: self.per_group,
             diverse: self.diverse,
             merge_tiles: self.merge_tiles,
             exact: self.exact,
-        }
+        })
     }
 }
 
@@ -708,7 +720,7 @@ impl Collection {
         let prompting = crate::encoder::prompting(templates)?;
         let db = self.shared.db()?;
         let device = device.to_owned();
-        let (cols, language, prompts, notes) = detached(py, move || {
+        let (cols, language, prompts, notes, next) = detached(py, move || {
             let enc = self.encoder(&db, model_dir, &device)?;
             let mut q = TextQuery::new(text).prompting(prompting);
             if let Some(l) = lang {
@@ -718,14 +730,15 @@ impl Collection {
                 q = q.negative(n);
             }
             let qv = enc.query(&q)?;
-            let (cols, mut notes) = self.run_vector(&db, &qv.vector, &opts)?;
+            let (cols, mut notes, next) = self.run_vector(&db, &qv.vector, &opts)?;
             notes.extend(qv.note);
-            Ok((cols, qv.language, qv.prompts, notes))
+            Ok((cols, qv.language, qv.prompts, notes, next))
         })?;
         let out = columns_to_py(py, cols)?;
         out.set_item("language", language)?;
         out.set_item("prompts", prompts)?;
         out.set_item("notes", notes)?;
+        out.set_item("next_cursor", next)?;
         Ok(out)
     }
 
@@ -1073,7 +1086,7 @@ impl Collection {
     fn search_like<'py>(&self, py: Python<'py>, id: u64, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
         check_k(opts.k)?;
         let db = self.shared.db()?;
-        let (cols, notes) = detached(py, move || {
+        let (cols, notes, next) = detached(py, move || {
             let col = self.snapshot(&db)?;
             let v = col
                 .get(id)?
@@ -1083,6 +1096,7 @@ impl Collection {
         })?;
         let out = columns_to_py(py, cols)?;
         out.set_item("notes", notes)?;
+        out.set_item("next_cursor", next)?;
         Ok(out)
     }
 
@@ -1097,9 +1111,10 @@ impl Collection {
         let db = self.shared.db()?;
         let v = vector.as_slice().map_err(|_| PyValueError::new_err("vector must be contiguous float32"))?;
         convert::finite(v, v.len(), "vector")?;
-        let (cols, notes) = detached(py, move || self.run_vector(&db, v, &opts))?;
+        let (cols, notes, next) = detached(py, move || self.run_vector(&db, v, &opts))?;
         let out = columns_to_py(py, cols)?;
         out.set_item("notes", notes)?;
+        out.set_item("next_cursor", next)?;
         Ok(out)
     }
 
@@ -1108,7 +1123,7 @@ impl Collection {
     fn search_examples<'py>(&self, py: Python<'py>, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
         check_k(opts.k)?;
         let db = self.shared.db()?;
-        let (cols, notes) = detached(py, move || {
+        let (cols, notes, next) = detached(py, move || {
             let col = self.snapshot(&db)?;
             let good = skysift::analyst::Feedback::vectors(&col, &opts.good)?;
             let start = skysift::analyst::Rocchio { alpha: 0.0, beta: 1.0, gamma: 0.0 }.apply(None, &good, &[])?;
@@ -1116,6 +1131,7 @@ impl Collection {
         })?;
         let out = columns_to_py(py, cols)?;
         out.set_item("notes", notes)?;
+        out.set_item("next_cursor", next)?;
         Ok(out)
     }
 

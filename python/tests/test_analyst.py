@@ -407,3 +407,23 @@ def test_a_vector_prior_for_the_classifier(clusters):
         col.classify(good, bad, text=np.ones(DIM + 1, dtype=np.float32))
     with pytest.raises(skysift.SchemaError, match="zeros"):
         col.classify(good, bad, text=np.zeros(DIM, dtype=np.float32))
+
+
+def test_pages_by_cursor_join_into_the_full_ranking(clusters):
+    col, v, q, _ = clusters
+    full = ids(col.search(q).exact().limit(70).to_list())
+    pages = list(col.search(q).exact().limit(7).pages())
+    assert all(p.num_rows == 7 for p in pages[:-1])
+    joined = [i for p in pages for i in p.column("id").to_pylist()]
+    assert joined[:70] == full and len(joined) == len(set(joined)) == len(v), "every record once, ranked"
+    # A cursor from a page's metadata resumes after it.
+    token = pages[0].schema.metadata[b"next_cursor"].decode()
+    assert ids(col.search(q).exact().limit(7).after(token).to_list()) == full[7:14]
+    # Every match above a score, page by page.
+    above = [i for i in brute(v, q)[0] if brute(v, q)[1][i] >= 0.1]
+    got = [i for p in col.search(q).exact().min_score(0.1).limit(5).pages() for i in p.column("id").to_pylist()]
+    assert got == above
+    with pytest.raises(skysift.Error, match="cursor"):
+        col.search(q).limit(7).after("c1.nonsense").to_list()
+    with pytest.raises(ValueError, match="next_cursor"):
+        col.search(q).after("")
