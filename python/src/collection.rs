@@ -91,7 +91,12 @@ impl Collection {
     /// query (Rocchio), then the analyst's refine path (`min_score`, `offset`, `group_by`,
     /// `diverse`, `merge_tiles`; plain top-k when none is set) ranks, and the result columns
     /// are gathered (with `tiles`, `area_km2` and `tile_ids` after merging).
-    fn run_vector(&self, db: &Db, vector: &[f32], opts: &SearchOpts) -> skysift::Result<(Columns, Vec<String>, Option<String>)> {
+    fn run_vector(
+        &self,
+        db: &Db,
+        vector: &[f32],
+        opts: &SearchOpts,
+    ) -> skysift::Result<(Columns, Vec<String>, Option<String>)> {
         let col = self.snapshot(db)?;
         let mut notes = Vec::new();
         let moved;
@@ -116,15 +121,7 @@ impl Collection {
         let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
         let refine = opts.refine()?;
         let mut scratch = self.take_scratch();
-        let r = skysift::analyst::refine_rows(
-            &col,
-            vector,
-            prepared.as_ref(),
-            opts.k,
-            opts.ef,
-            &refine,
-            &mut scratch,
-        );
+        let r = skysift::analyst::refine_rows(&col, vector, prepared.as_ref(), opts.k, opts.ef, &refine, &mut scratch);
         self.give_scratch(scratch);
         let (rows, more) = r?;
         notes.extend(more);
