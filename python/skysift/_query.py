@@ -361,7 +361,8 @@ class Query(_Results):
             q = self._query
             batch = isinstance(q, np.ndarray) and q.ndim == 2
             m = _as_matrix(q, "query")
-            if self._analyst():
+            # One query with a huge limit takes the same path: the engine serves it by the exact scan.
+            if self._analyst() or (not batch and self._k > 1_000_000):
                 if batch:
                     raise ValueError("good/bad/min_score/offset/group_by/diverse/merge_tiles apply to one query, "
                                      "not a batch: search one vector at a time")

@@ -320,7 +320,18 @@ fn timestamp(s: &str, what: &str) -> PyResult<i64> {
 
 fn check_k(k: usize) -> PyResult<()> {
     if k == 0 || k > MAX_K {
-        return Err(PyValueError::new_err(format!("limit must be from 1 to {MAX_K}, not {k}")));
+        return Err(PyValueError::new_err(format!(
+            "limit must be from 1 to {MAX_K} per query of a batch, not {k} (one query takes any limit)"
+        )));
+    }
+    Ok(())
+}
+
+/// One query takes any `k`: past a few thousand it is served by the exact scan (a heap of the
+/// best `k`, never an allocation of `k`), as `skysift query` serves it.
+fn check_one_k(k: usize) -> PyResult<()> {
+    if k == 0 {
+        return Err(PyValueError::new_err("limit must be at least 1"));
     }
     Ok(())
 }
@@ -713,7 +724,7 @@ impl Collection {
         model_dir: Option<PathBuf>,
         device: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        check_k(opts.k)?;
+        check_one_k(opts.k)?;
         let prompting = crate::encoder::prompting(templates)?;
         let db = self.shared.db()?;
         let device = device.to_owned();
@@ -1081,7 +1092,7 @@ impl Collection {
 
     /// Search by a stored record's vector ("more like this"), as `skysift query --like` does.
     fn search_like<'py>(&self, py: Python<'py>, id: u64, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
-        check_k(opts.k)?;
+        check_one_k(opts.k)?;
         let db = self.shared.db()?;
         let (cols, notes, next) = detached(py, move || {
             let col = self.snapshot(&db)?;
@@ -1104,7 +1115,7 @@ impl Collection {
         vector: PyReadonlyArray1<'py, f32>,
         opts: SearchOpts,
     ) -> PyResult<Bound<'py, PyDict>> {
-        check_k(opts.k)?;
+        check_one_k(opts.k)?;
         let db = self.shared.db()?;
         let v = vector.as_slice().map_err(|_| PyValueError::new_err("vector must be contiguous float32"))?;
         convert::finite(v, v.len(), "vector")?;
@@ -1118,7 +1129,7 @@ impl Collection {
     /// Search without a query, from relevance feedback only: the start is the mean of the good
     /// examples (as `skysift query --good ID` without a question), then the feedback applies.
     fn search_examples<'py>(&self, py: Python<'py>, opts: SearchOpts) -> PyResult<Bound<'py, PyDict>> {
-        check_k(opts.k)?;
+        check_one_k(opts.k)?;
         let db = self.shared.db()?;
         let (cols, notes, next) = detached(py, move || {
             let col = self.snapshot(&db)?;

@@ -427,3 +427,11 @@ def test_pages_by_cursor_join_into_the_full_ranking(clusters):
         col.search(q).limit(7).after("c1.nonsense").to_list()
     with pytest.raises(ValueError, match="next_cursor"):
         col.search(q).after("")
+
+
+def test_a_huge_limit_on_one_query_is_served_by_a_scan(clusters):
+    col, v, q, _ = clusters
+    got = ids(col.search(q).limit(10**12).to_list())
+    assert got == brute(v, q)[0], "every record, ranked, from the exact scan"
+    with pytest.raises(ValueError, match="batch"):
+        col.search(np.stack([q, q])).limit(10**7).to_list()
