@@ -52,7 +52,7 @@ fn build(dir: &Path) -> (Db, Vec<Vec<f32>>) {
             let id = (batch * 10_000 + i) as u64;
             let c = &centres[(r.next() % 64) as usize];
             let v: Vec<f32> = c.iter().map(|x| x + 0.3 * r.unit()).collect();
-            let (lon, lat) = (f64::from(r.unit()) * 360.0, f64::from(r.unit()) * 180.0);
+            let (lon, lat) = (f64::from(r.unit()) * 359.0, f64::from(r.unit()) * 179.0);
             tx.insert(
                 NewRecord::new(id, v)
                     .with("bucket", Value::Integer((r.next() % 1000) as i64))
