@@ -423,8 +423,9 @@ class Query(_Results):
         finally:
             it.close()
 
-    def _query_vector(self) -> np.ndarray:
-        """The one query vector (text encoded, image encoded, a record's vector for ``like``)."""
+    def _query_vector(self, first_of_batch: bool = False) -> np.ndarray:
+        """The one query vector (text encoded, image encoded, a record's vector for ``like``); of
+        a batch, the first with ``first_of_batch`` (what ``explain`` shows), else refused."""
         c = self._col._c
         if self._like is not None:
             return c.vector(int(self._like))
@@ -434,7 +435,7 @@ class Query(_Results):
             ensure_runtime()
             return c.encode_text(self._query, self._lang, self._negatives, self._templates, None, "auto")
         m = _as_matrix(self._query, "query")
-        if m.shape[0] != 1:
+        if m.shape[0] != 1 and not first_of_batch:
             raise ValueError("stream() takes one query vector, not a batch")
         return np.ascontiguousarray(m[0])
 
@@ -444,19 +445,7 @@ class Query(_Results):
         results and are not in the plan)."""
         if self._examples_only or self._good or self._bad:
             raise ValueError("explain() shows the plan of a query as given: drop good()/bad() to explain it")
-        c = self._col._c
-        opts = self._opts()
-        if self._like is not None:
-            v = c.vector(int(self._like))
-        elif self._image is not None:
-            v = self._vector()
-        elif isinstance(self._query, str):
-            ensure_runtime()
-            v = c.encode_text(self._query, self._lang, self._negatives, self._templates, None, "auto")
-        else:
-            m = _as_matrix(self._query, "query")
-            v = np.ascontiguousarray(m[0])
-        return c.explain(v, opts)
+        return self._col._c.explain(self._query_vector(first_of_batch=True), self._opts())
 
     def __iter__(self) -> Any:
         return iter(self.to_list())

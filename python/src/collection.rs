@@ -44,6 +44,20 @@ impl Collection {
         db.snapshot().collection(&self.name)
     }
 
+    /// [`Collection::snapshot`], refusing vectors of `dim` when the collection has another
+    /// dimension; `what` names them ("queries have", "the query has").
+    fn snapshot_of_dim(&self, db: &Db, dim: usize, what: &str) -> skysift::Result<CollectionSnapshot> {
+        let col = self.snapshot(db)?;
+        if dim != col.schema().dim as usize {
+            return Err(skysift::Error::Schema(format!(
+                "{what} dimension {dim}, collection {:?} has {}",
+                self.name,
+                col.schema().dim
+            )));
+        }
+        Ok(col)
+    }
+
     fn take_scratch(&self) -> SearchScratch {
         self.scratch.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
     }
@@ -129,14 +143,7 @@ impl Collection {
         if opts.merge_tiles {
             merged_columns(&rows, &mut cols.3);
         }
-        // A full page may have a next one: the cursor that resumes after its last row.
-        let next = skysift::analyst::Cursor::after(
-            refine.cursor.map_or(refine.offset, |c| c.offset),
-            rows.len(),
-            rows.last().map(|r| (r.id, r.score)),
-        )
-        .filter(|_| rows.len() == opts.k && !refine.all)
-        .map(|c| c.token());
+        let next = refine.next_cursor(&rows, opts.k).map(|c| c.token());
         Ok((cols, notes, next))
     }
 }
@@ -296,9 +303,9 @@ pub struct SearchOpts {
 impl SearchOpts {
     /// The analyst options, as `skysift query` maps its flags (`AnalystOpts::apply`).
     fn refine(&self) -> skysift::Result<skysift::analyst::Refine> {
-        Ok(skysift::analyst::Refine {
+        let mut r = skysift::analyst::Refine {
             min_score: self.min_score,
-            all: self.all && self.min_score.is_some() && self.offset == 0 && self.cursor.is_none(),
+            all: false,
             offset: self.offset,
             cursor: self.cursor.as_deref().map(skysift::analyst::Cursor::parse).transpose()?,
             group_by: self.group_by.clone(),
@@ -306,7 +313,11 @@ impl SearchOpts {
             diverse: self.diverse,
             merge_tiles: self.merge_tiles,
             exact: self.exact,
-        })
+        }
+        .every_match_unless_paged();
+        // `.limit()` asks for a page too.
+        r.all &= self.all;
+        Ok(r)
     }
 }
 
@@ -643,14 +654,7 @@ impl Collection {
         let (data, rows, dim) = convert::matrix(&queries, "queries")?;
         convert::finite(data, dim, "queries")?;
         let cols = detached(py, move || {
-            let col = self.snapshot(&db)?;
-            if dim != col.schema().dim as usize {
-                return Err(skysift::Error::Schema(format!(
-                    "queries have dimension {dim}, collection {:?} has {}",
-                    self.name,
-                    col.schema().dim
-                )));
-            }
+            let col = self.snapshot_of_dim(&db, dim, "queries have")?;
             let params = SearchParams { ef: opts.ef, exact: opts.exact, ..SearchParams::k(opts.k) };
             let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
             let threads = match opts.threads {
@@ -837,17 +841,7 @@ impl Collection {
         let db = self.shared.db()?;
         let q = query.as_slice().map_err(|_| PyValueError::new_err("query must be contiguous float32"))?.to_vec();
         let dim = q.len();
-        let col = detached(py, move || {
-            let col = self.snapshot(&db)?;
-            if dim != col.schema().dim as usize {
-                return Err(skysift::Error::Schema(format!(
-                    "the query has dimension {dim}, collection {:?} has {}",
-                    self.name,
-                    col.schema().dim
-                )));
-            }
-            Ok(col)
-        })?;
+        let col = detached(py, move || self.snapshot_of_dim(&db, dim, "the query has"))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         std::thread::spawn(move || {
             if let Err(e) = scan_above(&col, &q, &opts, batch, &tx) {

@@ -42,6 +42,24 @@ pub struct Refine {
 }
 
 impl Refine {
+    /// Sets `all` as `skysift query` reads its flags: with `min_score` and no page asked (no
+    /// `offset`, no `cursor`), every match is returned.
+    #[must_use]
+    pub fn every_match_unless_paged(mut self) -> Refine {
+        self.all = self.min_score.is_some() && self.offset == 0 && self.cursor.is_none();
+        self
+    }
+
+    /// The cursor that resumes after a page of `rows` asked with `k`: `None` when the page came
+    /// back short (the last one) or when every match was returned (`all`).
+    #[must_use]
+    pub fn next_cursor(&self, rows: &[AnswerRow], k: usize) -> Option<Cursor> {
+        if self.all || rows.len() != k {
+            return None;
+        }
+        Cursor::after(self.cursor.map_or(self.offset, |c| c.offset), rows.len(), rows.last().map(|r| (r.id, r.score)))
+    }
+
     /// Whether nothing beyond a plain top-`k` is asked.
     #[must_use]
     pub fn is_plain(&self) -> bool {

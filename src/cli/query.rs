@@ -130,10 +130,10 @@ impl AnalystOpts {
         s.feedback.mark_good(&self.good);
         s.feedback.mark_bad(&self.bad);
         s.feedback.weights = skysift::analyst::Rocchio::parse(&self.rocchio)?;
+        // Every match above the score; with --offset or --cursor, pages of k of them.
         s.refine = skysift::analyst::Refine {
             min_score: self.min_score,
-            // Every match above the score; with --offset or --cursor, pages of k of them.
-            all: self.min_score.is_some() && self.offset == 0 && self.cursor.is_none(),
+            all: false,
             offset: self.offset,
             cursor: self.cursor.as_deref().map(skysift::analyst::Cursor::parse).transpose()?,
             group_by: self.group_by.clone(),
@@ -141,7 +141,8 @@ impl AnalystOpts {
             diverse: self.diverse,
             merge_tiles: self.merge_tiles,
             exact: self.exact,
-        };
+        }
+        .every_match_unless_paged();
         Ok(())
     }
 }
@@ -308,12 +309,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let cursor = skysift::analyst::Cursor::after(
-        s.refine.cursor.map_or(s.refine.offset, |c| c.offset),
-        ans.rows.len(),
-        ans.rows.last().map(|r| (r.id, r.score)),
-    )
-    .filter(|_| ans.rows.len() == s.k);
+    let cursor = s.refine.next_cursor(&ans.rows, s.k);
     if a.opts.json {
         let mut j = answer_json(&label, &ans);
         j["next_cursor"] = cursor.map_or(serde_json::Value::Null, |c| c.token().into());
