@@ -18,6 +18,12 @@
 #   FUZZ_JOBS     fuzz targets run at a time (default 1; with 2, each gets twice the split)
 #   FUZZ_TARGETS  space-separated fuzz targets to run (default: every [[bin]] of fuzz/Cargo.toml;
 #                 "none" runs the other campaigns alone)
+#   OVERLAP       1 (default): the fuzz targets run while the other rows run (fuzzing is bounded by
+#                 time, so the run takes the longer of the two, not their sum); 0: one after the other
+#   CRASH_KILLS   kill -9s of the storage loop (default: half the budget)
+#   CRASH_JOBS    storage kill loops side by side (default 2), each on a fresh database every
+#   CRASH_ROUND   kills (default 1000)
+#   IMPORT_KILLS  kill -9s during `skysift import` (default: a twentieth of the budget)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 budget="${1:-600}"
@@ -29,10 +35,11 @@ jobs_max="${FUZZ_JOBS:-1}"
 [ "$jobs_max" -lt 1 ] && jobs_max=1
 per="${2:-${FUZZ_SECONDS:-$(( budget / 2 * jobs_max / (${#targets[@]} + (${#targets[@]} == 0)) ))}}"
 [ "$per" -lt 5 ] && per=5
-kills=$(( budget / 2 ))
+kills="${CRASH_KILLS:-$(( budget / 2 ))}"
 [ "$kills" -lt 100 ] && kills=100
-import_kills=$(( budget / 20 ))
+import_kills="${IMPORT_KILLS:-$(( budget / 20 ))}"
 [ "$import_kills" -lt 20 ] && import_kills=20
+overlap="${OVERLAP:-1}"
 rewrite_kills=$(( budget / 10 ))
 [ "$rewrite_kills" -lt 30 ] && rewrite_kills=30
 conc_rounds=$(( budget / 60 ))
@@ -101,28 +108,23 @@ fuzz_one() { # target: fuzzes it for $per seconds; the log goes to $log/fuzz-$t.
     >"$log/fuzz-$t.txt" 2>&1
   echo $? >"$log/fuzz-$t.rc"
 }
-if [ ${#targets[@]} -eq 0 ]; then
-  echo "FUZZ_TARGETS=none: fuzzing skipped"
-elif ! command -v cargo-fuzz >/dev/null 2>&1; then
-  notrun "fuzz" "cargo-fuzz is not installed (cargo install cargo-fuzz)"
-elif ! (cd fuzz && cargo fuzz build -s none -O >"$log/fuzz-build.txt" 2>&1); then
-  notrun "fuzz" "the fuzz targets did not build (see $log/fuzz-build.txt)"
-else
+# fuzz_all: every target, at most $jobs_max at a time; fuzz_rows: their rows, once they are done.
+fuzz_all() {
   for t in "${targets[@]}"; do
-    mkdir -p "fuzz/artifacts/$t"
-    ls "fuzz/artifacts/$t" | sort >"$log/artifacts-before-$t"
     echo "== fuzz $t for ${per}s"
     fuzz_one "$t" &
     while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
   done
   wait
+}
+fuzz_rows() {
   for t in "${targets[@]}"; do
     runs=$(grep -oE 'Done [0-9]+ runs' "$log/fuzz-$t.txt" | grep -oE '[0-9]+' | tail -1)
     # Only the artifacts of this run count.
     ls "fuzz/artifacts/$t" | sort | comm -13 "$log/artifacts-before-$t" - >"$log/artifacts-new-$t"
     crashes=$(grep -c '^crash-' "$log/artifacts-new-$t")
     hangs=$(grep -cE '^(timeout|slow-unit|oom)-' "$log/artifacts-new-$t")
-    [ "$(cat "$log/fuzz-$t.rc")" = 137 ] && hangs=$(( hangs + 1 ))
+    [ "$(cat "$log/fuzz-$t.rc" 2>/dev/null)" = 137 ] && hangs=$(( hangs + 1 ))
     new=$(wc -l <"$log/artifacts-new-$t")
     if [ -z "$runs" ] && [ "$new" = 0 ]; then
       notrun "fuzz:$t" "libFuzzer printed no run count (see $log/fuzz-$t.txt)"
@@ -131,10 +133,35 @@ else
       add "fuzz:$t" fuzz "$runs" $(( runs > new ? runs - new : 0 )) - "$crashes" "$hangs"
     fi
   done
+}
+fuzz_pid=""
+fuzzing=0
+if [ ${#targets[@]} -eq 0 ]; then
+  echo "FUZZ_TARGETS=none: fuzzing skipped"
+elif ! command -v cargo-fuzz >/dev/null 2>&1; then
+  notrun "fuzz" "cargo-fuzz is not installed (cargo install cargo-fuzz)"
+elif ! (cd fuzz && cargo fuzz build -s none -O >"$log/fuzz-build.txt" 2>&1); then
+  notrun "fuzz" "the fuzz targets did not build (see $log/fuzz-build.txt)"
+else
+  fuzzing=1
+  for t in "${targets[@]}"; do
+    mkdir -p "fuzz/artifacts/$t"
+    ls "fuzz/artifacts/$t" | sort >"$log/artifacts-before-$t"
+  done
+  if [ "$overlap" = 1 ]; then
+    echo "== fuzzing in the background while the other rows run (OVERLAP=0: one after the other)"
+    fuzz_all >"$log/fuzz-all.txt" 2>&1 &
+    fuzz_pid=$!
+  else
+    fuzz_all
+    fuzz_rows
+    fuzzing=0
+  fi
 fi
 
 echo "== kill -9 crash loop: $kills kills"
-run_test crash SKYSIFT_CRASH_KILLS="$kills" -- --exact crash::kill9_loses_no_committed_batch
+run_test crash SKYSIFT_CRASH_KILLS="$kills" SKYSIFT_CRASH_JOBS="${CRASH_JOBS:-2}" \
+  SKYSIFT_CRASH_ROUND="${CRASH_ROUND:-1000}" -- --exact crash::kill9_loses_no_committed_batch
 line=$(grep -m1 -oE 'crash campaign: kills.*' "$log/crash.txt")
 if [ -n "$line" ]; then
   add "kill -9 storage loop" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
@@ -230,5 +257,13 @@ else
   notrun "disk full (tmpfs)" "cannot mount a tmpfs here (needs root)"
 fi
 rmdir "$small" 2>/dev/null
+
+if [ "$fuzzing" = 1 ]; then
+  if [ -n "$fuzz_pid" ]; then
+    echo "== waiting for the fuzz targets"
+    wait "$fuzz_pid"
+  fi
+  fuzz_rows
+fi
 
 scoreboard

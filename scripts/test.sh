@@ -24,8 +24,9 @@ else
   echo "disk full test: not run: cannot mount a tmpfs here (needs root; scripts/campaign.sh also runs it)"
 fi
 if [ "${SKYSIFT_SKIP_PYTHON:-0}" != 1 ]; then
-  # The binary the Python tests compare with (built by the tests above already: same features).
-  cargo build --quiet --workspace --features skysift/fuzzing --bins
+  # The binary the Python tests compare with is target/debug/skysift, which `cargo test` built for
+  # the integration tests above. (`cargo build --workspace --bins` would build the library again:
+  # without the Python crate among the packages built, its features unify differently.)
   scripts/setup_python.sh
   # The gallery map's browser test needs Debian's chromium; without it the test skips, saying why.
   scripts/setup_browser.sh

@@ -4,7 +4,8 @@
 //! a whole number of batches.
 //!
 //! `SKYSIFT_CRASH_KILLS` sets the number of kills (default 120); `scripts/crash_loop.sh` runs
-//! thousands. The seed is printed; `SKYSIFT_CRASH_SEED` replays one.
+//! thousands. `SKYSIFT_CRASH_JOBS` runs that many kill loops side by side (default 1), and
+//! `SKYSIFT_CRASH_ROUND` starts a fresh database every that many kills (default 1000). The seed is printed; `SKYSIFT_CRASH_SEED` replays one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -146,7 +147,7 @@ pub struct Campaign {
     pub reopened_ok: u64,
     /// Reported-committed batches missing after reopen.
     pub lost_batches: u64,
-    /// Highest batch reached.
+    /// Highest batch reached (summed over databases when tallies are added).
     pub batches: u64,
     /// Kills that landed while the child was opening the database (recovering from the kill
     /// before).
@@ -248,6 +249,16 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
 }
 
 impl Campaign {
+    /// Adds the tally of another campaign (on another database): batches reached add up.
+    fn add(&mut self, o: &Campaign) {
+        self.kills += o.kills;
+        self.reopened_ok += o.reopened_ok;
+        self.lost_batches += o.lost_batches;
+        self.batches += o.batches;
+        self.in_recovery += o.in_recovery;
+        self.open_us_max = self.open_us_max.max(o.open_us_max);
+    }
+
     /// Reopens the database after a kill, counts the batches reported committed that are missing,
     /// and checks the rest against the model.
     fn reopened(&mut self, dir: &Path, reported: u64) {
@@ -279,26 +290,60 @@ fn kill9_loses_no_committed_batch() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
         crash_child(Path::new(&dir));
     }
-    let kills = std::env::var("SKYSIFT_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
-    let seed =
-        std::env::var("SKYSIFT_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    let var = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let kills = var("SKYSIFT_CRASH_KILLS", 120);
+    // Kill loops run side by side (each with its own database), and each starts a fresh database
+    // every `round` kills: the reopen check reads every row, so one database grown by 10,000 kills
+    // would make the campaign quadratic.
+    let jobs = var("SKYSIFT_CRASH_JOBS", 1).clamp(1, 64);
+    let round = var("SKYSIFT_CRASH_ROUND", 1000).max(1);
+    let seed = var("SKYSIFT_CRASH_SEED", rand::random::<u64>());
     println!("crash campaign seed {seed} (replay with SKYSIFT_CRASH_SEED={seed})");
-    let dir = tempfile::tempdir().unwrap();
-    let c = campaign(dir.path(), kills, seed);
+    let t = Instant::now();
+    let tallies: Vec<(Campaign, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                // This loop's share of the kills.
+                let share = kills / jobs + u64::from(j < kills % jobs);
+                s.spawn(move || {
+                    let (mut total, mut rounds) = (Campaign::default(), 0u64);
+                    let mut left = share;
+                    while left > 0 {
+                        let n = left.min(round);
+                        let dir = tempfile::tempdir().unwrap();
+                        let c = campaign(dir.path(), n, seed ^ (j << 48) ^ rounds);
+                        assert_eq!(c.lost_batches, 0, "loop {j}, round {rounds}: committed batches lost");
+                        let report = skysift::verify::verify(&skysift::io::RealVfs, dir.path());
+                        assert!(report.ok(), "loop {j}, round {rounds}: {report:?}");
+                        total.add(&c);
+                        rounds += 1;
+                        left -= n;
+                    }
+                    (total, rounds)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a kill loop panicked")).collect()
+    });
+    let mut c = Campaign::default();
+    let mut rounds = 0;
+    for (t, r) in &tallies {
+        c.add(t);
+        rounds += r;
+    }
     println!(
         "crash campaign: kills {}, reopened OK {}, committed batches lost {}, batches reached {}, killed during recovery {} \
-         (longest open {:.1} ms)",
+         (longest open {:.1} ms; {jobs} loops, {rounds} fresh databases of up to {round} kills, {:.0} s)",
         c.kills,
         c.reopened_ok,
         c.lost_batches,
         c.batches,
         c.in_recovery,
-        c.open_us_max as f64 / 1e3
+        c.open_us_max as f64 / 1e3,
+        t.elapsed().as_secs_f64()
     );
     assert_eq!(c.lost_batches, 0);
     assert!(c.batches > 0, "the writer made progress between kills");
-    let report = skysift::verify::verify(&skysift::io::RealVfs, dir.path());
-    assert!(report.ok(), "{report:?}");
 }
 
 /// Kills `skysift import` at random moments (during model load, encoding, commits and the open of
