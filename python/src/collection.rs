@@ -657,7 +657,10 @@ impl Collection {
             let col = self.snapshot_of_dim(&db, dim, "queries have")?;
             let params = SearchParams { ef: opts.ef, exact: opts.exact, ..SearchParams::k(opts.k) };
             let prepared = opts.filter.as_deref().map(|f| col.prepare_filter(f)).transpose()?;
+            // (One query never asks how many cores there are: that reads the cgroup's CPU quota
+            // from /proc and /sys, longer than a search of a small collection.)
             let threads = match opts.threads {
+                _ if rows <= 1 => 1,
                 0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                 n => n,
             }
