@@ -45,6 +45,12 @@ rewrite_kills=$(( budget / 10 ))
 conc_rounds=$(( budget / 60 ))
 [ "$conc_rounds" -lt 10 ] && conc_rounds=10
 log="$(mktemp -d)"
+# The commit the run is built from, read now (a commit made while it runs would be named otherwise);
+# "+ uncommitted changes" when the working tree differs from it in what the campaign builds.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- src storage tests fuzz Cargo.toml Cargo.lock 2>/dev/null; then
+  commit="$commit + uncommitted changes"
+fi
 step_timeout="${STEP_TIMEOUT:-$(( budget + 1800 ))}"
 rows=()
 declare -A tot=([fuzz]=0 [fault]=0 [kill]=0 [other]=0 [survived]=0 [lost]=0 [panics]=0 [hangs]=0 [notrun]=0)
@@ -82,7 +88,7 @@ hung() { [ "$rc" = 124 ] && echo 1 || echo 0; }
 field() { sed -nE "s/.*$2.*/\1/p" <<<"$1"; }
 scoreboard() {
   echo
-  echo "campaign scoreboard (commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(( SECONDS / 60 )) min, logs in $log)"
+  echo "campaign scoreboard (commit $commit, $(( SECONDS / 60 )) min, logs in $log)"
   printf '%-24s %10s %8s %7s %9s %10s %6s %7s %6s\n' row fuzz-execs faults kills other survived lost panics hangs
   printf '%s\n' "${rows[@]}"
   echo "scoreboard: fuzz ${tot[fuzz]}, faults ${tot[fault]}, kills ${tot[kill]}, other ${tot[other]}, survived ${tot[survived]}," \
