@@ -43,8 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import dataset  # noqa: E402  (the set from ../shared/bench, generated when missing)
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "bench"
 BIN = ROOT / "target" / "release" / "skysift"
 GROUP_ROWS = 32768
 BOX = 0.01
@@ -54,14 +56,6 @@ def read_bin(path: Path, rows: int | None = None) -> np.ndarray:
     n, d = np.fromfile(path, "<u4", count=2)
     m = np.memmap(path, "<f4", mode="r", offset=8, shape=(int(n), int(d)))
     return m if rows is None else m[:rows]
-
-
-def dataset(size: str) -> Path:
-    d = ROOT / "bench-data" / size
-    if not (d / "manifest.json").exists():
-        d.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(SHARED / "gen_data.py"), "--size", size, "--out", str(d.parent)], check=True)
-    return d
 
 
 def wkb_boxes(lon: np.ndarray, lat: np.ndarray):
