@@ -21,8 +21,8 @@
 #   OVERLAP       1 (default): the fuzz targets run while the other rows run (fuzzing is bounded by
 #                 time, so the run takes the longer of the two, not their sum); 0: one after the other
 #   CRASH_KILLS   kill -9s of the storage loop (default: half the budget)
-#   CRASH_JOBS    storage kill loops side by side (default 2), each on a fresh database every
-#   CRASH_ROUND   kills (default 1000)
+#   CRASH_JOBS    storage kill loops side by side (default 2)
+#   CRASH_ROUND   kills after which a storage loop starts a fresh database (default 1000)
 #   IMPORT_KILLS  kill -9s during `skysift import` (default: a twentieth of the budget)
 set -uo pipefail
 cd "$(dirname "$0")/.."
