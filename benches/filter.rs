@@ -20,25 +20,15 @@ use skysift::query::Strategy;
 use skysift::schema::{FieldType, Metric, Value};
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchParams, SearchScratch};
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+
 const DIM: usize = 128;
 const ROWS: usize = 100_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    }
-}
-
 fn build(dir: &Path) -> (Db, Vec<Vec<f32>>) {
-    let mut r = Rng(0x5EED);
-    let centres: Vec<Vec<f32>> = (0..64).map(|_| (0..DIM).map(|_| r.unit()).collect()).collect();
+    let mut r = rng::Rng(0x5EED);
+    let centres: Vec<Vec<f32>> = (0..64).map(|_| (0..DIM).map(|_| r.centred()).collect()).collect();
     let db = Db::builder(dir).flush_rows(usize::MAX).open().expect("open");
     let spec = CollectionSpec::new(DIM as u32, Metric::Cosine)
         .field("bucket", FieldType::Integer)
@@ -50,13 +40,13 @@ fn build(dir: &Path) -> (Db, Vec<Vec<f32>>) {
         let mut tx = db.begin_write("c").expect("begin");
         for i in 0..10_000 {
             let id = (batch * 10_000 + i) as u64;
-            let c = &centres[(r.next() % 64) as usize];
-            let v: Vec<f32> = c.iter().map(|x| x + 0.3 * r.unit()).collect();
-            let (lon, lat) = (f64::from(r.unit()) * 359.0, f64::from(r.unit()) * 179.0);
+            let c = &centres[(r.next_u64() % 64) as usize];
+            let v: Vec<f32> = c.iter().map(|x| x + 0.3 * r.centred()).collect();
+            let (lon, lat) = (f64::from(r.centred()) * 359.0, f64::from(r.centred()) * 179.0);
             tx.insert(
                 NewRecord::new(id, v)
-                    .with("bucket", Value::Integer((r.next() % 1000) as i64))
-                    .with("class", Value::Keyword(format!("c{}", r.next() % 200)))
+                    .with("bucket", Value::Integer((r.next_u64() % 1000) as i64))
+                    .with("class", Value::Keyword(format!("c{}", r.next_u64() % 200)))
                     .with("footprint", Value::GeoBbox([lon, lat, lon + 0.1, lat + 0.1])),
             )
             .expect("insert");
@@ -64,7 +54,7 @@ fn build(dir: &Path) -> (Db, Vec<Vec<f32>>) {
         tx.commit().expect("commit");
     }
     db.flush("c").expect("flush");
-    let queries = (0..50).map(|_| (0..DIM).map(|_| r.unit()).collect()).collect();
+    let queries = (0..50).map(|_| (0..DIM).map(|_| r.centred()).collect()).collect();
     (db, queries)
 }
 

@@ -17,18 +17,13 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use skysift::schema::Metric;
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchScratch};
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+
 const DIM: usize = 512;
 
 fn vectors(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed | 1;
-    (0..n * DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    rng::Rng(seed | 1).centred_vec(n * DIM)
 }
 
 /// A collection spec without graphs: these benchmarks measure storage, not index construction

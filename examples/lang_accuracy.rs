@@ -59,11 +59,32 @@ fn main() -> std::io::Result<()> {
         Lang::Rus,
     ]);
     let (mut ours, mut theirs, mut n) = (Tally::new(), Tally::new(), 0);
+    // The two combined: one decides where it is sure, the other where it is not.
+    let (mut ours_then, mut theirs_then, mut sure_only) = (Tally::new(), Tally::new(), Tally::new());
     for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let mut p = line.splitn(3, '\t');
         let (Some(lang), Some(kind), Some(q)) = (p.next(), p.next(), p.next()) else { continue };
-        count(&mut ours, lang, kind, detect_language(q).is_some_and(|d| d.lang == lang));
-        count(&mut theirs, lang, kind, whatlang.detect_lang(q).is_some_and(|l| code(l) == lang));
+        let mine = detect_language(q);
+        let other = whatlang.detect(q);
+        count(&mut ours, lang, kind, mine.as_ref().is_some_and(|d| d.lang == lang));
+        count(&mut theirs, lang, kind, other.as_ref().is_some_and(|i| code(i.lang()) == lang));
+        let first_mine = match (&mine, &other) {
+            (Some(d), Some(i)) if !d.reliable => code(i.lang()) == lang,
+            (d, _) => d.as_ref().is_some_and(|d| d.lang == lang),
+        };
+        let first_other = match (&other, &mine) {
+            (Some(i), Some(d)) if !i.is_reliable() => d.lang == lang,
+            (Some(i), _) => code(i.lang()) == lang,
+            (None, d) => d.as_ref().is_some_and(|d| d.lang == lang),
+        };
+        // Hand-written, and whatlang only where it is reliable and the hand-written is not.
+        let sure = match (&mine, &other) {
+            (Some(d), Some(i)) if !d.reliable && i.is_reliable() => code(i.lang()) == lang,
+            (d, _) => d.as_ref().is_some_and(|d| d.lang == lang),
+        };
+        count(&mut sure_only, lang, kind, sure);
+        count(&mut ours_then, lang, kind, first_mine);
+        count(&mut theirs_then, lang, kind, first_other);
         n += 1;
     }
     println!("{n} queries, % detected right");
@@ -75,7 +96,13 @@ fn main() -> std::io::Result<()> {
         print!(" {k} |");
     }
     println!();
-    for (name, t) in [("skysift (hand-written)", &ours), ("whatlang", &theirs)] {
+    for (name, t) in [
+        ("skysift (hand-written)", &ours),
+        ("whatlang", &theirs),
+        ("hand-written, whatlang where it is unreliable", &ours_then),
+        ("whatlang, hand-written where it is unreliable", &theirs_then),
+        ("hand-written, whatlang where only whatlang is reliable", &sure_only),
+    ] {
         print!("| {name} | {:.1} |", pct(t, "", ""));
         for l in SUPPORTED_LANGUAGES {
             print!(" {:.0} |", pct(t, l, ""));

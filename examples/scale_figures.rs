@@ -14,6 +14,9 @@ use std::time::Instant;
 use skysift::schema::{FieldType, Metric, Value};
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord};
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+
 fn spec(dim: u32) -> CollectionSpec {
     let no_graph = IndexParams { min_rows: usize::MAX, ..IndexParams::default() };
     CollectionSpec::new(dim, Metric::Cosine)
@@ -23,15 +26,7 @@ fn spec(dim: u32) -> CollectionSpec {
 }
 
 fn vector(id: u64, dim: usize) -> Vec<f32> {
-    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
+    rng::Rng(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).centred_vec(dim)
 }
 
 fn record(id: u64, dim: usize) -> NewRecord {

@@ -95,6 +95,14 @@ pub fn filter_parser(data: &[u8]) {
     let printed = parsed.expr.to_string();
     let again = parse(&printed).unwrap_or_else(|e| panic!("{text:?} prints as {printed:?}, which does not parse: {e}"));
     assert_eq!(again.expr, parsed.expr, "{text:?} -> {printed:?}");
+    if let Ok(schema) = filter_schema() {
+        let _ = Filter::parse(text, &schema);
+    }
+}
+
+/// The schema filters are checked against by [`filter_parser`] and the filter checker's unit
+/// tests: one field of each type a filter compares.
+pub fn filter_schema() -> Result<Schema, String> {
     let f = |name: &str, ty| FieldDef { name: name.into(), ty };
     let fields = vec![
         f("class", FieldType::Keyword),
@@ -104,9 +112,7 @@ pub fn filter_parser(data: &[u8]) {
         f("cloudy", FieldType::Bool),
         f("footprint", FieldType::GeoBbox),
     ];
-    if let Ok(schema) = Schema::new(4, Metric::Cosine, fields) {
-        let _ = Filter::parse(text, &schema);
-    }
+    Schema::new(4, Metric::Cosine, fields)
 }
 
 /// Decoder limits of [`image_decode`]: small, so that a header declaring a huge raster is refused

@@ -226,7 +226,13 @@ impl Repl {
 
     fn run(&mut self, label: String, input: &QueryInput, filter: Option<&str>) -> Outcome {
         self.analyst.query = Some((label.clone(), Some(input.clone()), filter.map(str::to_owned)));
-        match self.session.ask_filtered(input, filter, self.explain) {
+        let answer = self.session.ask_filtered(input, filter, self.explain);
+        self.shown(label, answer)
+    }
+
+    /// Renders an answer and keeps it as the last one (for `\show`, `\export` and feedback).
+    fn shown(&mut self, label: String, answer: crate::Result<Answer>) -> Outcome {
+        match answer {
             Ok(ans) => {
                 let mut out = String::new();
                 render(&mut out, &ans);
@@ -465,15 +471,8 @@ impl Repl {
 
     fn show_classifier(&mut self, label: String, filter: Option<&str>) -> Outcome {
         self.analyst.query = Some((label.clone(), None, filter.map(str::to_owned)));
-        match self.session.ask_classifier(filter) {
-            Ok(ans) => {
-                let mut out = String::new();
-                render(&mut out, &ans);
-                self.last = Some((label, ans));
-                Outcome::ok(out)
-            }
-            Err(e) => Outcome::err(e),
-        }
+        let answer = self.session.ask_classifier(filter);
+        self.shown(label, answer)
     }
 
     fn classifier(&mut self, arg: &str) -> Outcome {

@@ -12,6 +12,8 @@ use skysift::schema::{FieldType, Metric, Value};
 use skysift::session::{QueryInput, Session};
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchScratch};
 
+use crate::common::{Rng, unit};
+
 /// Recall of the target cluster required from 5 good and 5 bad examples.
 const MIN_FEEDBACK_RECALL: f64 = 0.95;
 /// Recall of `min_score` on a graph-indexed collection against brute force (documented in
@@ -20,33 +22,8 @@ const MIN_ABOVE_RECALL: f64 = 0.95;
 
 const DIM: usize = 32;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.next().max(1e-12), self.next());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-    fn vec(&mut self, scale: f32) -> Vec<f32> {
-        (0..DIM).map(|_| self.gauss() * scale).collect()
-    }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    for x in &mut v {
-        *x /= n;
-    }
-    v
-}
-
 fn around(r: &mut Rng, c: &[f32], noise: f32) -> Vec<f32> {
-    unit(c.iter().zip(r.vec(noise / (DIM as f32).sqrt())).map(|(a, b)| a + b).collect())
+    unit(c.iter().zip(r.gauss_vec(DIM, noise / (DIM as f32).sqrt())).map(|(a, b)| a + b).collect())
 }
 
 /// The engine's own inner product, so that brute force and the engine agree to the last bit.
@@ -58,7 +35,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// the starting query is the normalised sum of the two centres, equally close to both.
 fn clusters(dir: &std::path::Path) -> (Db, Vec<f32>, BTreeSet<u64>) {
     let mut r = Rng(0x5EED_0017);
-    let (ca, cb) = (unit(r.vec(1.0)), unit(r.vec(1.0)));
+    let (ca, cb) = (unit(r.gauss_vec(DIM, 1.0)), unit(r.gauss_vec(DIM, 1.0)));
     let db = Db::open(dir).unwrap();
     db.create_collection("c", CollectionSpec::new(DIM as u32, Metric::Cosine)).unwrap();
     let mut tx = db.begin_write("c").unwrap();
@@ -66,7 +43,7 @@ fn clusters(dir: &std::path::Path) -> (Db, Vec<f32>, BTreeSet<u64>) {
         let v = match i {
             0..150 => around(&mut r, &ca, 0.6),
             150..300 => around(&mut r, &cb, 0.6),
-            _ => unit(r.vec(1.0)),
+            _ => unit(r.gauss_vec(DIM, 1.0)),
         };
         tx.insert(NewRecord::new(i, v)).unwrap();
     }
@@ -146,7 +123,7 @@ fn brute(rows: &[(u64, Vec<f32>)], q: &[f32], min: f32, keep: impl Fn(u64) -> bo
 /// `min_rows`) plus 100 rows left in memory.
 fn collection(dir: &std::path::Path, n: u64, min_rows: usize) -> (Db, Vec<(u64, Vec<f32>)>, Vec<Vec<f32>>) {
     let mut r = Rng(0xABCD_0017);
-    let centres: Vec<Vec<f32>> = (0..20).map(|_| unit(r.vec(1.0))).collect();
+    let centres: Vec<Vec<f32>> = (0..20).map(|_| unit(r.gauss_vec(DIM, 1.0))).collect();
     let db = Db::builder(dir).flush_rows(usize::MAX).open().unwrap();
     let p = IndexParams { min_rows, ..IndexParams::default() };
     db.create_collection(
@@ -158,7 +135,7 @@ fn collection(dir: &std::path::Path, n: u64, min_rows: usize) -> (Db, Vec<(u64, 
     let write = |from: u64, to: u64, rows: &mut Vec<(u64, Vec<f32>)>, r: &mut Rng| {
         let mut tx = db.begin_write("c").unwrap();
         for i in from..to {
-            let c = &centres[(r.next() * centres.len() as f64) as usize];
+            let c = &centres[(r.uniform() * centres.len() as f64) as usize];
             let v = around(r, c, 0.8);
             tx.insert(NewRecord::new(i, v.clone()).with("year", Value::Integer(2000 + (i % 10) as i64))).unwrap();
             rows.push((i, v));
@@ -269,7 +246,7 @@ fn scenes(dir: &std::path::Path) -> (Db, Vec<f32>, BTreeMap<u64, (String, Vec<f3
     let db = Db::open(dir).unwrap();
     db.create_collection("t", CollectionSpec::new(DIM as u32, Metric::Cosine).field("footprint", FieldType::GeoBbox))
         .unwrap();
-    let q = unit(r.vec(1.0));
+    let q = unit(r.gauss_vec(DIM, 1.0));
     let mut tiles = BTreeMap::new();
     let mut tx = db.begin_write("t").unwrap();
     for scene in 0..60u64 {
@@ -356,7 +333,7 @@ fn group_by_scene_never_returns_two_tiles_of_one_scene() {
 fn change_ranks_the_planted_changes_first() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = Rng(0xC4A6_0017);
-    let (bare, housing) = (unit(r.vec(1.0)), unit(r.vec(1.0)));
+    let (bare, housing) = (unit(r.gauss_vec(DIM, 1.0)), unit(r.gauss_vec(DIM, 1.0)));
     let db = Db::open(dir.path()).unwrap();
     db.create_collection(
         "s",

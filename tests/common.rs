@@ -5,20 +5,23 @@ use std::collections::BTreeMap;
 use skysift::schema::{FieldType, Metric, Value};
 use skysift::{CollectionSpec, Db, NewRecord};
 
+pub use crate::rng::Rng;
+
 /// Dimension of test vectors.
 pub const DIM: usize = 8;
 
 /// A deterministic vector for `(id, version)`.
 pub fn vector(id: u64, version: u64) -> Vec<f32> {
-    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ version.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    (0..DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    Rng(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ version.wrapping_mul(0xD1B5_4A32_D192_ED03)).centred_vec(DIM)
+}
+
+/// `v` scaled to unit length.
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for x in &mut v {
+        *x /= n;
+    }
+    v
 }
 
 /// The collection spec used by the stateful tests.

@@ -27,15 +27,7 @@ fn skysift(args: &[&str]) -> (i32, String, String) {
 }
 
 fn vector_of(id: u64, dim: usize) -> Vec<f32> {
-    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    crate::rng::Rng(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).centred_vec(dim)
 }
 
 /// The footprint of record `id`: a small box somewhere on Earth (every 7th record has none).

@@ -11,11 +11,8 @@
 
 use std::path::Path;
 
-use image::RgbImage;
-use skysift::encode::{Fingerprint, Provenance};
 use skysift::ingest::decode::Limits;
 use skysift::ingest::overview::{self, MaskPlane};
-use skysift::ingest::pipeline::TileEncoder;
 use skysift::ingest::synth::SynthGeo;
 use skysift::ingest::synth_cog::{CogSpec, write_cog};
 use skysift::ingest::tiff::TiffRaster;
@@ -23,39 +20,7 @@ use skysift::ingest::{ImportOptions, ReportWriter, Summary, Tiling, import, reco
 use skysift::schema::Value;
 use skysift::{Db, StoredRecord};
 
-/// A deterministic encoder: 2x2 means of red and green (plus one, never zero).
-struct Means;
-
-impl TileEncoder for Means {
-    fn dim(&self) -> usize {
-        8
-    }
-    fn input_len(&self) -> usize {
-        8
-    }
-    fn batch_size(&self) -> usize {
-        4
-    }
-    fn preprocess(&self, img: &RgbImage, out: &mut [f32]) -> skysift::Result<()> {
-        let small = image::imageops::resize(img, 2, 2, image::imageops::FilterType::Triangle);
-        for (i, p) in small.pixels().enumerate() {
-            out[2 * i] = f32::from(p.0[0]) / 255.0;
-            out[2 * i + 1] = f32::from(p.0[1]) / 255.0;
-        }
-        Ok(())
-    }
-    fn encode(&self, pixels: &[f32], rows: usize) -> skysift::Result<Vec<Vec<f32>>> {
-        Ok(pixels.chunks(8).take(rows).map(|c| c.iter().map(|v| v + 1.0).collect()).collect())
-    }
-    fn provenance_params(&self) -> Vec<(String, String)> {
-        Provenance { model_id: "means".into(), fingerprint: Fingerprint([3; 32]), dim: 8, preprocessing: "2x2".into() }
-            .to_params()
-    }
-    fn check_params(&self, params: &[(String, String)]) -> skysift::Result<()> {
-        let mine = Provenance::from_params(&self.provenance_params())?;
-        Ok(Provenance::from_params(params)?.check_compatible(&mine)?)
-    }
-}
+use crate::ingest::FAKE;
 
 const SIDE: u32 = 512;
 const UTM: SynthGeo = SynthGeo { epsg: 32633, origin: (500_000.0, 4_500_000.0), pixel: (10.0, 10.0) };
@@ -83,7 +48,7 @@ fn opts(tile: u32, gsd: Option<f64>) -> ImportOptions {
 fn run(db: &Db, archive: &Path, o: &ImportOptions) -> (Summary, Vec<serde_json::Value>) {
     let path = archive.with_extension("report.jsonl");
     let mut w = ReportWriter::new(Box::new(std::fs::File::create(&path).unwrap()));
-    let s = import(db, &Means, archive, o, &mut w).unwrap();
+    let s = import(db, &FAKE, archive, o, &mut w).unwrap();
     drop(w);
     let text = std::fs::read_to_string(&path).unwrap();
     (s, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())

@@ -6,37 +6,14 @@ use proptest::prelude::*;
 use skysift::schema::Metric;
 use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchParams, SearchScratch};
 
+use crate::common::{Rng, unit};
+
 /// Minimum recall@10 for in-distribution queries at ef = 64.
 const MIN_RECALL_ID: f64 = 0.95;
 /// Minimum recall@10 for out-of-distribution queries at ef = 128 with a query sample.
 const MIN_RECALL_OOD_GUIDED: f64 = 0.90;
 
 const DIM: usize = 32;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.next().max(1e-12), self.next());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-    fn vec(&mut self, scale: f32) -> Vec<f32> {
-        (0..DIM).map(|_| self.gauss() * scale).collect()
-    }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    for x in &mut v {
-        *x /= n;
-    }
-    v
-}
 
 struct Data {
     base: Vec<Vec<f32>>,
@@ -48,15 +25,15 @@ struct Data {
 /// Clustered "image" vectors; "text" queries = cluster centre + one shared gap offset + noise.
 fn data(seed: u64, n: usize) -> Data {
     let mut r = Rng(seed | 1);
-    let centres: Vec<Vec<f32>> = (0..40).map(|_| r.vec(1.0 / (DIM as f32).sqrt())).collect();
-    let gap = r.vec(2.0 / (DIM as f32).sqrt());
+    let centres: Vec<Vec<f32>> = (0..40).map(|_| r.gauss_vec(DIM, 1.0 / (DIM as f32).sqrt())).collect();
+    let gap = r.gauss_vec(DIM, 2.0 / (DIM as f32).sqrt());
     let image = |r: &mut Rng| {
-        let c = &centres[(r.next() * centres.len() as f64) as usize];
-        unit(c.iter().zip(r.vec(0.6 / (DIM as f32).sqrt())).map(|(a, b)| a + b).collect())
+        let c = &centres[(r.uniform() * centres.len() as f64) as usize];
+        unit(c.iter().zip(r.gauss_vec(DIM, 0.6 / (DIM as f32).sqrt())).map(|(a, b)| a + b).collect())
     };
     let text = |r: &mut Rng| {
-        let c = &centres[(r.next() * centres.len() as f64) as usize];
-        unit(c.iter().zip(&gap).zip(r.vec(0.7 / (DIM as f32).sqrt())).map(|((a, g), b)| a + g + b).collect())
+        let c = &centres[(r.uniform() * centres.len() as f64) as usize];
+        unit(c.iter().zip(&gap).zip(r.gauss_vec(DIM, 0.7 / (DIM as f32).sqrt())).map(|((a, g), b)| a + g + b).collect())
     };
     let base = (0..n).map(|_| image(&mut r)).collect();
     let id_queries = (0..100).map(|_| image(&mut r)).collect();

@@ -41,12 +41,14 @@ fn chip(class: &str, name: &str) -> PathBuf {
     repo().join("samples/aid-mini").join(class).join(name)
 }
 
-/// A tiny deterministic encoder: 8x8 RGB means as an 8-dimensional vector (plus a bias, never zero).
-struct FakeEncoder {
-    fingerprint: u8,
+/// A tiny deterministic encoder (also the imagery tests'): the 2x2 means of red and green as an
+/// 8-dimensional vector, plus one (never zero).
+pub struct FakeEncoder {
+    /// The model fingerprint it reports (`fake-N`, `[N; 32]`).
+    pub fingerprint: u8,
 }
 
-const FAKE: FakeEncoder = FakeEncoder { fingerprint: 7 };
+pub const FAKE: FakeEncoder = FakeEncoder { fingerprint: 7 };
 
 impl TileEncoder for FakeEncoder {
     fn dim(&self) -> usize {

@@ -29,3 +29,5 @@ mod ingest;
 mod lang;
 mod model;
 mod repl;
+#[path = "support/rng.rs"]
+mod rng;

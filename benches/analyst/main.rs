@@ -34,19 +34,9 @@ use skysift::{CollectionSpec, Db, IndexParams, NewRecord, SearchScratch};
 
 const DIM: usize = 512;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.next().max(1e-12), self.next());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-}
+#[path = "../../tests/support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn unit(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -91,7 +81,7 @@ fn cost(rows: usize) {
     while done < rows {
         let mut tx = db.begin_write("b").expect("writer");
         for id in done..(done + 10_000).min(rows) {
-            let c = (r.next() * 200.0) as usize % 200;
+            let c = (r.uniform() * 200.0) as usize % 200;
             let mut v: Vec<f32> = centres[c].iter().map(|x| x + 0.06 * r.gauss()).collect();
             unit(&mut v);
             tx.insert(NewRecord::new(id as u64, v).with("cluster", Value::Integer(c as i64))).expect("insert");

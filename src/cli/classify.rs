@@ -174,15 +174,9 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     }
     let written = match &a.field {
         Some(field) => {
-            let quiet = a.json;
-            let n = s.store_values(field, FieldType::Float, &to_store, &mut |done, total| {
-                if !quiet {
-                    eprint!("\rstoring scores: {done}/{total}");
-                }
+            let n = super::with_store_progress("storing scores", a.json, |progress| {
+                s.store_values(field, FieldType::Float, &to_store, progress)
             })?;
-            if !quiet {
-                eprintln!();
-            }
             Some((field, n))
         }
         None => None,

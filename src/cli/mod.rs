@@ -145,6 +145,24 @@ pub(crate) fn progress_bar(what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Runs `store` (a batched rewrite that reports `(done, total)`) with a progress line
+/// `{what}: done/total` on standard error, none when `quiet` (JSON output).
+pub(crate) fn with_store_progress<T>(
+    what: &str,
+    quiet: bool,
+    store: impl FnOnce(&mut dyn FnMut(usize, usize)) -> skysift::Result<T>,
+) -> skysift::Result<T> {
+    let out = store(&mut |done, total| {
+        if !quiet {
+            eprint!("\r{what}: {done}/{total}");
+        }
+    })?;
+    if !quiet {
+        eprintln!();
+    }
+    Ok(out)
+}
+
 /// Opens an existing database read-only (for commands that only read).
 pub(crate) fn open_read(db: &std::path::Path) -> anyhow::Result<skysift::Db> {
     if !db.join("MANIFEST").exists() {

@@ -427,15 +427,8 @@ pub fn label(a: &LabelArgs) -> anyhow::Result<ExitCode> {
     // Stored before anything is printed, so that a closed output (`| head`) loses nothing.
     let stored = match &a.field {
         Some(field) => {
-            let quiet = a.json;
-            let written = s.store_labels(field, &all, &mut |done, total| {
-                if !quiet {
-                    eprint!("\rstoring labels: {done}/{total}");
-                }
-            })?;
-            if !quiet {
-                eprintln!();
-            }
+            let written =
+                super::with_store_progress("storing labels", a.json, |progress| s.store_labels(field, &all, progress))?;
             Some((field, written))
         }
         None => None,

@@ -474,23 +474,9 @@ fn sorted_set<T: Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skysift_storage::schema::{FieldDef, Metric};
 
     fn schema() -> Schema {
-        let f = |n: &str, ty| FieldDef { name: n.into(), ty };
-        Schema::new(
-            4,
-            Metric::Cosine,
-            vec![
-                f("class", FieldType::Keyword),
-                f("year", FieldType::Integer),
-                f("cloud_cover", FieldType::Float),
-                f("acquired", FieldType::Timestamp),
-                f("cloudy", FieldType::Bool),
-                f("footprint", FieldType::GeoBbox),
-            ],
-        )
-        .unwrap()
+        crate::fuzzing::filter_schema().unwrap()
     }
 
     #[test]

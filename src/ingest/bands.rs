@@ -160,14 +160,7 @@ pub fn blit<T: Sample>(
     out_w: usize,
     out_pos: (usize, usize),
 ) {
-    let (out_x, out_y) = out_pos;
-    for r in 0..rows {
-        let (Some(line), Some(dst)) = (
-            src.get(r * width * spp..(r + 1) * width * spp),
-            out.get_mut(((out_y + r) * out_w + out_x) * 3..((out_y + r) * out_w + out_x + width) * 3),
-        ) else {
-            return;
-        };
+    for_each_row(src, width * spp, width, rows, out, out_w, out_pos, |line, dst| {
         for (px, o) in line.chunks_exact(spp).zip(dst.chunks_exact_mut(3)) {
             for (c, &band) in bands.iter().enumerate() {
                 let v = px.get(band).map_or(0.0, |s| s.to_f32());
@@ -176,7 +169,7 @@ pub fn blit<T: Sample>(
                 }
             }
         }
-    }
+    });
 }
 
 /// Like [`blit`] for one plane of a planar image, writing output channel `c` only.
@@ -191,19 +184,35 @@ pub fn blit_plane<T: Sample>(
     out_w: usize,
     out_pos: (usize, usize),
 ) {
-    let (out_x, out_y) = out_pos;
-    for r in 0..rows {
-        let (Some(line), Some(dst)) = (
-            src.get(r * width..(r + 1) * width),
-            out.get_mut(((out_y + r) * out_w + out_x) * 3..((out_y + r) * out_w + out_x + width) * 3),
-        ) else {
-            return;
-        };
+    for_each_row(src, width, width, rows, out, out_w, out_pos, |line, dst| {
         for (v, o) in line.iter().zip(dst.chunks_exact_mut(3)) {
             if let Some(slot) = o.get_mut(c) {
                 *slot = stretch.map(c, v.to_f32());
             }
         }
+    });
+}
+
+/// Calls `each` with source row `r` (`stride` samples) and its `width` RGB pixels of `out` at
+/// `out[((out_y + r) * out_w + out_x) * 3]`, for `r` below `rows`; stops at the first row that
+/// either buffer is too short for.
+#[expect(clippy::too_many_arguments, reason = "the blits' geometry, passed through as they take it")]
+fn for_each_row<T>(
+    src: &[T],
+    stride: usize,
+    width: usize,
+    rows: usize,
+    out: &mut [u8],
+    out_w: usize,
+    (out_x, out_y): (usize, usize),
+    mut each: impl FnMut(&[T], &mut [u8]),
+) {
+    for r in 0..rows {
+        let at = ((out_y + r) * out_w + out_x) * 3;
+        let (Some(line), Some(dst)) = (src.get(r * stride..(r + 1) * stride), out.get_mut(at..at + width * 3)) else {
+            return;
+        };
+        each(line, dst);
     }
 }
 

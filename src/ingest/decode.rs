@@ -11,7 +11,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageError, ImageFormat, ImageReader, RgbImage};
 
-use super::bands::{SampleKind, Stretch, blit, collect};
+use super::bands::{Sample, SampleKind, Stretch, blit, collect};
 use super::geo::GeoTags;
 use super::nodata;
 use super::report::{Problem, Reason};
@@ -158,23 +158,9 @@ impl MemRaster {
             blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
             st
         } else if let Some(s) = src.as_flat_samples_u16() {
-            let mut acc: [Vec<f32>; 3] = Default::default();
-            match &valid {
-                Some(m) => nodata::collect_masked(s.samples, spp, bands, step, None, m, &mut acc),
-                None => collect(s.samples, spp, bands, step, None, &mut acc),
-            }
-            let st = Stretch::from_samples(acc, None);
-            blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
-            st
+            stretch_into(s.samples, (w, h, spp), bands, step, valid.as_deref(), buf)
         } else if let Some(s) = src.as_flat_samples_f32() {
-            let mut acc: [Vec<f32>; 3] = Default::default();
-            match &valid {
-                Some(m) => nodata::collect_masked(s.samples, spp, bands, step, None, m, &mut acc),
-                None => collect(s.samples, spp, bands, step, None, &mut acc),
-            }
-            let st = Stretch::from_samples(acc, None);
-            blit(s.samples, spp, w, h, bands, &st, buf, w, (0, 0));
-            st
+            stretch_into(s.samples, (w, h, spp), bands, step, valid.as_deref(), buf)
         } else {
             return Err(Problem::new(Reason::UnsupportedBandLayout, format!("pixel type {:?}", src.color())));
         };
@@ -183,6 +169,26 @@ impl MemRaster {
         self.valid = valid;
         Ok(stretch)
     }
+}
+
+/// Fits a stretch to every `step`-th pixel of `samples` (`w` x `h`, `spp` samples a pixel; where
+/// `valid` is given, only its nonzero pixels) and blits `bands` through it into `buf`.
+fn stretch_into<T: Sample>(
+    samples: &[T],
+    (w, h, spp): (usize, usize, usize),
+    bands: [usize; 3],
+    step: usize,
+    valid: Option<&[u8]>,
+    buf: &mut [u8],
+) -> Stretch {
+    let mut acc: [Vec<f32>; 3] = Default::default();
+    match valid {
+        Some(m) => nodata::collect_masked(samples, spp, bands, step, None, m, &mut acc),
+        None => collect(samples, spp, bands, step, None, &mut acc),
+    }
+    let st = Stretch::from_samples(acc, None);
+    blit(samples, spp, w, h, bands, &st, buf, w, (0, 0));
+    st
 }
 
 impl MemRaster {

@@ -6,10 +6,10 @@
 //! memory. Samples come from a function `(x, y, band) -> f64`, converted to the sample type.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
 
-use tiff::encoder::TiffEncoder;
+use tiff::encoder::{DirectoryEncoder, TiffEncoder, TiffKind};
 use tiff::tags::Tag;
 
 use super::bands::SampleKind;
@@ -78,8 +78,31 @@ impl SynthTiff {
     }
 }
 
+/// Writes the tags of the chunk layout: tiles of `cw` x `ch` pixels or strips of `ch` rows, at
+/// `offsets`, of `counts` bytes each (also the COG writer's).
+pub(super) fn chunk_tags<W: Write + Seek, K: TiffKind>(
+    dir: &mut DirectoryEncoder<'_, W, K>,
+    tiled: bool,
+    (cw, ch): (u32, u32),
+    offsets: &[u32],
+    counts: &[u32],
+) -> io::Result<()> {
+    if tiled {
+        dir.write_tag(Tag::TileWidth, cw).map_err(tiff_err)?;
+        dir.write_tag(Tag::TileLength, ch).map_err(tiff_err)?;
+        dir.write_tag(Tag::TileOffsets, offsets).map_err(tiff_err)?;
+        dir.write_tag(Tag::TileByteCounts, counts).map_err(tiff_err)?;
+    } else {
+        dir.write_tag(Tag::RowsPerStrip, ch).map_err(tiff_err)?;
+        dir.write_tag(Tag::StripOffsets, offsets).map_err(tiff_err)?;
+        dir.write_tag(Tag::StripByteCounts, counts).map_err(tiff_err)?;
+    }
+    Ok(())
+}
+
+/// A TIFF encoder's error as an I/O error (also the COG writer's).
 #[expect(clippy::needless_pass_by_value, reason = "a map_err function")]
-fn tiff_err(e: tiff::TiffError) -> io::Error {
+pub(super) fn tiff_err(e: tiff::TiffError) -> io::Error {
     io::Error::other(e.to_string())
 }
 
@@ -147,16 +170,7 @@ pub fn write(path: &Path, spec: &SynthTiff, value: impl Fn(u32, u32, usize) -> f
     if spec.rgb && n > 3 {
         dir.write_tag(Tag::ExtraSamples, vec![2u16; n - 3].as_slice()).map_err(tiff_err)?;
     }
-    if tiled {
-        dir.write_tag(Tag::TileWidth, cw).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileLength, ch).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileOffsets, offsets.as_slice()).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileByteCounts, counts.as_slice()).map_err(tiff_err)?;
-    } else {
-        dir.write_tag(Tag::RowsPerStrip, ch).map_err(tiff_err)?;
-        dir.write_tag(Tag::StripOffsets, offsets.as_slice()).map_err(tiff_err)?;
-        dir.write_tag(Tag::StripByteCounts, counts.as_slice()).map_err(tiff_err)?;
-    }
+    chunk_tags(&mut dir, tiled, (cw, ch), &offsets, &counts)?;
     if let Some(g) = spec.geo {
         dir.write_tag(Tag::ModelPixelScaleTag, &[g.pixel.0, g.pixel.1, 0.0][..]).map_err(tiff_err)?;
         dir.write_tag(Tag::ModelTiepointTag, &[0.0, 0.0, 0.0, g.origin.0, g.origin.1, 0.0][..]).map_err(tiff_err)?;

@@ -17,7 +17,7 @@ use tiff::encoder::TiffEncoder;
 use tiff::tags::Tag;
 
 use super::bands::SampleKind;
-use super::synth::SynthGeo;
+use super::synth::{SynthGeo, chunk_tags, tiff_err};
 
 /// What to write.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,11 +61,6 @@ impl CogSpec {
             mask: false,
         }
     }
-}
-
-#[expect(clippy::needless_pass_by_value, reason = "a map_err function")]
-fn tiff_err(e: tiff::TiffError) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 fn to_u32(n: u64) -> io::Result<u32> {
@@ -175,16 +170,7 @@ fn write_plane(
         }
         dir.write_tag(Tag::ExtraSamples, extra.as_slice()).map_err(tiff_err)?;
     }
-    if tiled {
-        dir.write_tag(Tag::TileWidth, cw).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileLength, ch).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileOffsets, offsets.as_slice()).map_err(tiff_err)?;
-        dir.write_tag(Tag::TileByteCounts, counts.as_slice()).map_err(tiff_err)?;
-    } else {
-        dir.write_tag(Tag::RowsPerStrip, ch).map_err(tiff_err)?;
-        dir.write_tag(Tag::StripOffsets, offsets.as_slice()).map_err(tiff_err)?;
-        dir.write_tag(Tag::StripByteCounts, counts.as_slice()).map_err(tiff_err)?;
-    }
+    chunk_tags(&mut dir, tiled, (cw, ch), &offsets, &counts)?;
     if p.subfile == 0
         && let Some(g) = spec.geo
     {
