@@ -170,9 +170,11 @@ run_test crash SKYSIFT_CRASH_KILLS="$kills" SKYSIFT_CRASH_JOBS="${CRASH_JOBS:-2}
   SKYSIFT_CRASH_ROUND="${CRASH_ROUND:-1000}" -- --exact crash::kill9_loses_no_committed_batch
 line=$(grep -m1 -oE 'crash campaign: kills.*' "$log/crash.txt")
 if [ -n "$line" ]; then
-  add "kill -9 storage loop" kill "$(field "$line" 'kills ([0-9]+)')" "$(field "$line" 'reopened OK ([0-9]+)')" \
-    "$(field "$line" 'batches lost ([0-9]+)')" "$pan" "$(hung)"
-  echo "   ($(field "$line" 'killed during recovery ([0-9]+)') of those kills landed while the writer was recovering)"
+  # A kill before the child created the database leaves nothing to reopen: it survived.
+  early=$(field "$line" 'killed before the database existed ([0-9]+)')
+  add "kill -9 storage loop" kill "$(field "$line" 'kills ([0-9]+)')" \
+    $(( $(field "$line" 'reopened OK ([0-9]+)') + ${early:-0} )) "$(field "$line" 'batches lost ([0-9]+)')" "$pan" "$(hung)"
+  echo "   ($(field "$line" 'killed during recovery ([0-9]+)') of those kills landed while the writer was recovering, ${early:-0} before it had created the database)"
 else
   notrun "kill -9 storage loop" "no summary printed (exit $rc, $pan panics; see $log/crash.txt)"
 fi

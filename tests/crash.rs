@@ -146,6 +146,8 @@ pub struct Campaign {
     pub kills: u64,
     /// Reopens that succeeded and matched the model.
     pub reopened_ok: u64,
+    /// Kills that landed before the child had created the database (nothing to reopen).
+    pub before_create: u64,
     /// Reported-committed batches missing after reopen.
     pub lost_batches: u64,
     /// Highest batch reached (summed over databases when tallies are added).
@@ -242,6 +244,7 @@ pub fn campaign(dir: &Path, kills: u64, seed: u64) -> Campaign {
         c.kills += 1;
         assert!(!status.success(), "the child must be killed, not exit");
         if !dir.join("MANIFEST").exists() {
+            c.before_create += 1;
             continue;
         }
         c.reopened(dir, reported);
@@ -254,6 +257,7 @@ impl Campaign {
     fn add(&mut self, o: &Campaign) {
         self.kills += o.kills;
         self.reopened_ok += o.reopened_ok;
+        self.before_create += o.before_create;
         self.lost_batches += o.lost_batches;
         self.batches += o.batches;
         self.in_recovery += o.in_recovery;
@@ -336,10 +340,12 @@ fn kill9_loses_no_committed_batch() {
         failed.extend(loop_failed);
     }
     println!(
-        "crash campaign: kills {}, reopened OK {}, committed batches lost {}, batches reached {}, killed during recovery {} \
-         (longest open {:.1} ms; {jobs} loops, {rounds} fresh databases of up to {round} kills, {:.0} s)",
+        "crash campaign: kills {}, reopened OK {}, killed before the database existed {}, committed batches lost {}, \
+         batches reached {}, killed during recovery {} (longest open {:.1} ms; {jobs} loops, {rounds} fresh databases \
+         of up to {round} kills, {:.0} s)",
         c.kills,
         c.reopened_ok,
+        c.before_create,
         c.lost_batches,
         c.batches,
         c.in_recovery,
@@ -347,6 +353,7 @@ fn kill9_loses_no_committed_batch() {
         t.elapsed().as_secs_f64()
     );
     assert_eq!(c.lost_batches, 0);
+    assert_eq!(c.reopened_ok + c.before_create, c.kills, "every kill is reopened or came before the database");
     assert!(c.batches > 0, "the writer made progress between kills");
     assert!(failed.is_empty(), "{failed:?}");
 }
