@@ -36,8 +36,9 @@ const READ_FOR: Duration = Duration::from_millis(2500);
 const MIN_RECALL_AT_10: f64 = 0.9;
 /// Mean graph search recall@10 over all snapshots that a run must reach.
 const MIN_MEAN_RECALL_AT_10: f64 = 0.99;
-/// Most snapshots in a thousand that may need the probe of [`MIN_RECALL_AT_10`] (the campaign's
-/// 60 rounds measured 4 in 249,694).
+/// Most snapshots in a thousand that may need the probe of [`MIN_RECALL_AT_10`], and at least one
+/// in any run (the campaigns' 60 rounds measured 4 in 249,694 and 0 in 249,732; a slow machine's
+/// single round compares a few hundred).
 const MAX_BELOW_PER_MILLE: u64 = 1;
 /// Largest difference between a reported score and the model's (the SIMD dot product sums in
 /// another order than the model's scalar loop).
@@ -267,7 +268,7 @@ fn readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compa
     println!(
         "concurrency: rounds {rounds}, snapshots compared {} in threads and {} in the reader process, mismatches {}, \
          graph recall@10 mean {mean:.5} (threshold {MIN_MEAN_RECALL_AT_10}) min {:.3}, snapshots under \
-         {MIN_RECALL_AT_10} that the full-ef probe found whole {below} (at most {MAX_BELOW_PER_MILLE} in 1000), \
+         {MIN_RECALL_AT_10} that the full-ef probe found whole {below} (at most {MAX_BELOW_PER_MILLE} in 1000, or 1), \
          first mismatch {:?}",
         here.snapshots,
         there.snapshots,
@@ -279,7 +280,7 @@ fn readers_in_threads_and_another_process_follow_a_writer_that_flushes_and_compa
     assert_eq!(here.mismatches + there.mismatches, 0, "{:?}", here.first_mismatch.or(there.first_mismatch));
     assert!(mean >= MIN_MEAN_RECALL_AT_10, "graph search recall@10 mean {mean} < {MIN_MEAN_RECALL_AT_10}");
     assert!(
-        below * 1000 <= snapshots * MAX_BELOW_PER_MILLE,
+        below <= 1 || below * 1000 <= snapshots * MAX_BELOW_PER_MILLE,
         "{below} of {snapshots} snapshots had graph recall@10 under {MIN_RECALL_AT_10}"
     );
 }
