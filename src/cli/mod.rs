@@ -145,22 +145,20 @@ pub(crate) fn progress_bar(what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Runs `store` (a batched rewrite that reports `(done, total)`) with a progress line
-/// `{what}: done/total` on standard error, none when `quiet` (JSON output).
+/// Runs `store` (a batched rewrite that reports `(done, total)` records) under a [`progress_bar`],
+/// hidden when `quiet` (JSON output).
 pub(crate) fn with_store_progress<T>(
     what: &str,
     quiet: bool,
     store: impl FnOnce(&mut dyn FnMut(usize, usize)) -> skysift::Result<T>,
 ) -> skysift::Result<T> {
+    let bar = if quiet { indicatif::ProgressBar::hidden() } else { progress_bar(what) };
     let out = store(&mut |done, total| {
-        if !quiet {
-            eprint!("\r{what}: {done}/{total}");
-        }
-    })?;
-    if !quiet {
-        eprintln!();
-    }
-    Ok(out)
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    out
 }
 
 /// Opens an existing database read-only (for commands that only read).
