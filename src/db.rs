@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use skysift_storage::io::{RealVfs, Vfs};
 use skysift_storage::schema::{FieldDef, FieldType, Metric, Record, Schema, Value};
-use skysift_storage::store::{CollectionState, DbState, Store, StoreOptions, WriteGuard};
+use skysift_storage::store::{AppendReport, CollectionState, DbState, RowBatch, Store, StoreOptions, WriteGuard};
 use skysift_storage::wal::Op;
 
 use crate::error::{Error, Result};
@@ -296,6 +296,33 @@ impl Db {
         self.settle();
         self.inner.store.compact(collection)?;
         Ok(())
+    }
+
+    /// Writes `batch` (values in the order of the collection's schema fields) into a
+    /// collection as one new segment, durable and visible at once, without the WAL: the bulk
+    /// path of `skysift load --from`, one write of every byte instead of two. Vectors are
+    /// normalised in place under cosine. Refused, with nothing written, when a row breaks the
+    /// schema, an id repeats in the batch, or an id is live in the collection (unless `upsert`:
+    /// the batch's row replaces it).
+    pub fn append_rows(&self, collection: &str, batch: &mut RowBatch, upsert: bool) -> Result<AppendReport> {
+        let col = self.snapshot().collection(collection)?;
+        if !upsert && let Some(&id) = batch.ids().iter().find(|id| col.state.locate(**id).is_some()) {
+            return Err(Error::DuplicateId { collection: collection.to_owned(), id });
+        }
+        if col.schema().metric == Metric::Cosine {
+            for row in 0..batch.len() {
+                let v = batch.vector_mut(row);
+                // A component that is not finite is the schema check's to name.
+                if v.iter().all(|x| x.is_finite()) && normalize(v).is_none() {
+                    let id = batch.ids().get(row).copied().unwrap_or_default();
+                    return Err(Error::BadRecord {
+                        id,
+                        reason: format!("record {id}: a zero vector has no direction under cosine"),
+                    });
+                }
+            }
+        }
+        Ok(self.store().append_rows(collection, batch, upsert)?)
     }
 
     /// True when this handle was opened read-only (it follows a writer with [`Db::refresh`]).

@@ -80,4 +80,5 @@ pub use db::{
 pub use error::{Error, Result};
 pub use index::{Hit, IndexParams, SearchParams, SearchScratch};
 pub use skysift_storage::schema;
+pub use skysift_storage::store::{AppendReport, RowBatch};
 pub use skysift_storage::{io, verify};

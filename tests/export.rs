@@ -427,10 +427,28 @@ fn export_then_load_from_gives_the_same_ids_vectors_fields_and_footprints() {
         skysift(&["export", db_path.to_str().unwrap(), "scenes", "--with-vectors", "-o", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{err}");
     let copy = dir.path().join("copy");
-    let (code, stdout, err) =
-        skysift(&["load", copy.to_str().unwrap(), "scenes", "--from", out.to_str().unwrap(), "--batch-size", "64"]);
+    let load = |extra: &[&str]| {
+        let mut args = vec!["load", copy.to_str().unwrap(), "scenes", "--from", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        skysift(&args)
+    };
+    // Batches of 64 rows gathered into segments of at least 100 (the bulk path writes a segment
+    // per --flush-rows, without the WAL).
+    let (code, stdout, err) = load(&["--batch-size", "64", "--flush-rows", "100"]);
     assert_eq!(code, 0, "{stdout}{err}");
     assert!(stdout.contains("from model \"test-model\""), "{stdout}");
+    let segments = |p: &Path| Db::builder(p).read_only(true).open().unwrap().snapshot().collection("scenes").unwrap();
+    assert_eq!(segments(&copy).segments().len(), 3, "299 rows in segments of 128, 128 and 43");
+    // Loading the same file again: every id exists, refused with nothing written; --upsert
+    // replaces them (the old rows become tombstones).
+    let (code, _, err) = load(&[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists") && err.contains("--upsert"), "{err}");
+    assert_eq!(segments(&copy).segments().len(), 3);
+    let (code, stdout, err) = load(&["--upsert"]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert_eq!(segments(&copy).count(), ROWS - 1);
+    assert_eq!(segments(&copy).segments().len(), 4);
     let (a, b) = (records(&db_path, "scenes"), records(&copy, "scenes"));
     assert_eq!(a.len() as u64, ROWS - 1);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "same ids");

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use skysift::Db;
 use skysift::io::{Fault, FaultVfs, RealVfs, Vfs};
+use skysift::{Db, RowBatch};
 
 use crate::common::{model_entry, record, spec};
 
@@ -16,13 +16,15 @@ use crate::common::{model_entry, record, spec};
 enum Op {
     Create,
     Batch(u64),
+    /// The rows of a batch through the bulk path (`Db::append_rows`, upsert).
+    Bulk(u64),
     Delete(u64),
     Flush,
     Compact,
     Drop,
 }
 
-const WORKLOAD: [Op; 12] = [
+const WORKLOAD: [Op; 14] = [
     Op::Create,
     Op::Batch(0),
     Op::Batch(1),
@@ -34,6 +36,8 @@ const WORKLOAD: [Op; 12] = [
     Op::Compact,
     Op::Delete(5),
     Op::Batch(4),
+    Op::Bulk(5),
+    Op::Bulk(2),
     Op::Drop,
 ];
 
@@ -43,7 +47,7 @@ fn step(model: &Model, op: Op) -> Model {
     let mut m = model.clone();
     match op {
         Op::Create => m = Some(BTreeMap::new()),
-        Op::Batch(b) => {
+        Op::Batch(b) | Op::Bulk(b) => {
             if let Some(m) = m.as_mut() {
                 for id in b * 10..b * 10 + 10 {
                     m.insert(id, b);
@@ -70,6 +74,20 @@ fn run(db: &Db, op: Op) -> skysift::Result<()> {
                 tx.upsert(record(id, b))?;
             }
             tx.commit().map(|_| ())
+        }
+        Op::Bulk(b) => {
+            let schema = db.snapshot().collection("c")?.schema().clone();
+            let mut rows = RowBatch::new(schema.dim as usize, schema.fields.len());
+            for id in b * 10..b * 10 + 10 {
+                let r = record(id, b);
+                let slots = rows.push(id, &r.vector)?;
+                for (name, v) in r.fields {
+                    if let Some(slot) = schema.field_index(&name).and_then(|i| slots.get_mut(i)) {
+                        *slot = Some(v);
+                    }
+                }
+            }
+            db.append_rows("c", &mut rows, true).map(|_| ())
         }
         Op::Delete(id) => {
             let mut tx = db.begin_write("c")?;

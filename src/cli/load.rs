@@ -11,7 +11,7 @@ use skysift::export::EmbeddingInfo;
 use skysift::export::products::{ProductOptions, ProductReader};
 use skysift::ingest::{load_metadata, vectors::VectorFile};
 use skysift::schema::{FieldType, Metric};
-use skysift::{CollectionSpec, Db, IndexParams, NewRecord};
+use skysift::{CollectionSpec, Db, IndexParams, NewRecord, RowBatch};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,7 +45,7 @@ pub struct Args {
     /// One JSON object per vector row; `id` sets the record id (default: the row number).
     #[arg(long)]
     metadata: Option<PathBuf>,
-    /// Rows per committed batch.
+    /// Rows per committed batch (with --from: rows per decoded Parquet batch).
     #[arg(long, default_value_t = 10_000)]
     batch_size: usize,
     /// Metric for a new collection: cosine (vectors are normalised) or ip.
@@ -62,7 +62,8 @@ pub struct Args {
     /// out-of-distribution queries (e.g. text queries over image vectors).
     #[arg(long)]
     query_sample: Option<PathBuf>,
-    /// Flush to a segment (and build its graph) when this many rows are in memory.
+    /// Flush to a segment (and build its graph) when this many rows are in memory (with --from:
+    /// rows per segment, each written directly, without the WAL).
     #[arg(long, default_value_t = 1_000_000)]
     flush_rows: usize,
     /// HNSW M for a new collection.
@@ -279,6 +280,56 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The bulk path of `load --from`: rows gather into batches of --flush-rows, each written as one
+/// segment (no WAL, no in-memory table), durable when its manifest is published. Returns the
+/// rows loaded.
+fn append_product(db: &Db, a: &Args, product: &mut ProductReader, dim: usize) -> anyhow::Result<u64> {
+    let path = product.path().to_path_buf();
+    let schema = db.snapshot().collection(&a.collection)?.schema().clone();
+    let bar = super::progress_bar("loading");
+    bar.set_length(product.rows());
+    let mut seen = HashSet::new();
+    let mut total = 0u64;
+    let mut batch = RowBatch::new(dim, schema.fields.len());
+    batch.reserve(usize::try_from(product.rows()).unwrap_or(usize::MAX).min(a.flush_rows));
+    loop {
+        let more = product.next_rows(&schema, &mut batch)?;
+        if batch.len() >= a.flush_rows || (!more && !batch.is_empty()) {
+            for (i, &id) in batch.ids().iter().enumerate() {
+                if !seen.insert(id) {
+                    bail!(
+                        "record id {id} appears twice in {} (row {}; {total} rows loaded before its batch)",
+                        path.display(),
+                        total + i as u64
+                    );
+                }
+            }
+            let end = total + batch.len() as u64;
+            let report = match db.append_rows(&a.collection, &mut batch, a.upsert) {
+                Ok(r) => r,
+                Err(skysift::Error::DuplicateId { id, .. }) => bail!(
+                    "record id {id} of {} already exists in {}; pass --upsert to replace existing records (rows \
+                     {total}..{end} are not loaded, the {total} before them are)",
+                    path.display(),
+                    a.collection
+                ),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("rows {total}..{end} are not loaded (the {total} before them are)")));
+                }
+            };
+            total += report.rows;
+            batch.clear();
+        }
+        bar.set_position(total + batch.len() as u64);
+        if !more {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(total)
+}
+
 /// The provenance params of `load --from`: declared (`--model-id ID --declare-model`, checked
 /// against the manifest), else the file's `emb:` metadata (checked against `--model-id`), else
 /// none (text and image queries are then refused).
@@ -397,31 +448,8 @@ fn run_from(a: &Args) -> anyhow::Result<ExitCode> {
              the encoder)"
         );
     }
-    let bar = super::progress_bar("loading");
-    bar.set_length(product.rows());
     let t0 = Instant::now();
-    let mut seen = HashSet::new();
-    let mut total = 0u64;
-    while let Some(records) = product.next_batch()? {
-        let mut tx = db.begin_write(&a.collection)?;
-        for r in records {
-            if !seen.insert(r.id) {
-                bail!("record id {} appears twice in {} ({total} rows committed before it)", r.id, path.display());
-            }
-            let id = r.id;
-            if a.upsert { tx.upsert(r) } else { tx.insert(r) }
-                .with_context(|| format!("record {id} ({total} rows committed before this batch)"))?;
-        }
-        let n = tx.len() as u64;
-        let info = tx.commit()?;
-        if let Some(e) = info.flush_error {
-            bail!("{total} rows committed, but flushing to a segment failed: {e}");
-        }
-        total += n;
-        bar.set_position(total);
-    }
-    bar.finish_and_clear();
-    db.flush(&a.collection)?;
+    let total = append_product(&db, a, &mut product, dim)?;
     let secs = t0.elapsed().as_secs_f64();
     super::outln!(
         "loaded {total} rows from {} into {} in {secs:.2}s ({:.0} rows/s); collection now has {} records",

@@ -17,6 +17,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -26,8 +27,9 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use skysift_storage::schema::{FieldType, RESERVED_FIELDS, Value};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use skysift_storage::schema::{FieldType, RESERVED_FIELDS, Schema, Value};
+use skysift_storage::store::RowBatch;
 
 use super::columns::FOOTPRINT_FIELD;
 use super::geoparquet::TYPE_METADATA_KEY;
@@ -79,7 +81,9 @@ struct Plan {
 /// A streamed reader of an embedding product.
 pub struct ProductReader {
     path: PathBuf,
-    reader: ParquetRecordBatchReader,
+    /// Batches decoded by the reader's own thread (Parquet decoding overlaps the caller's
+    /// work on the previous batch); the thread ends when this end is dropped.
+    reader: Decoders,
     pending: Option<RecordBatch>,
     plan: Vec<Plan>,
     fields: Vec<(String, FieldType)>,
@@ -174,8 +178,9 @@ impl ProductReader {
     #[expect(clippy::too_many_lines, reason = "one pass over the file's columns, each kind in its place")]
     pub fn open(path: &Path, opts: &ProductOptions) -> Result<ProductReader> {
         let file = File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())
             .map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
         let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         let kv: Vec<(String, String)> = builder
             .metadata()
@@ -294,13 +299,10 @@ impl ProductReader {
         if geometry.is_some() && !fields.iter().any(|(n, _)| n == FOOTPRINT_FIELD) {
             fields.push((FOOTPRINT_FIELD.to_owned(), FieldType::GeoBbox));
         }
-        let reader = builder
-            .with_batch_size(opts.batch_rows.max(1))
-            .build()
-            .map_err(|e| bad(path, format!("cannot read: {e}")))?;
+        drop(builder);
         let mut me = ProductReader {
             path: path.to_path_buf(),
-            reader,
+            reader: Decoders::start(path, &meta, opts.batch_rows.max(1)),
             pending: None,
             plan,
             fields,
@@ -330,6 +332,12 @@ impl ProductReader {
             ));
         }
         Ok(me)
+    }
+
+    /// The file read.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Rows in the file.
@@ -364,11 +372,7 @@ impl ProductReader {
     }
 
     fn next_arrow(&mut self) -> Result<Option<RecordBatch>> {
-        match self.reader.next() {
-            None => Ok(None),
-            Some(Ok(b)) => Ok(Some(b)),
-            Some(Err(e)) => Err(bad(&self.path, format!("reading near row {}: {e}", self.row))),
-        }
+        self.reader.next().map_err(|e| bad(&self.path, format!("reading near row {}: {e}", self.row)))
     }
 
     fn row_vector<'b>(&self, b: &'b RecordBatch, i: usize) -> Result<&'b [f32]> {
@@ -410,14 +414,72 @@ impl ProductReader {
 
     /// The next batch of records (`None` at the end).
     pub fn next_batch(&mut self) -> Result<Option<Vec<NewRecord>>> {
+        let names = self.slot_names();
+        let mut out = Vec::new();
+        let more = self.visit(|id, v, fields| {
+            let fields = fields.drain(..).filter_map(|(k, val)| Some((names.get(k)?.clone(), val))).collect();
+            out.push(NewRecord { id, vector: v.to_vec(), fields });
+            Ok(())
+        })?;
+        Ok(more.then_some(out))
+    }
+
+    /// Appends the next batch's rows to `out`, their values in the order of `schema`'s fields
+    /// (the collection they are loaded into); false at the end. Fails on a column that is not a
+    /// field of `schema`.
+    pub fn next_rows(&mut self, schema: &Schema, out: &mut RowBatch) -> Result<bool> {
+        let footprint = self.plan.len();
+        let slots: Vec<usize> = self
+            .slot_names()
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                if k == footprint && self.geometry.is_none() {
+                    return Ok(usize::MAX);
+                }
+                schema.field_index(n).ok_or_else(|| {
+                    let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+                    bad(
+                        &self.path,
+                        format!("column {n:?} is not a field of the collection (its fields: {})", names.join(", ")),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        self.visit(|id, v, fields| {
+            let values = out.push(id, v)?;
+            for (k, val) in fields.drain(..) {
+                if let Some(slot) = slots.get(k).and_then(|s| values.get_mut(*s)) {
+                    *slot = Some(val);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The names of the value slots [`ProductReader::visit`] fills: the planned columns, then
+    /// `footprint` (the geometry's).
+    fn slot_names(&self) -> Vec<String> {
+        self.plan.iter().map(|p| p.name.clone()).chain([FOOTPRINT_FIELD.to_owned()]).collect()
+    }
+
+    /// Reads the next batch and hands each row to `sink` (id, vector, values by slot of
+    /// [`ProductReader::slot_names`]; the sink drains them); false at the end.
+    fn visit(&mut self, mut sink: impl FnMut(u64, &[f32], &mut Vec<(usize, Value)>) -> Result<()>) -> Result<bool> {
         let batch = match self.pending.take() {
             Some(b) => b,
             None => match self.next_arrow()? {
                 Some(b) => b,
-                None => return Ok(None),
+                None => return Ok(false),
             },
         };
-        let mut out = Vec::with_capacity(batch.num_rows());
+        let footprint = self.plan.len();
+        let text: Vec<bool> = self
+            .plan
+            .iter()
+            .map(|p| p.name == "source" || self.fields.iter().any(|(n, t)| *n == p.name && *t == FieldType::Text))
+            .collect();
+        let mut fields = Vec::with_capacity(self.plan.len() + 1);
         for i in 0..batch.num_rows() {
             let at = self.row + i as u64;
             let v = self.row_vector(&batch, i)?;
@@ -433,18 +495,14 @@ impl ProductReader {
                     .ok_or_else(|| bad(&self.path, format!("row {at}: the id is null, negative or too large")))?,
                 None => at,
             };
-            let mut fields = Vec::with_capacity(self.plan.len() + 1);
-            for p in &self.plan {
+            fields.clear();
+            for (k, p) in self.plan.iter().enumerate() {
                 if let Some(val) = value(batch.column(p.column).as_ref(), p.conv, i) {
-                    let val = match (&val, self.fields.iter().find(|(n, _)| *n == p.name).map(|f| f.1)) {
-                        (Value::Keyword(s), Some(FieldType::Text)) => Value::Text(s.clone()),
-                        _ if p.name == "source" => match val {
-                            Value::Keyword(s) => Value::Text(s),
-                            other => other,
-                        },
-                        _ => val,
+                    let val = match val {
+                        Value::Keyword(s) if text.get(k) == Some(&true) => Value::Text(s),
+                        other => other,
                     };
-                    fields.push((p.name.clone(), val));
+                    fields.push((k, val));
                 }
             }
             if let Some(g) = self.geometry {
@@ -469,18 +527,96 @@ impl ProductReader {
                                     ),
                                 ));
                             }
-                            fields.retain(|(n, _)| n != FOOTPRINT_FIELD);
-                            fields.push((FOOTPRINT_FIELD.to_owned(), Value::GeoBbox(b)));
+                            fields.retain(|(k, _)| self.plan.get(*k).is_none_or(|p| p.name != FOOTPRINT_FIELD));
+                            fields.push((footprint, Value::GeoBbox(b)));
                         }
                         Ok(None) => {}
                         Err(e) => return Err(bad(&self.path, format!("row {at}: bad WKB geometry: {e}"))),
                     }
                 }
             }
-            out.push(NewRecord { id, vector: v.to_vec(), fields });
+            sink(id, v, &mut fields)?;
         }
         self.row += batch.num_rows() as u64;
-        Ok(Some(out))
+        Ok(true)
+    }
+}
+
+/// What a decoding thread sends: a batch, the end of a row group, or the error that stopped it.
+enum Decoded {
+    Batch(RecordBatch),
+    GroupEnd,
+    Failed(String),
+}
+
+/// Parquet decoding on threads of their own (up to two, a row group at a time each: thread
+/// `t` decodes groups `t`, `t + n`, ...), each a couple of batches ahead of the reader, which
+/// takes the groups back in file order. A thread ends when its receiver is dropped.
+struct Decoders {
+    channels: Vec<Receiver<Decoded>>,
+    group: usize,
+    groups: usize,
+}
+
+impl Decoders {
+    fn start(path: &Path, meta: &ArrowReaderMetadata, batch_rows: usize) -> Decoders {
+        const MAX_THREADS: usize = 2;
+        let groups = meta.metadata().num_row_groups();
+        let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_THREADS);
+        let n = n.min(groups).max(1);
+        let channels = (0..n)
+            .map(|t| {
+                let (tx, rx) = sync_channel(2);
+                let (path, meta) = (path.to_path_buf(), meta.clone());
+                std::thread::spawn(move || {
+                    for g in (t..groups).step_by(n) {
+                        let reader = File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+                            ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta.clone())
+                                .with_row_groups(vec![g])
+                                .with_batch_size(batch_rows)
+                                .build()
+                                .map_err(|e| e.to_string())
+                        });
+                        let reader = match reader {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let _ = tx.send(Decoded::Failed(e));
+                                return;
+                            }
+                        };
+                        for b in reader {
+                            let (msg, failed) = match b {
+                                Ok(b) => (Decoded::Batch(b), false),
+                                Err(e) => (Decoded::Failed(e.to_string()), true),
+                            };
+                            if tx.send(msg).is_err() || failed {
+                                return;
+                            }
+                        }
+                        if tx.send(Decoded::GroupEnd).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        Decoders { channels, group: 0, groups }
+    }
+
+    /// The next batch in file order; `Ok(None)` after the last row group.
+    fn next(&mut self) -> std::result::Result<Option<RecordBatch>, String> {
+        while self.group < self.groups {
+            let n = self.channels.len().max(1);
+            let Some(rx) = self.channels.get(self.group % n) else { break };
+            match rx.recv() {
+                Ok(Decoded::Batch(b)) => return Ok(Some(b)),
+                Ok(Decoded::GroupEnd) => self.group += 1,
+                Ok(Decoded::Failed(e)) => return Err(e),
+                Err(_) => return Err(format!("the decoder of row group {} stopped", self.group)),
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -351,26 +351,30 @@ impl Schema {
 
     /// Checks a record against the schema, naming the first problem.
     pub fn check_record(&self, r: &Record) -> Result<(), String> {
-        if r.vector.len() != self.dim as usize {
+        self.check_row(r.id, &r.vector, &r.values)
+    }
+
+    /// Checks one row (id, vector, one value slot per field) against the schema, naming the
+    /// first problem: [`Schema::check_record`] without a [`Record`].
+    pub fn check_row(&self, id: u64, vector: &[f32], values: &[Option<Value>]) -> Result<(), String> {
+        if vector.len() != self.dim as usize {
             return Err(format!(
-                "record {}: vector has {} components, the collection expects {}",
-                r.id,
-                r.vector.len(),
+                "record {id}: vector has {} components, the collection expects {}",
+                vector.len(),
                 self.dim
             ));
         }
-        if let Some((i, x)) = r.vector.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(format!("record {}: vector component {i} is not finite ({x})", r.id));
+        if let Some((i, x)) = vector.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(format!("record {id}: vector component {i} is not finite ({x})"));
         }
-        if r.values.len() != self.fields.len() {
-            return Err(format!("record {}: {} values for {} fields", r.id, r.values.len(), self.fields.len()));
+        if values.len() != self.fields.len() {
+            return Err(format!("record {id}: {} values for {} fields", values.len(), self.fields.len()));
         }
-        for (f, v) in self.fields.iter().zip(&r.values) {
+        for (f, v) in self.fields.iter().zip(values) {
             if let Some(v) = v {
                 if v.ty() != f.ty {
                     return Err(format!(
-                        "record {}: field {:?} is {}, got a {} value",
-                        r.id,
+                        "record {id}: field {:?} is {}, got a {} value",
                         f.name,
                         f.ty.name(),
                         v.ty().name()
@@ -379,7 +383,7 @@ impl Schema {
                 if let Value::Float(x) = v
                     && x.is_nan()
                 {
-                    return Err(format!("record {}: field {:?} is NaN", r.id, f.name));
+                    return Err(format!("record {id}: field {:?} is NaN", f.name));
                 }
                 if let Value::GeoBbox(b) = v {
                     let ok = b.iter().all(|x| x.is_finite())
@@ -391,8 +395,8 @@ impl Schema {
                         && (-90.0..=90.0).contains(&b[3]);
                     if !ok {
                         return Err(format!(
-                            "record {}: field {:?} is not a WGS84 bbox [min_lon, min_lat, max_lon, max_lat]: {b:?}",
-                            r.id, f.name
+                            "record {id}: field {:?} is not a WGS84 bbox [min_lon, min_lat, max_lon, max_lat]: {b:?}",
+                            f.name
                         ));
                     }
                 }

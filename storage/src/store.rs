@@ -44,7 +44,9 @@ use crate::vecblob;
 use crate::wal::{self, Batch, Op, WalWriter};
 
 mod attach;
+mod bulk;
 pub use attach::{AttachReport, StagedSegment, content_id};
+pub use bulk::{AppendReport, RowBatch};
 
 /// What an indexer gets to know about the segment it indexes.
 #[derive(Debug)]
@@ -755,6 +757,12 @@ impl Store {
     /// [`WriteGuard::attach`]).
     pub fn attach(&self, name: &str, staged: &[StagedSegment], upsert: bool) -> Result<AttachReport> {
         self.try_begin_write()?.attach(name, staged, upsert)
+    }
+
+    /// Writes a batch of rows into a collection as one new segment, without the WAL (see
+    /// [`WriteGuard::append_rows`]).
+    pub fn append_rows(&self, name: &str, batch: &RowBatch, upsert: bool) -> Result<AppendReport> {
+        self.try_begin_write()?.append_rows(name, batch, upsert)
     }
 
     /// Replaces a collection's parameters.

@@ -16,7 +16,7 @@ use crate::io::{Vfs, WriteFile};
 use crate::schema::{FieldType, Metric, Schema, Value};
 
 /// Rows to be written into a segment, in row order.
-pub trait RowSource {
+pub trait RowSource: Sync {
     /// Number of rows.
     fn rows(&self) -> usize;
     /// Id of `row`.
@@ -25,13 +25,21 @@ pub trait RowSource {
     fn vector(&self, row: usize) -> &[f32];
     /// Value of `field` in `row`.
     fn value(&self, row: usize, field: usize) -> Result<Option<Value>>;
+    /// The vectors of rows `start..start + n`, contiguous, when the source holds them so
+    /// (the writer then copies them in one piece); `None` by default.
+    fn vector_block(&self, start: usize, n: usize) -> Option<&[f32]> {
+        let _ = (start, n);
+        None
+    }
 }
 
 const FLUSH_AT: usize = 1 << 20;
 
-/// Buffers writes to the file and keeps the running section checksum.
+/// Buffers writes to the file and keeps the running section checksum. Without a file it keeps
+/// every byte in `buf`: a part of the segment built on another thread, appended later with
+/// [`Sink::append`].
 struct Sink {
-    file: Box<dyn WriteFile>,
+    file: Option<Box<dyn WriteFile>>,
     buf: Vec<u8>,
     pos: u64,
     entries: Vec<SectionEntry>,
@@ -39,16 +47,41 @@ struct Sink {
 }
 
 impl Sink {
+    fn in_memory() -> Sink {
+        Sink { file: None, buf: Vec::new(), pos: 0, entries: Vec::new(), open: None }
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         if let Some((_, _, _, crc)) = &mut self.open {
             *crc = crc32c::crc32c_append(*crc, bytes);
         }
-        self.buf.extend_from_slice(bytes);
         self.pos += bytes.len() as u64;
+        let Some(file) = &mut self.file else {
+            self.buf.extend_from_slice(bytes);
+            return Ok(());
+        };
+        if bytes.len() >= FLUSH_AT {
+            // Large pieces go to the file as they are, without a copy into the buffer.
+            file.write_all(&self.buf)?;
+            self.buf.clear();
+            return file.write_all(bytes);
+        }
+        self.buf.extend_from_slice(bytes);
         if self.buf.len() >= FLUSH_AT {
-            self.file.write_all(&self.buf)?;
+            file.write_all(&self.buf)?;
             self.buf.clear();
         }
+        Ok(())
+    }
+
+    /// Appends the sections of an in-memory `part` (its offsets start at 0 and its sections are
+    /// aligned relative to that), at the next aligned position.
+    fn append(&mut self, part: Sink) -> Result<()> {
+        let pad = (SECTION_ALIGN - (self.pos as usize % SECTION_ALIGN)) % SECTION_ALIGN;
+        self.put(&vec![0u8; pad])?;
+        let base = self.pos;
+        self.put(&part.buf)?;
+        self.entries.extend(part.entries.into_iter().map(|e| SectionEntry { offset: base + e.offset, ..e }));
         Ok(())
     }
 
@@ -173,49 +206,33 @@ fn write_keyword(sink: &mut Sink, src: &dyn RowSource, field: usize) -> Result<(
     Ok(())
 }
 
-/// Writes a whole segment to `path` and syncs it; returns the file length.
-///
-/// The caller syncs the directory and publishes the segment in the manifest; until then the
-/// file is an orphan that the next writer open removes.
-pub fn write_segment(
-    vfs: &dyn Vfs,
-    path: &Path,
-    segment_id: u64,
+/// The start of a segment file: header, schema, vectors, ids and the id index.
+fn write_head(
+    file: Box<dyn WriteFile>,
+    header: &Header,
     schema: &Schema,
     src: &dyn RowSource,
-    extra: &[(SectionKind, Vec<u8>)],
-) -> Result<u64> {
+    pairs: &[(u64, u64)],
+) -> Result<Sink> {
     let rows = src.rows();
     let dim = schema.dim as usize;
-    let mut pairs: Vec<(u64, u64)> = (0..rows).map(|r| (src.id(r), r as u64)).collect();
-    pairs.sort_unstable();
-    if let Some((a, _)) = pairs.iter().zip(pairs.iter().skip(1)).find(|(a, b)| a.0 == b.0) {
-        return Err(Error::Invalid(format!("id {} appears twice in one segment", a.0)));
-    }
-    let header = Header {
-        version: VERSION,
-        dim: schema.dim,
-        metric: match schema.metric {
-            Metric::Cosine => 0,
-            Metric::InnerProduct => 1,
-        },
-        rows: rows as u64,
-        field_count: schema.fields.len() as u32,
-        segment_id,
-    };
-    let mut sink = Sink {
-        file: vfs.create(path)?,
-        buf: Vec::with_capacity(FLUSH_AT * 2),
-        pos: 0,
-        entries: Vec::new(),
-        open: None,
-    };
+    let mut sink =
+        Sink { file: Some(file), buf: Vec::with_capacity(FLUSH_AT * 2), pos: 0, entries: Vec::new(), open: None };
     sink.put(&header.encode())?;
     sink.section(SectionKind::Schema, 0, &encode_schema(schema))?;
 
     sink.begin(SectionKind::Vectors, 0)?;
+    let block_rows = (FLUSH_AT / (dim * 4).max(1)).max(1);
     let mut row_bytes = Vec::with_capacity(dim * 4);
-    for row in 0..rows {
+    let mut row = 0;
+    // Little-endian f32 is the file's layout: a contiguous block is written as it is in memory.
+    while cfg!(target_endian = "little") && row < rows {
+        let n = block_rows.min(rows - row);
+        let Some(block) = src.vector_block(row, n).filter(|b| b.len() == n * dim) else { break };
+        sink.put(bytemuck::cast_slice(block))?;
+        row += n;
+    }
+    for row in row..rows {
         let v = src.vector(row);
         if v.len() != dim {
             return Err(Error::Invalid(format!("row {row} has {} components, expected {dim}", v.len())));
@@ -232,25 +249,106 @@ pub fn write_segment(
     (0..rows).for_each(|r| e.u64(src.id(r)));
     sink.section(SectionKind::Ids, 0, &e.buf)?;
     let mut e = Enc::default();
-    for (id, row) in &pairs {
+    for (id, row) in pairs {
         e.u64(*id);
         e.u64(*row);
     }
     sink.section(SectionKind::IdIndex, 0, &e.buf)?;
 
-    for (field, def) in schema.fields.iter().enumerate() {
-        sink.section(SectionKind::Validity, field, &validity(src, field)?)?;
-        match def.ty {
-            FieldType::Keyword => write_keyword(&mut sink, src, field)?,
-            FieldType::Text | FieldType::Blob => write_var(&mut sink, src, field)?,
-            ty => write_fixed(&mut sink, src, field, ty)?,
+    Ok(sink)
+}
+
+/// The field sections one worker built, by field number.
+type FieldParts = Vec<(usize, Result<Sink>)>;
+
+/// Starts the workers that build the field sections (validity, values, indexes), each taking
+/// the next field not yet taken; each returns its parts by field number.
+fn spawn_field_parts<'s, 'e: 's>(
+    scope: &'s std::thread::Scope<'s, 'e>,
+    schema: &'e Schema,
+    src: &'e dyn RowSource,
+) -> Vec<std::thread::ScopedJoinHandle<'s, FieldParts>> {
+    let fields = schema.fields.len();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(fields);
+    (0..workers)
+        .map(|_| {
+            let next = std::sync::Arc::clone(&next);
+            scope.spawn(move || {
+                let mut out = Vec::new();
+                loop {
+                    let field = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(def) = schema.fields.get(field) else { break };
+                    out.push((field, field_part(src, field, def.ty)));
+                }
+                out
+            })
+        })
+        .collect()
+}
+
+/// The sections of one field, in memory: validity, values, then its range or geo index.
+fn field_part(src: &dyn RowSource, field: usize, ty: FieldType) -> Result<Sink> {
+    let mut sink = Sink::in_memory();
+    sink.section(SectionKind::Validity, field, &validity(src, field)?)?;
+    match ty {
+        FieldType::Keyword => write_keyword(&mut sink, src, field)?,
+        FieldType::Text | FieldType::Blob => write_var(&mut sink, src, field)?,
+        ty => write_fixed(&mut sink, src, field, ty)?,
+    }
+    if let Some(bytes) = super::ranges::index_field(src, field, ty)? {
+        sink.section(SectionKind::Ranges, field, &bytes)?;
+    }
+    if let Some(bytes) = super::geo::index_field(src, field, ty)? {
+        sink.section(SectionKind::Geo, field, &bytes)?;
+    }
+    Ok(sink)
+}
+
+/// Writes a whole segment to `path` and syncs it; returns the file length.
+///
+/// The caller syncs the directory and publishes the segment in the manifest; until then the
+/// file is an orphan that the next writer open removes.
+pub fn write_segment(
+    vfs: &dyn Vfs,
+    path: &Path,
+    segment_id: u64,
+    schema: &Schema,
+    src: &dyn RowSource,
+    extra: &[(SectionKind, Vec<u8>)],
+) -> Result<u64> {
+    let rows = src.rows();
+    let mut pairs: Vec<(u64, u64)> = (0..rows).map(|r| (src.id(r), r as u64)).collect();
+    pairs.sort_unstable();
+    if let Some((a, _)) = pairs.iter().zip(pairs.iter().skip(1)).find(|(a, b)| a.0 == b.0) {
+        return Err(Error::Invalid(format!("id {} appears twice in one segment", a.0)));
+    }
+    let header = Header {
+        version: VERSION,
+        dim: schema.dim,
+        metric: match schema.metric {
+            Metric::Cosine => 0,
+            Metric::InnerProduct => 1,
+        },
+        rows: rows as u64,
+        field_count: schema.fields.len() as u32,
+        segment_id,
+    };
+    let file = vfs.create(path)?;
+    // The field sections are built on worker threads while this one writes the vectors.
+    let (head, fields) = std::thread::scope(|scope| {
+        let workers = spawn_field_parts(scope, schema, src);
+        let head = write_head(file, &header, schema, src, &pairs);
+        let mut parts: Vec<(usize, Result<Sink>)> = Vec::new();
+        for w in workers {
+            parts.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
-        if let Some(bytes) = super::ranges::index_field(src, field, def.ty)? {
-            sink.section(SectionKind::Ranges, field, &bytes)?;
-        }
-        if let Some(bytes) = super::geo::index_field(src, field, def.ty)? {
-            sink.section(SectionKind::Geo, field, &bytes)?;
-        }
+        parts.sort_by_key(|(field, _)| *field);
+        (head, parts.into_iter().map(|(_, part)| part))
+    });
+    let mut sink = head?;
+    for part in fields {
+        sink.append(part?)?;
     }
 
     for (kind, bytes) in extra {
@@ -272,7 +370,8 @@ pub fn write_segment(
     let footer = Footer { table_offset, section_count: count, table_crc, file_len };
     sink.put(&footer.encode())?;
     let rest = std::mem::take(&mut sink.buf);
-    sink.file.write_all(&rest)?;
-    sink.file.sync()?;
+    let file = sink.file.as_mut().ok_or_else(|| Error::Invalid("segment sink without a file".into()))?;
+    file.write_all(&rest)?;
+    file.sync()?;
     Ok(file_len)
 }
