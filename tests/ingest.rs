@@ -28,7 +28,7 @@ use skysift::ingest::synth::{Chunks, SynthGeo, SynthTiff, write};
 use skysift::ingest::tiff::TiffRaster;
 use skysift::ingest::{ImportOptions, Reason, ReportWriter, Status, Summary, Tiling, import, record_id};
 use skysift::schema::{FieldType, Value};
-use skysift::{Db, StoredRecord};
+use skysift::{Db, NewRecord, StoredRecord};
 
 /// Degrees; about 1 cm.
 const FOOTPRINT_TOLERANCE: f64 = 1e-7;
@@ -933,6 +933,53 @@ fn reimport_is_idempotent_and_a_changed_file_replaces_its_records() {
     // Another tiling is another recipe: everything is re-imported.
     let (s, _) = run(&db, &FAKE, &arch, &opts(32, 160));
     assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 4 * 6 + 1));
+}
+
+/// An archive imported before the ledger hashed with BLAKE3 (its records carry SHA-256 hashes) is
+/// recognised as unchanged, not encoded again; a file changed since is re-imported.
+#[test]
+fn a_ledger_of_sha256_hashes_from_before_blake3_is_honoured() {
+    use sha2::{Digest, Sha256};
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    scene(&arch.join("scene.tif"), 256, 256, 0);
+    std::fs::copy(chip("Port", "port_129.jpg"), arch.join("chip.jpg")).unwrap();
+    let db = Db::open(d.path().join("db")).unwrap();
+    let o = opts(64, 160);
+    let (s, _) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 17));
+    let hash = |r: &StoredRecord| match field(r, "file_hash") {
+        Some(Value::Text(h)) => h.clone(),
+        other => panic!("file_hash {other:?}"),
+    };
+    assert!(hash(&record(&db, "scene.tif", 0).unwrap()).starts_with("blake3:"));
+    // Rewrite every record's hash as an import before BLAKE3 wrote it: the file's SHA-256.
+    let col = db.snapshot().collection("scenes").unwrap();
+    let mut tx = db.begin_write("scenes").unwrap();
+    for id in col.ids().unwrap() {
+        let r = col.get(id).unwrap().unwrap();
+        let rel = match field(&r, "source") {
+            Some(Value::Text(s)) => s.clone(),
+            other => panic!("source {other:?}"),
+        };
+        let sha = format!("{:x}", Sha256::digest(std::fs::read(arch.join(&rel)).unwrap()));
+        let mut fields: Vec<(String, Value)> = r.fields.into_iter().filter(|(n, _)| n != "file_hash").collect();
+        fields.push(("file_hash".into(), Value::Text(sha)));
+        tx.upsert(NewRecord { id, vector: r.vector, fields }).unwrap();
+    }
+    tx.commit().unwrap();
+    let legacy = hash(&record(&db, "scene.tif", 0).unwrap());
+    assert_eq!(legacy.len(), 64);
+
+    let (s, lines) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Unchanged), s.tiles_written, s.tiles_reused), (2, 0, 17), "{lines:#?}");
+    assert_eq!(hash(&record(&db, "scene.tif", 0).unwrap()), legacy, "the recorded hash is kept");
+
+    scene(&arch.join("scene.tif"), 256, 256, 9);
+    let (s, _) = run(&db, &FAKE, &arch, &o);
+    assert_eq!((s.count(Status::Imported), s.count(Status::Unchanged), s.tiles_written), (1, 1, 16));
+    assert!(hash(&record(&db, "scene.tif", 0).unwrap()).starts_with("blake3:"));
 }
 
 #[test]

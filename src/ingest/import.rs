@@ -34,7 +34,7 @@ use super::fields::IMPORT_FIELDS;
 use super::geo::GeoRef;
 use super::nodata::{self, DEFAULT_MIN_VALID};
 use super::overview::{self, MaskPlane};
-use super::pipeline::{self, FileCtx, FileEnd, Msg, Out, Outcome, TileEncoder, TileItem};
+use super::pipeline::{self, FileCtx, FileEnd, Msg, Out, Outcome, PendingHash, TileEncoder, TileItem};
 use super::report::{FileReport, Problem, Reason, ReportWriter, Status, Summary};
 use super::stages;
 use super::thumbnail;
@@ -528,11 +528,23 @@ impl Worker<'_> {
         let rel = &entry.rel;
         let opts = self.opts;
         let skip = |p: Problem| Halt::skip(rel, p);
-        let mut read = stages::read_and_hash(&entry.path, &opts.limits).map_err(skip)?;
+        // A file the ledger does not know needs its hash only for its records: a TIFF's is
+        // computed on a thread of its own while the raster is decoded.
+        let known = self.ledger_knows(rel)?;
+        let mut read = if known { stages::read_and_hash(&entry.path, &opts.limits) } else {
+            stages::read_unhashed(&entry.path, &opts.limits)
+        }
+        .map_err(skip)?;
+        let hashing = read.hash.is_empty().then(|| Arc::new(PendingHash::start(entry.path.clone(), read.size)));
         if let Some(hook) = &opts.after_hash {
             hook(&entry.path);
         }
-        let present = self.ledger_decision(rel, &read)?;
+        let present = if known {
+            self.keep_legacy_hash(rel, &entry.path, &mut read)?;
+            self.ledger_decision(rel, &read)?
+        } else {
+            HashSet::new()
+        };
         let stages::Opened { mut raster, georef, crs, format_name, mut notes } =
             stages::open_raster(&entry.path, &mut read, &opts.limits).map_err(skip)?;
         notes.extend(entry.notes.iter().cloned());
@@ -579,6 +591,7 @@ impl Worker<'_> {
             rel: rel.clone(),
             fields: self.file_fields(rel, im, &read, &facts),
             tile_count: facts.tile_count,
+            hashing,
         });
         let mut report = FileReport::new(rel.clone(), Status::Imported);
         report.format = Some(format_name);
@@ -607,13 +620,35 @@ impl Worker<'_> {
         Ok(e)
     }
 
+    /// Whether the collection holds a record of `rel` (its first tile's id): only then does the
+    /// ledger decision need the file's hash.
+    fn ledger_knows(&self, rel: &str) -> Result<bool, Halt> {
+        let failed = |e: Error| ledger_failed(rel, &e);
+        let col = self.db.snapshot().collection(self.collection).map_err(failed)?;
+        Ok(col.get(record_id(rel, 0)).map_err(failed)?.is_some())
+    }
+
+    /// A file whose ledger entry carries the SHA-256 of an import before BLAKE3: when the file still
+    /// has that SHA-256, its hash stays the recorded one (its tiles are unchanged, not encoded
+    /// again, and new tiles carry the same hash); otherwise the file changed and the BLAKE3 hash
+    /// stands.
+    fn keep_legacy_hash(&self, rel: &str, path: &Path, read: &mut stages::ReadFile) -> Result<(), Halt> {
+        let failed = |e: Error| ledger_failed(rel, &e);
+        let col = self.db.snapshot().collection(self.collection).map_err(failed)?;
+        let Some(first) = col.get(record_id(rel, 0)).map_err(failed)? else { return Ok(()) };
+        if let Some(old) = text_field(&first.fields, fields::FILE_HASH).filter(|h| stages::is_legacy_hash(h))
+            && int_field(&first.fields, fields::FILE_SIZE) == Some(read.size as i64)
+            && stages::legacy_sha256(path).map_err(|p| Halt::skip(rel, p))? == old
+        {
+            read.hash = old.to_owned();
+        }
+        Ok(())
+    }
+
     /// The ledger decision: the tiles already present (none for a new or changed file); a file whose
     /// tiles are all present ends here as unchanged, one whose ids another path owns is skipped.
     fn ledger_decision(&self, rel: &str, read: &stages::ReadFile) -> Result<HashSet<u32>, Halt> {
-        let failed = |e: Error| {
-            let p = Problem::new(Reason::Unreadable, e.to_string());
-            Halt::new(FileReport::problem(rel.to_owned(), Status::Failed, p), Outcome::Nothing)
-        };
+        let failed = |e: Error| ledger_failed(rel, &e);
         let col = self.db.snapshot().collection(self.collection).map_err(failed)?;
         match ledger(&col, rel, read.size, &read.hash, &self.recipe).map_err(failed)? {
             Ledger::Fresh => Ok(HashSet::new()),
@@ -739,7 +774,10 @@ impl Worker<'_> {
         }
         out.push((fields::TILE_COUNT.into(), Value::Integer(i64::from(facts.tile_count))));
         out.push((fields::FILE_SIZE.into(), Value::Integer(read.size as i64)));
-        out.push((fields::FILE_HASH.into(), Value::Text(read.hash.clone())));
+        if !read.hash.is_empty() {
+            // Empty while it is computed: the writer adds it (FileCtx::hashing).
+            out.push((fields::FILE_HASH.into(), Value::Text(read.hash.clone())));
+        }
         out.push((fields::TILING.into(), Value::Text(self.recipe.clone())));
         if let Some(b) = facts.scene_footprint
             && self.types.get(fields::SCENE_FOOTPRINT) == Some(&FieldType::GeoBbox)
@@ -875,6 +913,12 @@ struct Placement<'a> {
     scale: stages::LevelScale,
 }
 
+/// The end of a file whose ledger entry could not be read.
+fn ledger_failed(rel: &str, e: &Error) -> Halt {
+    let p = Problem::new(Reason::Unreadable, e.to_string());
+    Halt::new(FileReport::problem(rel.to_owned(), Status::Failed, p), Outcome::Nothing)
+}
+
 fn with_ctx(mut e: FileEnd, ctx: &Arc<FileCtx>, peak: u64) -> FileEnd {
     e.ctx = Some(Arc::clone(ctx));
     e.peak_bytes = peak;
@@ -937,6 +981,15 @@ impl<'a> Writer<'a, '_> {
                     }
                     let id = record_id(&t.ctx.rel, t.index);
                     let mut rec = NewRecord { id, vector: v, fields: t.ctx.fields.clone() };
+                    if let Some(hashing) = &t.ctx.hashing {
+                        match hashing.get() {
+                            Ok(h) => rec.fields.push((fields::FILE_HASH.into(), Value::Text(h.to_owned()))),
+                            Err(reason) => {
+                                self.failed.insert(t.file, reason.to_owned());
+                                continue;
+                            }
+                        }
+                    }
                     rec.fields.push((fields::WINDOW.into(), Value::Window(t.window)));
                     rec.fields.push((fields::TILE_INDEX.into(), Value::Integer(i64::from(t.index))));
                     if let Some(b) = t.footprint {

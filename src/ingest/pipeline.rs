@@ -17,7 +17,7 @@
 //! - Ctrl-C (the stop flag) stops the planner at once and the workers between tiles; tiles already
 //!   queued are still encoded and handed to the writer, which commits them.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,7 @@ pub struct TileItem {
 }
 
 /// Fields shared by every record of one file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FileCtx {
     /// Path relative to the archive root.
     pub rel: String,
@@ -113,6 +113,42 @@ pub struct FileCtx {
     pub fields: Vec<(String, skysift_storage::schema::Value)>,
     /// Tiles of the scene.
     pub tile_count: u32,
+    /// The file's ledger hash while it is computed on a thread of its own (a TIFF the ledger did
+    /// not know, hashed while it is decoded and encoded): the writer adds it to each record,
+    /// waiting for it at the file's first record. `None` when `fields` hold it already.
+    pub hashing: Option<Arc<PendingHash>>,
+}
+
+/// A file's ledger hash computed on a thread of its own ([`super::stages::hash_file`]).
+#[derive(Debug)]
+pub struct PendingHash {
+    thread: Mutex<Option<std::thread::JoinHandle<Result<String, String>>>>,
+    done: OnceLock<Result<String, String>>,
+}
+
+impl PendingHash {
+    /// Starts hashing `path` (of `size` bytes when stat'ed).
+    #[must_use]
+    pub fn start(path: std::path::PathBuf, size: u64) -> PendingHash {
+        let thread = std::thread::spawn(move || {
+            super::stages::hash_file(&path, size).map_err(|p| format!("{}: {}", p.reason.name(), p.detail))
+        });
+        PendingHash { thread: Mutex::new(Some(thread)), done: OnceLock::new() }
+    }
+
+    /// The hash, waiting for it the first time; `Err` names why the file could not be hashed
+    /// (unreadable, or its size changed while it was read).
+    pub fn get(&self) -> Result<&str, &str> {
+        let r = self.done.get_or_init(|| {
+            let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match thread.map(std::thread::JoinHandle::join) {
+                Some(Ok(r)) => r,
+                Some(Err(p)) => std::panic::resume_unwind(p),
+                None => Err("the hash was not computed".to_owned()),
+            }
+        });
+        r.as_deref().map_err(String::as_str)
+    }
 }
 
 /// How a file ended.

@@ -2,8 +2,8 @@
 //! import composes them in `import.rs`, with the ledger decision, the level read, the file's fields
 //! and the tiles):
 //!
-//! 1. [`read_and_hash`]: stat, signature, the content's SHA-256 (JPEG and PNG keep the very bytes
-//!    hashed, to decode them);
+//! 1. [`read_and_hash`]: stat, signature, the content's BLAKE3 hash (JPEG and PNG keep the very
+//!    bytes hashed, to decode them);
 //! 2. [`open_raster`]: the decoder for the format, and the georeference read from the file;
 //! 3. [`choose_bands`]: the bands drawn as R, G, B (`--bands`, or by sensor and photometric);
 //! 4. [`LevelScale`]: windows of the level read (an overview, or level 0) in scene pixels;
@@ -30,10 +30,47 @@ pub struct ReadFile {
     pub size: u64,
     /// Format, by signature.
     pub format: Format,
-    /// SHA-256 of the content, lower-case hex.
+    /// The content hash as the ledger records it: [`HASH_PREFIX`] and BLAKE3's 64 lower-case hex
+    /// digits (a file the ledger knows by its SHA-256, from an import before BLAKE3, keeps that
+    /// hash: see [`legacy_sha256`]).
     pub hash: String,
     /// The whole content, for formats decoded in memory (JPEG, PNG).
     pub bytes: Option<Vec<u8>>,
+}
+
+/// The prefix of the ledger's content hashes (BLAKE3). A hash without it is the SHA-256 of
+/// imports made before (64 hex digits), still honoured: see [`legacy_sha256`].
+pub const HASH_PREFIX: &str = "blake3:";
+
+/// Bytes read and hashed at a time: BLAKE3 hashes each piece on every core.
+const HASH_PIECE: usize = 16 << 20;
+
+/// Whether `hash` is a ledger hash of an import before BLAKE3 (SHA-256: 64 hex digits, no prefix).
+#[must_use]
+pub fn is_legacy_hash(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The SHA-256 of a file's content, lower-case hex: what imports before BLAKE3 recorded, computed
+/// only for a file whose ledger entry carries such a hash (so that an archive imported then is
+/// not encoded again).
+///
+/// # Errors
+/// A [`Problem`] when the file cannot be read.
+pub fn legacy_sha256(path: &Path) -> Result<String, Problem> {
+    let mut f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, format!("cannot open: {e}")))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Problem::new(Reason::Unreadable, format!("cannot read: {e}")))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Feeds `bytes` to `h`, on every core when the piece is large enough to gain from it.
+fn hash_piece(h: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= 1 << 20 {
+        h.update_rayon(bytes);
+    } else {
+        h.update(bytes);
+    }
 }
 
 /// Signatures of formats that are recognised but not read, with what to do about them.
@@ -48,6 +85,56 @@ const KNOWN_UNREAD: [(&[u8], &str); 4] =
 /// A [`Problem`]: not a regular file, empty, unreadable, a format that is not read, too large, or
 /// a size that changed while reading.
 pub fn read_and_hash(path: &Path, limits: &Limits) -> Result<ReadFile, Problem> {
+    read(path, limits, true)
+}
+
+/// Stage 1 without the hash of a TIFF, for a file the ledger does not know (nothing to compare
+/// the hash with before its records are written): `hash` is empty, for [`hash_file`] to fill
+/// while the raster is decoded. A JPEG or PNG is read and hashed as by [`read_and_hash`].
+///
+/// # Errors
+/// As [`read_and_hash`].
+pub fn read_unhashed(path: &Path, limits: &Limits) -> Result<ReadFile, Problem> {
+    read(path, limits, false)
+}
+
+/// The ledger hash of a whole file ([`HASH_PREFIX`] and BLAKE3's hex digits), read in pieces
+/// of [`HASH_PIECE`] bytes; `size` is the size it had when stat'ed.
+///
+/// # Errors
+/// A [`Problem`] when the file cannot be read or its size is not `size` any more.
+pub fn hash_file(path: &Path, size: u64) -> Result<String, Problem> {
+    let mut f = File::open(path).map_err(|e| Problem::new(Reason::Unreadable, format!("cannot open: {e}")))?;
+    let mut hasher = blake3::Hasher::new();
+    check_size(hash_stream(&mut f, &mut hasher, size, 0), size)?;
+    Ok(format!("{HASH_PREFIX}{}", hasher.finalize().to_hex()))
+}
+
+/// Feeds the rest of `f` to `h`; returns the bytes read, counting `before` read already.
+fn hash_stream(f: &mut File, h: &mut blake3::Hasher, size: u64, before: u64) -> std::io::Result<u64> {
+    let mut buf = Vec::with_capacity(HASH_PIECE.min(usize::try_from(size).unwrap_or(HASH_PIECE)));
+    let mut n = before;
+    loop {
+        buf.clear();
+        match f.take(HASH_PIECE as u64).read_to_end(&mut buf)? {
+            0 => return Ok(n),
+            k => {
+                hash_piece(h, &buf);
+                n += k as u64;
+            }
+        }
+    }
+}
+
+fn check_size(read: std::io::Result<u64>, size: u64) -> Result<(), Problem> {
+    match read {
+        Ok(n) if n == size => Ok(()),
+        Ok(n) => Err(Problem::new(Reason::ChangedDuringImport, format!("read {n} bytes, the file had {size}"))),
+        Err(e) => Err(Problem::new(Reason::Unreadable, format!("cannot read: {e}"))),
+    }
+}
+
+fn read(path: &Path, limits: &Limits, hash_tiff: bool) -> Result<ReadFile, Problem> {
     let stat = fs::metadata(path).map_err(|e| Problem::new(Reason::Unreadable, format!("cannot stat: {e}")))?;
     if !stat.is_file() {
         return Err(Problem::new(Reason::NotRegularFile, "not a regular file"));
@@ -70,39 +157,25 @@ pub fn read_and_hash(path: &Path, limits: &Limits) -> Result<ReadFile, Problem> 
             None => Problem::new(Reason::Corrupt, "not a JPEG, PNG or TIFF signature"),
         });
     };
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     hasher.update(&head);
     let mut bytes = None;
-    let read = if format == Format::Tiff {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = head.len() as u64;
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break Ok(n),
-                Ok(k) => {
-                    hasher.update(buf.get(..k).unwrap_or_default());
-                    n += k as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
+    if format == Format::Tiff {
+        if !hash_tiff {
+            return Ok(ReadFile { stat, size, format, hash: String::new(), bytes });
         }
+        check_size(hash_stream(&mut f, &mut hasher, size, head.len() as u64), size)?;
     } else {
         if size > limits.max_memory_file_bytes {
             return Err(Problem::new(Reason::TooLarge, format!("{size} bytes, over the limit for JPEG/PNG")));
         }
         let mut b = head.clone();
         let r = f.read_to_end(&mut b).map(|_| b.len() as u64);
-        hasher.update(b.get(head.len()..).unwrap_or_default());
+        hash_piece(&mut hasher, b.get(head.len()..).unwrap_or_default());
         bytes = Some(b);
-        r
-    };
-    match read {
-        Ok(n) if n == size => {}
-        Ok(n) => return Err(Problem::new(Reason::ChangedDuringImport, format!("read {n} bytes, the file had {size}"))),
-        Err(e) => return Err(Problem::new(Reason::Unreadable, format!("cannot read: {e}"))),
+        check_size(r, size)?;
     }
-    Ok(ReadFile { stat, size, format, hash: format!("{:x}", hasher.finalize()), bytes })
+    Ok(ReadFile { stat, size, format, hash: format!("{HASH_PREFIX}{}", hasher.finalize().to_hex()), bytes })
 }
 
 /// A raster opened, with what its file says about where it is.
@@ -263,7 +336,11 @@ mod tests {
         let p = write(dir.path(), "b.png", &png);
         let r = read_and_hash(&p, &limits).unwrap();
         assert_eq!((r.format, r.size), (Format::Png, png.len() as u64));
-        assert_eq!(r.hash, format!("{:x}", Sha256::digest(&png)));
+        assert_eq!(r.hash, format!("blake3:{}", blake3::hash(&png).to_hex()));
+        assert!(!is_legacy_hash(&r.hash));
+        let legacy = legacy_sha256(&p).unwrap();
+        assert_eq!(legacy, format!("{:x}", Sha256::digest(&png)));
+        assert!(is_legacy_hash(&legacy));
         assert_eq!(r.bytes.as_deref(), Some(&png[..]));
         assert!(!changed_since(&p, &r));
         fs::write(&p, b"\x89PNG\r\n\x1a\n shorter").unwrap();
