@@ -531,7 +531,9 @@ impl Worker<'_> {
         // A file the ledger does not know needs its hash only for its records: a TIFF's is
         // computed on a thread of its own while the raster is decoded.
         let known = self.ledger_knows(rel)?;
-        let mut read = if known { stages::read_and_hash(&entry.path, &opts.limits) } else {
+        let mut read = if known {
+            stages::read_and_hash(&entry.path, &opts.limits)
+        } else {
             stages::read_unhashed(&entry.path, &opts.limits)
         }
         .map_err(skip)?;

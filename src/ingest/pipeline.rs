@@ -17,8 +17,8 @@
 //! - Ctrl-C (the stop flag) stops the planner at once and the workers between tiles; tiles already
 //!   queued are still encoded and handed to the writer, which commits them.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
