@@ -642,7 +642,7 @@ impl Worker<'_> {
             && int_field(&first.fields, fields::FILE_SIZE) == Some(read.size as i64)
             && stages::legacy_sha256(path).map_err(|p| Halt::skip(rel, p))? == old
         {
-            read.hash = old.to_owned();
+            old.clone_into(&mut read.hash);
         }
         Ok(())
     }

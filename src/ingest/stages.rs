@@ -99,7 +99,7 @@ pub fn read_unhashed(path: &Path, limits: &Limits) -> Result<ReadFile, Problem> 
 }
 
 /// The ledger hash of a whole file ([`HASH_PREFIX`] and BLAKE3's hex digits), read in pieces
-/// of [`HASH_PIECE`] bytes; `size` is the size it had when stat'ed.
+/// of `HASH_PIECE` bytes; `size` is the size it had when stat'ed.
 ///
 /// # Errors
 /// A [`Problem`] when the file cannot be read or its size is not `size` any more.
