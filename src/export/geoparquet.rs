@@ -14,12 +14,19 @@
 //! omitted (OGC:CRS84), the bbox of every footprint, the covering) and whatever
 //! [`GeoParquetWriter::set_metadata`] adds. Snappy compression.
 //!
-//! Memory: rows are buffered in column builders and written every [`BATCH_ROWS`] rows; a row
+//! Memory: rows are buffered in column builders and handed on every [`BATCH_ROWS`] rows; a row
 //! group holds at most [`ROW_GROUP_BYTES`] of data (estimated from the row width), so the
 //! writer's memory is bounded whatever the number of rows.
+//!
+//! Threads: the Parquet encoding (levels, compression, the file writes) runs on a thread of its
+//! own, one batch behind the caller, who meanwhile fills the next batch. The `vector` column is
+//! written without a dictionary and without statistics: embedding components almost never
+//! repeat and their minimum and maximum select nothing, so both would be work for no reader.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder,
@@ -31,7 +38,8 @@ use arrow_schema::{DataType, Field, Fields, Schema as ArrowSchema, SchemaRef, Ti
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use skysift_storage::schema::{FieldType, Value};
 
 use super::columns::{Columns, ExportRow};
@@ -212,9 +220,61 @@ pub fn geo_metadata(bbox: Option<[f64; 4]>) -> serde_json::Value {
     })
 }
 
+/// The thread that encodes and writes the batches it is sent; it ends when the sender is
+/// dropped, or at the first error, and returns the writer for its footer.
+struct Encoder<W: Write + Send + 'static> {
+    batches: Option<SyncSender<RecordBatch>>,
+    thread: Option<JoinHandle<Result<ArrowWriter<W>>>>,
+}
+
+impl<W: Write + Send + 'static> Encoder<W> {
+    fn start(mut writer: ArrowWriter<W>) -> Result<Encoder<W>> {
+        // One batch in the channel: the caller fills the next while this one is encoded.
+        let (tx, rx) = sync_channel::<RecordBatch>(1);
+        let thread = std::thread::Builder::new()
+            .name("parquet-encode".into())
+            .spawn(move || {
+                for batch in rx {
+                    writer.write(&batch).map_err(|e| parquet_error(&e))?;
+                }
+                Ok(writer)
+            })
+            .map_err(|e| Error::Invalid(format!("cannot start the Parquet encoder thread: {e}")))?;
+        Ok(Encoder { batches: Some(tx), thread: Some(thread) })
+    }
+
+    /// Hands `batch` to the thread; when the thread has stopped, its error.
+    fn send(&mut self, batch: RecordBatch) -> Result<()> {
+        match &self.batches {
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            _ => match self.join() {
+                Err(e) => Err(e),
+                Ok(_) => Err(Error::Invalid("the Parquet encoder stopped".into())),
+            },
+        }
+    }
+
+    /// Waits for every batch sent to be written; the writer, or the thread's error.
+    fn join(&mut self) -> Result<ArrowWriter<W>> {
+        self.batches = None;
+        let thread = self.thread.take().ok_or_else(|| Error::Invalid("the Parquet encoder stopped".into()))?;
+        thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for Encoder<W> {
+    fn drop(&mut self) {
+        // An abandoned export: let the thread finish what it was given before the file goes.
+        self.batches = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A streamed `GeoParquet` writer.
-pub struct GeoParquetWriter<W: Write + Send> {
-    writer: ArrowWriter<W>,
+pub struct GeoParquetWriter<W: Write + Send + 'static> {
+    encoder: Encoder<W>,
     schema: SchemaRef,
     columns: Columns,
     id: UInt64Builder,
@@ -230,13 +290,13 @@ pub struct GeoParquetWriter<W: Write + Send> {
     metadata: Vec<(String, String)>,
 }
 
-impl<W: Write + Send> std::fmt::Debug for GeoParquetWriter<W> {
+impl<W: Write + Send + 'static> std::fmt::Debug for GeoParquetWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeoParquetWriter").field("rows", &self.rows).finish_non_exhaustive()
     }
 }
 
-impl<W: Write + Send> GeoParquetWriter<W> {
+impl<W: Write + Send + 'static> GeoParquetWriter<W> {
     /// A writer of rows of `columns` into `out`. Fails when a field has the name of one of the
     /// writer's own columns (`rank`, `score`, `geometry`, `bbox`, `vector`).
     pub fn new(out: W, columns: Columns) -> Result<Self> {
@@ -270,14 +330,19 @@ impl<W: Write + Send> GeoParquetWriter<W> {
         let schema = Arc::new(ArrowSchema::new(fields));
         let row_bytes = 64 + columns.fields.len() * 16 + columns.vector_dim.unwrap_or(0) * 4;
         let group_rows = (ROW_GROUP_BYTES / row_bytes).clamp(1024, 1 << 20);
+        // The leaf of a fixed_size_list column, as the Arrow writer names it.
+        let vector_leaf = ColumnPath::new(vec![VECTOR_COLUMN.to_owned(), "list".to_owned(), "item".to_owned()]);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(group_rows))
+            .set_column_dictionary_enabled(vector_leaf.clone(), false)
+            .set_column_statistics_enabled(vector_leaf, EnabledStatistics::None)
             .build();
         let writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props)).map_err(|e| parquet_error(&e))?;
+        let encoder = Encoder::start(writer)?;
         let field_cols = columns.fields.iter().map(|(_, t)| Column::new(*t)).collect();
         Ok(GeoParquetWriter {
-            writer,
+            encoder,
             schema,
             columns,
             id: UInt64Builder::new(),
@@ -324,13 +389,13 @@ impl<W: Write + Send> GeoParquetWriter<W> {
             ));
         }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(|e| arrow_error(&e))?;
-        self.writer.write(&batch).map_err(|e| parquet_error(&e))?;
+        self.encoder.send(batch)?;
         self.buffered = 0;
         Ok(())
     }
 }
 
-impl<W: Write + Send> RowWriter for GeoParquetWriter<W> {
+impl<W: Write + Send + 'static> RowWriter for GeoParquetWriter<W> {
     fn write_row(&mut self, row: &ExportRow<'_>) -> Result<()> {
         if let Some(dim) = self.columns.vector_dim {
             match row.vector {
@@ -372,11 +437,12 @@ impl<W: Write + Send> RowWriter for GeoParquetWriter<W> {
 
     fn finish(mut self: Box<Self>) -> Result<u64> {
         self.flush_batch()?;
-        self.writer.append_key_value_metadata(KeyValue::new("geo".to_owned(), geo_metadata(self.extent).to_string()));
+        let mut writer = self.encoder.join()?;
+        writer.append_key_value_metadata(KeyValue::new("geo".to_owned(), geo_metadata(self.extent).to_string()));
         for (k, v) in std::mem::take(&mut self.metadata) {
-            self.writer.append_key_value_metadata(KeyValue::new(k, v));
+            writer.append_key_value_metadata(KeyValue::new(k, v));
         }
-        let mut out = self.writer.into_inner().map_err(|e| parquet_error(&e))?;
+        let mut out = writer.into_inner().map_err(|e| parquet_error(&e))?;
         out.flush().map_err(|e| super::write_error(&e))?;
         Ok(self.rows)
     }
