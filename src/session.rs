@@ -17,7 +17,7 @@ use skysift_storage::schema::{FieldType, Value};
 
 use crate::analyst::{ChangeOptions, Classifier, Feedback, PlaceChange, Refine, TrainOptions};
 use crate::db::{CollectionSnapshot, Db, NewRecord, normalize};
-use crate::encode::{Device, Encoder, Label, Language, Prompting, TextQuery, ZeroShot};
+use crate::encode::{Device, Encoder, Label, Language, Prompting, TextQuery, Towers, ZeroShot};
 use crate::error::{Error, Result};
 use crate::index::{SearchParams, SearchScratch};
 use crate::ingest::{ImportOptions, ReportWriter, Summary, import};
@@ -87,6 +87,8 @@ pub struct Session {
     model_dir: Option<PathBuf>,
     device: Device,
     encoder: Option<Arc<Encoder>>,
+    /// An encoder being loaded in the background ([`Session::preload_encoder`]).
+    preload: Option<std::thread::JoinHandle<crate::encode::EncodeResult<Encoder>>>,
     scratch: SearchScratch,
     /// Results per query.
     pub k: usize,
@@ -167,6 +169,7 @@ impl Session {
             model_dir: model_dir.map(Path::to_path_buf),
             device: Device::Auto,
             encoder: None,
+            preload: None,
             scratch: SearchScratch::default(),
             k: 10,
             lang: None,
@@ -222,22 +225,70 @@ impl Session {
         crate::encode::locate::default_model_dir().map_err(Error::Invalid)
     }
 
-    /// The encoder, loaded on first use and checked against the collection's provenance.
+    /// The encoder with both towers, loaded on first use and checked against the collection's
+    /// provenance.
     pub fn encoder(&mut self) -> Result<Arc<Encoder>> {
-        if let Some(e) = &self.encoder {
-            return Ok(Arc::clone(e));
+        self.encoder_with(Towers::Both)
+    }
+
+    /// Hands over the loaded encoder (the session loads it again when it needs it).
+    pub fn take_encoder(&mut self) -> Option<Arc<Encoder>> {
+        self.encoder.take()
+    }
+
+    /// Starts loading the text tower on a thread of its own (the REPL calls it while its user
+    /// types), when the collection was imported with a model; the first query that needs the
+    /// encoder waits for it. Does nothing when the encoder is loaded or loading.
+    pub fn preload_encoder(&mut self) {
+        if self.encoder.is_some() || self.preload.is_some() || self.encoder_missing_reason().is_some() {
+            return;
         }
-        let col = self.snapshot()?;
-        if !col.params().iter().any(|(k, _)| k == crate::encode::KEY_FINGERPRINT) {
-            return Err(Error::Invalid(format!(
+        let Ok(dir) = self.model_dir() else { return };
+        let device = self.device;
+        self.preload = std::thread::Builder::new()
+            .name("encoder-preload".into())
+            .spawn(move || Encoder::builder(&dir).device(device).towers(Towers::Text).build())
+            .ok();
+    }
+
+    /// Why the collection cannot have an encoder: its vectors are of unknown origin.
+    fn encoder_missing_reason(&self) -> Option<String> {
+        let col = self.snapshot().ok()?;
+        (!col.params().iter().any(|(k, _)| k == crate::encode::KEY_FINGERPRINT)).then(|| {
+            format!(
                 "collection {:?} holds vectors of unknown origin (no encoder provenance; loaded with `skysift load`?): \
                  text and image queries need a collection imported with a model (`skysift import`); use vector or \
                  --like queries here",
                 self.collection
-            )));
+            )
+        })
+    }
+
+    /// The encoder with at least the towers `need` names (a text query loads the text tower
+    /// only: a quicker first answer), loaded on first use and checked against the collection's
+    /// provenance; a later need of the other tower loads both.
+    fn encoder_with(&mut self, need: Towers) -> Result<Arc<Encoder>> {
+        if let Some(e) = &self.encoder
+            && e.has_towers(need)
+        {
+            return Ok(Arc::clone(e));
         }
+        if let Some(reason) = self.encoder_missing_reason() {
+            return Err(Error::Invalid(reason));
+        }
+        let col = self.snapshot()?;
+        if let Some(loading) = self.preload.take() {
+            let enc = loading.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            if enc.has_towers(need) {
+                enc.check_params(col.params())?;
+                let enc = Arc::new(enc);
+                self.encoder = Some(Arc::clone(&enc));
+                return Ok(enc);
+            }
+        }
+        let towers = if self.encoder.is_some() { Towers::Both } else { need };
         let dir = self.model_dir()?;
-        let enc = Encoder::builder(&dir).device(self.device).build()?;
+        let enc = Encoder::builder(&dir).device(self.device).towers(towers).build()?;
         enc.check_params(col.params())?;
         let enc = Arc::new(enc);
         self.encoder = Some(Arc::clone(&enc));
@@ -294,7 +345,7 @@ impl Session {
         let col = self.snapshot()?;
         let vector = match input {
             QueryInput::Text(text) => {
-                let enc = self.encoder()?;
+                let enc = self.encoder_with(Towers::Text)?;
                 let mut q = TextQuery::new(text.clone()).prompting(self.prompting);
                 if let Some(l) = &self.lang {
                     q.language = Language::Code(l.clone());
@@ -568,7 +619,7 @@ impl Session {
     }
 
     fn label(&mut self, ids: Option<&[u64]>, labels: &[String], top: usize) -> Result<Vec<Labelled>> {
-        let enc = self.encoder()?;
+        let enc = self.encoder_with(Towers::Text)?;
         let lang = self.lang.clone().unwrap_or_else(|| "en".into());
         let set: Vec<Label> = labels.iter().map(|l| Label::new(l.clone()).phrase(lang.clone(), l.clone())).collect();
         let zs = ZeroShot::new(&enc, &set, self.prompting)?;

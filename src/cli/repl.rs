@@ -53,7 +53,9 @@ impl Validator for Complete {}
 impl Helper for Complete {}
 
 pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
-    let s: Session = super::query::session(&a.db, &a.opts)?;
+    let mut s: Session = super::query::session(&a.db, &a.opts)?;
+    // The text tower loads while the user reads the banner and types the first question.
+    s.preload_encoder();
     let mut repl = Repl::new(s, a.gallery_dir.clone());
     // Ctrl-C while a query runs must not kill the REPL; at the prompt rustyline handles it.
     // Ctrl-C during `\import` stops it between tiles, keeping what was encoded.

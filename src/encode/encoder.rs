@@ -161,9 +161,27 @@ impl EncoderBuilder {
     }
 
     /// Validates the manifest, hashes the model files, loads ONNX Runtime and the towers.
+    ///
+    /// Three things run at once, each on its own thread: the tokenizer's load (a large
+    /// vocabulary's trie takes as long as the rest together: a quarter of a second for the demo
+    /// model's 250k pieces), the hashing of the model files for the fingerprint, and the ONNX
+    /// Runtime sessions. Errors come in the order files, sessions, tokenizer.
     pub fn build(self) -> EncodeResult<Encoder> {
         let manifest = ModelManifest::load(&self.model_dir)?;
-        let files = manifest.files()?;
+        let tok_path = match self.towers {
+            Towers::Image => None,
+            _ => Some(manifest.resolve("text.tokenizer", &manifest.text.tokenizer)?),
+        };
+        let (tokenizer, files, sessions) = std::thread::scope(|scope| {
+            let tokenizer = tok_path.as_deref().map(|p| scope.spawn(move || load_tokenizer(p)));
+            let files = scope.spawn(|| manifest.files());
+            let sessions = self.sessions(&manifest);
+            (tokenizer.map(joined), joined(files), sessions)
+        });
+        // A missing model file says how to install the model: its error goes first.
+        let files = files?;
+        let Sessions { image, text, device, mut notes, library } = sessions?;
+        let tokenizer = tokenizer.transpose()?;
         let fingerprint = manifest.fingerprint_of(&files);
         let provenance = Provenance {
             model_id: manifest.model_id.clone(),
@@ -183,10 +201,41 @@ impl EncoderBuilder {
         for dir in &self.template_dirs {
             templates.load_dir(dir)?;
         }
+        for n in manifest.warnings().into_iter().rev() {
+            if !notes.contains(&n) {
+                notes.insert(0, n);
+            }
+        }
+        let image = image.map(|s| ImageTower::new(s, &manifest.image, manifest.embedding_dim));
+        let text = match (text, tokenizer, tok_path) {
+            (Some(s), Some(tokenizer), Some(path)) => {
+                Some(TextTower::new(tokenizer, path, s, &manifest.text, manifest.embedding_dim))
+            }
+            _ => None,
+        };
+        let cache = self.cache.unwrap_or_else(|| Arc::new(TextCache::new(self.cache_capacity)));
+        Ok(Encoder {
+            device: device.unwrap_or(ExecutionDevice::Cpu),
+            manifest,
+            fingerprint,
+            provenance,
+            files,
+            text,
+            image,
+            batch_size: self.batch_size,
+            cache,
+            templates: RwLock::new(templates),
+            notes,
+            library,
+        })
+    }
+
+    /// Loads ONNX Runtime and creates the sessions of the towers asked for.
+    fn sessions(&self, manifest: &ModelManifest) -> EncodeResult<Sessions> {
         let library = runtime::find_library(self.ort_library.as_deref(), manifest.dir(), self.device)?;
         let rt = runtime::load(&library, self.ort_library.is_some())?;
         let opts = SessionOptions { device: self.device, threads: self.threads };
-        let mut notes = manifest.warnings();
+        let mut notes: Vec<String> = Vec::new();
         let mut device = None;
         let mut open = |rel: &str, field: &str, what: &str| -> EncodeResult<ort::session::Session> {
             let path = manifest.resolve(field, rel)?;
@@ -202,36 +251,30 @@ impl EncoderBuilder {
             device = Some(dev);
             Ok(s)
         };
-        let image = if self.towers == Towers::Text {
-            None
-        } else {
-            let s = open(&manifest.image.onnx, "image.onnx", "image tower")?;
-            Some(ImageTower::new(s, &manifest.image, manifest.embedding_dim))
+        let image = match self.towers {
+            Towers::Text => None,
+            _ => Some(open(&manifest.image.onnx, "image.onnx", "image tower")?),
         };
-        let text = if self.towers == Towers::Image {
-            None
-        } else {
-            let tok_path = manifest.resolve("text.tokenizer", &manifest.text.tokenizer)?;
-            let tokenizer = load_tokenizer(&tok_path)?;
-            let s = open(&manifest.text.onnx, "text.onnx", "text tower")?;
-            Some(TextTower::new(tokenizer, tok_path, s, &manifest.text, manifest.embedding_dim))
+        let text = match self.towers {
+            Towers::Image => None,
+            _ => Some(open(&manifest.text.onnx, "text.onnx", "text tower")?),
         };
-        let cache = self.cache.unwrap_or_else(|| Arc::new(TextCache::new(self.cache_capacity)));
-        Ok(Encoder {
-            device: device.unwrap_or(ExecutionDevice::Cpu),
-            manifest,
-            fingerprint,
-            provenance,
-            files,
-            text,
-            image,
-            batch_size: self.batch_size,
-            cache,
-            templates: RwLock::new(templates),
-            notes,
-            library: rt.library.clone(),
-        })
+        Ok(Sessions { image, text, device, notes, library: rt.library.clone() })
     }
+}
+
+/// The result of a scoped thread; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// What [`EncoderBuilder::sessions`] creates.
+struct Sessions {
+    image: Option<ort::session::Session>,
+    text: Option<ort::session::Session>,
+    device: Option<ExecutionDevice>,
+    notes: Vec<String>,
+    library: PathBuf,
 }
 
 /// A loaded model: image and text towers, provenance, templates and text cache.
@@ -324,6 +367,17 @@ impl Encoder {
     #[must_use]
     pub fn dim(&self) -> usize {
         self.manifest.embedding_dim
+    }
+
+    /// Whether the towers `towers` names are loaded.
+    #[must_use]
+    pub fn has_towers(&self, towers: Towers) -> bool {
+        let (image, text) = (self.image.is_some(), self.text.is_some());
+        match towers {
+            Towers::Both => image && text,
+            Towers::Text => text,
+            Towers::Image => image,
+        }
     }
 
     /// Where the sessions run.

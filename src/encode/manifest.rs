@@ -21,7 +21,8 @@
 //!
 //! Hash: SHA-256 (crate `sha2`), the same digest `scripts/setup_models.sh` checks in `SHA256SUMS`, so each
 //! per-file digest can be compared with `sha256sum`; it is pure Rust (no C or assembly build step) and its
-//! cost is paid once per file per process (digests are memoised by path, size and modification time).
+//! cost is paid once per file (digests are memoised by path, size and modification time in the process, and
+//! by path, size, both times, inode and device in the user cache across processes).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -701,7 +702,7 @@ fn digest_memo() -> &'static Mutex<DigestMemo> {
 }
 
 /// SHA-256 of a file (and, for ONNX graphs, the external-data locations it names), memoised per process by
-/// path, size and modification time.
+/// path, size and modification time, and across processes in the user cache (`super::digest_cache`).
 fn digest_file(path: &Path, scan_onnx: bool) -> EncodeResult<FileDigest> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
@@ -726,6 +727,17 @@ fn digest_file(path: &Path, scan_onnx: bool) -> EncodeResult<FileDigest> {
     {
         return Ok(d.clone());
     }
+    let kind = if scan_onnx { "onnx" } else { "file" };
+    let cache = super::digest_cache::cache_dir();
+    if let Some((sha256, external)) =
+        cache.as_deref().and_then(|dir| super::digest_cache::lookup(dir, path, kind, &meta))
+    {
+        let digest = FileDigest { len: meta.len(), sha256, external };
+        if let Ok(mut memo) = digest_memo().lock() {
+            memo.insert(key, (meta.len(), mtime, digest.clone()));
+        }
+        return Ok(digest);
+    }
     let digest =
         if scan_onnx {
             let bytes = fs::read(path).map_err(|e| EncodeError::io(path, e))?;
@@ -747,6 +759,11 @@ fn digest_file(path: &Path, scan_onnx: bool) -> EncodeResult<FileDigest> {
             }
             FileDigest { len, sha256: h.finalize().into(), external: Vec::new() }
         };
+    if let Some(dir) = &cache
+        && digest.len == meta.len()
+    {
+        super::digest_cache::store(dir, path, kind, &meta, &digest.sha256, &digest.external);
+    }
     if let Ok(mut memo) = digest_memo().lock() {
         memo.insert(key, (meta.len(), mtime, digest.clone()));
     }

@@ -44,6 +44,7 @@
 //! ```
 
 mod cache;
+mod digest_cache;
 mod encoder;
 mod ensemble;
 mod error;
