@@ -306,8 +306,12 @@ impl Db {
     /// the batch's row replaces it).
     pub fn append_rows(&self, collection: &str, batch: &mut RowBatch, upsert: bool) -> Result<AppendReport> {
         let col = self.snapshot().collection(collection)?;
-        if !upsert && let Some(&id) = batch.ids().iter().find(|id| col.state.locate(**id).is_some()) {
-            return Err(Error::DuplicateId { collection: collection.to_owned(), id });
+        if !upsert {
+            for &id in batch.ids() {
+                if col.state.locate(id)?.is_some() {
+                    return Err(Error::DuplicateId { collection: collection.to_owned(), id });
+                }
+            }
         }
         if col.schema().metric == Metric::Cosine {
             for row in 0..batch.len() {
@@ -777,8 +781,8 @@ impl WriteTxn<'_> {
         Ok(rec)
     }
 
-    fn live(&self, id: u64) -> bool {
-        self.col.locate(id).is_some()
+    fn live(&self, id: u64) -> Result<bool> {
+        Ok(self.col.locate(id)?.is_some())
     }
 
     /// Inserts a new record; fails with `DuplicateId` when the id is live.
@@ -791,7 +795,7 @@ impl WriteTxn<'_> {
                 _ => None,
             }) == Some(true)
         } else {
-            self.live(id)
+            self.live(id)?
         };
         if exists {
             return Err(Error::DuplicateId { collection: self.col.name.clone(), id });
@@ -821,7 +825,7 @@ impl WriteTxn<'_> {
                 _ => None,
             }) == Some(true)
         } else {
-            self.live(id)
+            self.live(id)?
         };
         if existed {
             self.touched.insert(id);

@@ -65,7 +65,7 @@ fn present(seg: &Segment, target: Target) -> Result<RoaringBitmap> {
     match target {
         Target::Id => Ok(all_rows(seg)),
         Target::Field { index, .. } => match seg.present_rows(index) {
-            Some(b) => Ok(b),
+            Some(b) => Ok(b?),
             None => scan(seg, index, |v| v.is_some()),
         },
     }
@@ -84,7 +84,13 @@ fn test_rows(seg: &Segment, leaf: &Leaf) -> Result<RoaringBitmap> {
                 })
                 .collect();
             match points {
-                Some(p) if p.len() <= ID_LOOKUPS => Ok(p.iter().filter_map(|id| seg.row_of(*id)).collect()),
+                Some(p) if p.len() <= ID_LOOKUPS => {
+                    let mut rows = RoaringBitmap::new();
+                    for id in &p {
+                        rows.extend(seg.row_of(*id)?);
+                    }
+                    Ok(rows)
+                }
                 _ => {
                     let rows = seg
                         .ids()
@@ -229,7 +235,10 @@ fn estimate_leaf(seg: &Segment, leaf: &Leaf) -> Result<f64> {
     let rows = seg.rows() as f64;
     let present = match leaf.target {
         Target::Id => rows,
-        Target::Field { index, .. } => seg.present_rows(index).map_or(rows, |b| b.len() as f64),
+        Target::Field { index, .. } => match seg.present_rows(index) {
+            Some(b) => b?.len() as f64,
+            None => rows,
+        },
     };
     let hit = match (&leaf.test, leaf.target) {
         (Test::IsNull, _) => rows - present,

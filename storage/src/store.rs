@@ -162,20 +162,23 @@ impl CollectionState {
         self.segments.iter().map(SegmentHandle::live).sum::<u64>() + self.mem.live() as u64
     }
 
-    /// Where the live record `id` is.
-    #[must_use]
-    pub fn locate(&self, id: u64) -> Option<Location> {
+    /// Where the live record `id` is (an error when a segment's id index fails its first-use
+    /// check).
+    pub fn locate(&self, id: u64) -> Result<Option<Location>> {
         if let Some(row) = self.mem.row_of(id) {
-            return Some(Location::Mem { row });
+            return Ok(Some(Location::Mem { row }));
         }
-        self.segments.iter().enumerate().find_map(|(i, s)| {
-            s.segment.row_of(id).filter(|r| s.is_live(*r)).map(|row| Location::Segment { segment: i, row })
-        })
+        for (i, s) in self.segments.iter().enumerate() {
+            if let Some(row) = s.segment.row_of(id)?.filter(|r| s.is_live(*r)) {
+                return Ok(Some(Location::Segment { segment: i, row }));
+            }
+        }
+        Ok(None)
     }
 
     /// The live record `id`.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
-        match self.locate(id) {
+        match self.locate(id)? {
             None => Ok(None),
             Some(Location::Mem { row }) => Ok(self.mem.record(row as usize).cloned()),
             Some(Location::Segment { segment, row }) => {
@@ -194,23 +197,24 @@ impl CollectionState {
         self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    fn delete_id(&mut self, id: u64) -> bool {
+    fn delete_id(&mut self, id: u64) -> Result<bool> {
         if Arc::make_mut(&mut self.mem).delete(id) {
-            return true;
+            return Ok(true);
         }
         for s in &mut self.segments {
-            if let Some(row) = s.segment.row_of(id)
+            if let Some(row) = s.segment.row_of(id)?
                 && !s.tombstones.contains(row)
             {
                 Arc::make_mut(&mut s.tombstones).insert(row);
-                return true;
+                return Ok(true);
             }
         }
-        false
+        Ok(false)
     }
 
-    /// Applies a committed batch, moving its records into the in-memory rows (no copy).
-    fn apply(&mut self, batch: Batch) {
+    /// Applies a committed batch, moving its records into the in-memory rows (no copy). Fails
+    /// only when a segment's id index fails its first-use check.
+    fn apply(&mut self, batch: Batch) -> Result<()> {
         let mut pending: Vec<Option<Record>> = Vec::new();
         let mut at: HashMap<u64, usize> = HashMap::new();
         for op in batch.ops {
@@ -221,7 +225,7 @@ impl CollectionState {
                             *slot = Some(r);
                         }
                     } else {
-                        self.delete_id(r.id);
+                        self.delete_id(r.id)?;
                         at.insert(r.id, pending.len());
                         pending.push(Some(r));
                     }
@@ -232,13 +236,14 @@ impl CollectionState {
                             *slot = None;
                         }
                     } else {
-                        self.delete_id(id);
+                        self.delete_id(id)?;
                     }
                 }
             }
         }
         Arc::make_mut(&mut self.mem).append(pending.into_iter().flatten().collect());
         self.last_seq = batch.seq;
+        Ok(())
     }
 
     fn entry(&self) -> Result<CollectionEntry> {
@@ -522,7 +527,7 @@ impl Store {
                 }
                 for batch in replay.batches {
                     if batch.seq > col.flushed_seq {
-                        col.apply(batch);
+                        col.apply(batch)?;
                     }
                 }
                 col.wal_len = replay.valid_len;
@@ -878,7 +883,7 @@ impl WriteGuard<'_> {
             drop(state);
             if let Some(c) = next.collections.get_mut(name) {
                 let c = Arc::make_mut(c);
-                c.apply(batch);
+                c.apply(batch)?;
                 c.wal_len = wal_len;
             }
             store.publish_state(next);

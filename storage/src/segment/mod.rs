@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `footer.rs` | container layout: header, section table, footer, section kinds |
 //! | `writer.rs` | `write_segment`: streams rows into a new file, one pass per section |
-//! | `reader.rs` | `Segment`: checks the container at open (header, footer, section table, bounds, checksums, lengths) and hands each section to its view |
+//! | `reader.rs` | `Segment`: checks the container at open (header, footer, section table, bounds, lengths, the ids' checksum), each field's sections and the id index on first use, and hands each section to its view |
 //! | `ids.rs` | row -> id and the id index: `IdsView` |
 //! | `columns.rs` | fixed and variable-length columns with their validity bits: `FixedView`, `VarView` |
 //! | `keywords.rs` | keyword dictionaries, row codes and per-value bitmaps: `KeywordView` |

@@ -142,7 +142,7 @@ impl WriteGuard<'_> {
                     });
                 }
                 seen.insert(id, i);
-                if let Some(super::Location::Segment { segment, row }) = col.locate(id) {
+                if let Some(super::Location::Segment { segment, row }) = col.locate(id)? {
                     if !upsert {
                         return Err(Error::IdCollision { id, shard: c.source.clone(), other: store_dir(self) });
                     }

@@ -168,7 +168,7 @@ impl WriteGuard<'_> {
             if !seen.insert(id) {
                 return Err(Error::Invalid(format!("record id {id} appears twice in the batch")));
             }
-            match col.locate(id) {
+            match col.locate(id)? {
                 None => {}
                 Some(_) if !upsert => {
                     return Err(Error::Invalid(format!(
