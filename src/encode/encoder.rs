@@ -234,11 +234,11 @@ impl EncoderBuilder {
     fn sessions(&self, manifest: &ModelManifest) -> EncodeResult<Sessions> {
         let library = runtime::find_library(self.ort_library.as_deref(), manifest.dir(), self.device)?;
         let rt = runtime::load(&library, self.ort_library.is_some())?;
-        let opts = SessionOptions { device: self.device, threads: self.threads };
         let mut notes: Vec<String> = Vec::new();
         let mut device = None;
-        let mut open = |rel: &str, field: &str, what: &str| -> EncodeResult<ort::session::Session> {
+        let mut open = |rel: &str, field: &str, what: &str, spinning: bool| -> EncodeResult<ort::session::Session> {
             let path = manifest.resolve(field, rel)?;
+            let opts = SessionOptions { device: self.device, threads: self.threads, spinning };
             let (s, dev, note) = ort_session::open(rt, &path, opts, what)?;
             if let Some(n) = note {
                 if self.announce {
@@ -253,11 +253,13 @@ impl EncoderBuilder {
         };
         let image = match self.towers {
             Towers::Text => None,
-            _ => Some(open(&manifest.image.onnx, "image.onnx", "image tower")?),
+            _ => Some(open(&manifest.image.onnx, "image.onnx", "image tower", true)?),
         };
         let text = match self.towers {
             Towers::Image => None,
-            _ => Some(open(&manifest.text.onnx, "text.onnx", "text tower")?),
+            // Queries come one at a time: the text tower's threads sleep between them instead of
+            // spinning (which, while the encoder loads, takes a core from the tokenizer's thread).
+            _ => Some(open(&manifest.text.onnx, "text.onnx", "text tower", false)?),
         };
         Ok(Sessions { image, text, device, notes, library: rt.library.clone() })
     }

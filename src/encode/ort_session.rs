@@ -17,6 +17,9 @@ use super::runtime::{Device, ExecutionDevice, Runtime};
 pub(crate) struct SessionOptions {
     pub(crate) device: Device,
     pub(crate) threads: Option<usize>,
+    /// Whether idle intra-op threads spin before they sleep (ONNX Runtime's default: throughput
+    /// for back-to-back batches, at the cost of a core kept busy between them).
+    pub(crate) spinning: bool,
 }
 
 fn base_builder(rt: &Runtime, opts: SessionOptions, what: &str) -> EncodeResult<SessionBuilder> {
@@ -26,6 +29,9 @@ fn base_builder(rt: &Runtime, opts: SessionOptions, what: &str) -> EncodeResult<
         .map_err(|e| EncodeError::ort(format!("{what}: optimisation level"), &e))?;
     if let Some(n) = opts.threads {
         b = b.with_intra_threads(n).map_err(|e| EncodeError::ort(format!("{what}: thread count {n}"), &e))?;
+    }
+    if !opts.spinning {
+        b = b.with_intra_op_spinning(false).map_err(|e| EncodeError::ort(format!("{what}: thread spinning"), &e))?;
     }
     Ok(b)
 }
