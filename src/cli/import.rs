@@ -79,9 +79,13 @@ pub struct Args {
     /// Commit after this many records (a commit also happens every 2 s while records arrive).
     #[arg(long, default_value_t = 1024)]
     commit_every: usize,
-    /// Encoder threads (default: ONNX Runtime's choice).
+    /// Encoder threads (default: ONNX Runtime's choice; 1 per session with several --encoder-sessions).
     #[arg(long)]
     threads: Option<usize>,
+    /// Image-encoder sessions that encode the parts of each batch side by side (0: one per core on
+    /// the CPU, 1 on CUDA)
+    #[arg(long, default_value_t = 0)]
+    encoder_sessions: usize,
     /// Never draw the progress line.
     #[arg(long)]
     no_progress: bool,
@@ -203,6 +207,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
         .device(super::query::device(&a.device)?)
         .batch_size(a.batch_size)
         .towers(Towers::Image);
+    b = b.image_sessions(a.encoder_sessions);
     if let Some(t) = a.threads {
         b = b.threads(t);
     }

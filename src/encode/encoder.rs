@@ -75,6 +75,7 @@ pub struct EncoderBuilder {
     model_dir: PathBuf,
     device: Device,
     threads: Option<usize>,
+    image_sessions: usize,
     batch_size: usize,
     ort_library: Option<PathBuf>,
     cache: Option<Arc<TextCache>>,
@@ -97,6 +98,18 @@ impl EncoderBuilder {
     #[must_use]
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// Image-tower sessions that encode the parts of a batch side by side (at most 16; 0: one per
+    /// core when the encoder runs on the CPU, one on CUDA), each with [`EncoderBuilder::threads`]
+    /// intra-op threads (default 1 when there are several).
+    /// Beside decode workers on the same cores, several one-thread sessions lose less to
+    /// preemption than one session whose parallel operators wait for their slowest thread.
+    /// Default: 1.
+    #[must_use]
+    pub fn image_sessions(mut self, n: usize) -> Self {
+        self.image_sessions = n.min(16);
         self
     }
 
@@ -236,9 +249,9 @@ impl EncoderBuilder {
         let rt = runtime::load(&library, self.ort_library.is_some())?;
         let mut notes: Vec<String> = Vec::new();
         let mut device = None;
-        let mut open = |rel: &str, field: &str, what: &str, spinning: bool| -> EncodeResult<ort::session::Session> {
+        let mut open = |rel: &str, field: &str, what: &str, threads: Option<usize>, spinning: bool| {
             let path = manifest.resolve(field, rel)?;
-            let opts = SessionOptions { device: self.device, threads: self.threads, spinning };
+            let opts = SessionOptions { device: self.device, threads, spinning };
             let (s, dev, note) = ort_session::open(rt, &path, opts, what)?;
             if let Some(n) = note {
                 if self.announce {
@@ -249,17 +262,29 @@ impl EncoderBuilder {
                 }
             }
             device = Some(dev);
-            Ok(s)
+            EncodeResult::Ok(s)
         };
-        let image = match self.towers {
-            Towers::Text => None,
-            _ => Some(open(&manifest.image.onnx, "image.onnx", "image tower", true)?),
+        let image = if self.towers == Towers::Text {
+            None
+        } else {
+            let on_cpu = self.device == Device::Cpu || (self.device == Device::Auto && !rt.has_cuda);
+            let n = match self.image_sessions {
+                0 if on_cpu => std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(16),
+                0 => 1,
+                n => n,
+            };
+            let threads = if n > 1 { Some(self.threads.unwrap_or(1)) } else { self.threads };
+            let mut sessions = Vec::with_capacity(n);
+            for _ in 0..n {
+                sessions.push(open(&manifest.image.onnx, "image.onnx", "image tower", threads, true)?);
+            }
+            Some(sessions)
         };
         let text = match self.towers {
             Towers::Image => None,
             // Queries come one at a time: the text tower's threads sleep between them instead of
             // spinning (which, while the encoder loads, takes a core from the tokenizer's thread).
-            _ => Some(open(&manifest.text.onnx, "text.onnx", "text tower", false)?),
+            _ => Some(open(&manifest.text.onnx, "text.onnx", "text tower", self.threads, false)?),
         };
         Ok(Sessions { image, text, device, notes, library: rt.library.clone() })
     }
@@ -272,7 +297,7 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
 
 /// What [`EncoderBuilder::sessions`] creates.
 struct Sessions {
-    image: Option<ort::session::Session>,
+    image: Option<Vec<ort::session::Session>>,
     text: Option<ort::session::Session>,
     device: Option<ExecutionDevice>,
     notes: Vec<String>,
@@ -320,6 +345,7 @@ impl Encoder {
             model_dir: model_dir.as_ref().to_path_buf(),
             device: Device::Auto,
             threads: None,
+            image_sessions: 1,
             batch_size: DEFAULT_BATCH_SIZE,
             ort_library: None,
             cache: None,
