@@ -903,17 +903,24 @@ fn scene(path: &Path, w: u32, h: u32, seed: u32) {
     write(path, &spec, |x, y, b| f64::from((x / 16 * 37 + y / 16 * 91 + b as u32 * 50 + seed) % 256)).unwrap();
 }
 
-#[test]
-fn reimport_is_idempotent_and_a_changed_file_replaces_its_records() {
-    let d = tempfile::tempdir().unwrap();
-    let arch = d.path().join("archive");
+/// An archive of a 256 x 256 scene and a chip under `d`, imported once with 64 px tiles (17
+/// records); its folder, database and options.
+fn imported_scene_and_chip(d: &Path) -> (PathBuf, Db, ImportOptions) {
+    let arch = d.join("archive");
     std::fs::create_dir_all(&arch).unwrap();
     scene(&arch.join("scene.tif"), 256, 256, 0);
     std::fs::copy(chip("Port", "port_129.jpg"), arch.join("chip.jpg")).unwrap();
-    let db = Db::open(d.path().join("db")).unwrap();
+    let db = Db::open(d.join("db")).unwrap();
     let o = opts(64, 160);
     let (s, _) = run(&db, &FAKE, &arch, &o);
     assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 17));
+    (arch, db, o)
+}
+
+#[test]
+fn reimport_is_idempotent_and_a_changed_file_replaces_its_records() {
+    let d = tempfile::tempdir().unwrap();
+    let (arch, db, o) = imported_scene_and_chip(d.path());
     let before = record(&db, "scene.tif", 3).unwrap();
 
     let (s, lines) = run(&db, &FAKE, &arch, &o);
@@ -941,14 +948,7 @@ fn reimport_is_idempotent_and_a_changed_file_replaces_its_records() {
 fn a_ledger_of_sha256_hashes_from_before_blake3_is_honoured() {
     use sha2::{Digest, Sha256};
     let d = tempfile::tempdir().unwrap();
-    let arch = d.path().join("archive");
-    std::fs::create_dir_all(&arch).unwrap();
-    scene(&arch.join("scene.tif"), 256, 256, 0);
-    std::fs::copy(chip("Port", "port_129.jpg"), arch.join("chip.jpg")).unwrap();
-    let db = Db::open(d.path().join("db")).unwrap();
-    let o = opts(64, 160);
-    let (s, _) = run(&db, &FAKE, &arch, &o);
-    assert_eq!((s.count(Status::Imported), s.tiles_written), (2, 17));
+    let (arch, db, o) = imported_scene_and_chip(d.path());
     let hash = |r: &StoredRecord| match field(r, "file_hash") {
         Some(Value::Text(h)) => h.clone(),
         other => panic!("file_hash {other:?}"),
