@@ -14,9 +14,9 @@ from ../shared/bench's generator; this script reads only the database and the qu
             memory (VmRSS, heap and mapped file pages) against the size of the f32 vectors
   threads   `skysift search ... --threads 1` and `--threads 2`, interleaved rounds, best QPS of
             each, and their ratio
-  python    with .venv's `skysift` package: `col.search(queries).ef(E).limit(10).threads(T)
-            .to_arrow()` for T = 1 and 2, same rounds (skipped with a note when the package is
-            not importable)
+  python    with .venv's `skysift` package: `col.search(queries).ef(E).limit(10).select()
+            .threads(T).to_arrow()` (ids and scores, as the CLI writes them) for T = 1 and 2,
+            same rounds (skipped when the package is not importable)
 
 Nothing is compared with a stored figure.
 """
@@ -63,11 +63,11 @@ rows, cols = np.fromfile({a.queries!r}, "<u4", count=2)
 q = np.fromfile({a.queries!r}, "<f4", offset=8).reshape(int(rows), int(cols))
 col = skysift.connect({a.db!r}, read_only=True).collection({a.collection!r})
 best = {{}}
-col.search(q[:100]).ef({a.ef}).limit(10).threads(1).to_arrow()
+col.search(q[:100]).ef({a.ef}).limit(10).select().threads(1).to_arrow()
 for _ in range({a.rounds}):
     for t in (1, 2):
         s = time.perf_counter()
-        col.search(q).ef({a.ef}).limit(10).threads(t).to_arrow()
+        col.search(q).ef({a.ef}).limit(10).select().threads(t).to_arrow()
         best[t] = max(best.get(t, 0.0), len(q) / (time.perf_counter() - s))
 print(json.dumps(best))
 """
