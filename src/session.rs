@@ -204,6 +204,9 @@ impl Session {
         self.db.snapshot().collection(name)?;
         name.clone_into(&mut self.collection);
         self.encoder = None;
+        // Another collection may name another model: a background load (left to finish on its
+        // own) is not used.
+        self.preload = None;
         Ok(())
     }
 
