@@ -21,16 +21,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::manifest::hex;
+use super::manifest::{Fingerprint, hex};
 
 /// How old a file's times must be before its digest is cached.
 pub(crate) const SETTLED: Duration = Duration::from_secs(2);
 
 /// The cache folder: `$XDG_CACHE_HOME/skysift/digests`, else `~/.cache/skysift/digests`.
 pub(crate) fn cache_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
-    Some(cache.join("skysift").join("digests"))
+    Some(super::locate::user_cache_dir()?.join("digests"))
 }
 
 /// What identifies one state of a file.
@@ -87,14 +85,10 @@ pub(crate) fn lookup(dir: &Path, path: &Path, kind: &str, meta: &Metadata) -> Op
     let now = stamp(meta)?;
     let text = std::fs::read(entry_path(dir, path, kind)).ok()?;
     let e: Entry = serde_json::from_slice(&text).ok()?;
-    if e.path != path || e.kind != kind || e.stamp != now || e.sha256.len() != 64 {
+    if e.path != path || e.kind != kind || e.stamp != now {
         return None;
     }
-    let mut sha = [0u8; 32];
-    for (i, b) in sha.iter_mut().enumerate() {
-        *b = u8::from_str_radix(e.sha256.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some((sha, e.external))
+    Some((Fingerprint::from_hex(&e.sha256)?.0, e.external))
 }
 
 /// Records the digest of `path` (of `kind`) in the state `meta` describes, when that state is

@@ -15,13 +15,20 @@ use std::path::{Path, PathBuf};
 /// Environment variable naming the default model directory.
 pub const MODEL_DIR_ENV: &str = "SKYSIFT_MODEL_DIR";
 
+/// skysift's folder in the user cache (`$XDG_CACHE_HOME/skysift`, else `~/.cache/skysift`),
+/// whether or not it exists; `None` without a home directory.
+#[must_use]
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
+    Some(cache.join("skysift"))
+}
+
 /// The demo model's directory in the user cache (`$XDG_CACHE_HOME/skysift/models/demo` or
 /// `~/.cache/skysift/models/demo`), whether or not it exists; `None` without a home directory.
 #[must_use]
 pub fn user_model_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache")))?;
-    Some(cache.join("skysift").join("models").join("demo"))
+    Some(user_cache_dir()?.join("models").join("demo"))
 }
 
 /// The places [`default_model_dir`] looks, in order.

@@ -729,17 +729,11 @@ fn digest_file(path: &Path, scan_onnx: bool) -> EncodeResult<FileDigest> {
     }
     let kind = if scan_onnx { "onnx" } else { "file" };
     let cache = super::digest_cache::cache_dir();
-    if let Some((sha256, external)) =
-        cache.as_deref().and_then(|dir| super::digest_cache::lookup(dir, path, kind, &meta))
-    {
-        let digest = FileDigest { len: meta.len(), sha256, external };
-        if let Ok(mut memo) = digest_memo().lock() {
-            memo.insert(key, (meta.len(), mtime, digest.clone()));
-        }
-        return Ok(digest);
-    }
-    let digest =
-        if scan_onnx {
+    let cached = cache.as_deref().and_then(|dir| super::digest_cache::lookup(dir, path, kind, &meta));
+    let digest = if let Some((sha256, external)) = cached {
+        FileDigest { len: meta.len(), sha256, external }
+    } else {
+        let digest = if scan_onnx {
             let bytes = fs::read(path).map_err(|e| EncodeError::io(path, e))?;
             let external = onnx::external_data_locations(&bytes)
                 .map_err(|(offset, reason)| EncodeError::OnnxParse { path: path.to_path_buf(), offset, reason })?;
@@ -759,11 +753,13 @@ fn digest_file(path: &Path, scan_onnx: bool) -> EncodeResult<FileDigest> {
             }
             FileDigest { len, sha256: h.finalize().into(), external: Vec::new() }
         };
-    if let Some(dir) = &cache
-        && digest.len == meta.len()
-    {
-        super::digest_cache::store(dir, path, kind, &meta, &digest.sha256, &digest.external);
-    }
+        if let Some(dir) = &cache
+            && digest.len == meta.len()
+        {
+            super::digest_cache::store(dir, path, kind, &meta, &digest.sha256, &digest.external);
+        }
+        digest
+    };
     if let Ok(mut memo) = digest_memo().lock() {
         memo.insert(key, (meta.len(), mtime, digest.clone()));
     }

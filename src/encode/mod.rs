@@ -5,13 +5,14 @@
 //! | file | responsibility |
 //! | --- | --- |
 //! | `manifest.rs` | `manifest.json`: parsing, validation, path confinement, file digests, [`Fingerprint`] |
+//! | `digest_cache.rs` | model file digests kept across processes in the user cache, keyed on the file's stat |
 //! | `onnx.rs` | minimal protobuf walk that lists an ONNX file's external-data files |
 //! | `provenance.rs` | [`Provenance`]: the encoder identity stored in collection params; compatibility check |
-//! | `locate.rs` | where the default model is found: `SKYSIFT_MODEL_DIR`, `models/demo`, the user cache |
+//! | `locate.rs` | the user cache folder; where the default model is found: `SKYSIFT_MODEL_DIR`, `models/demo`, the user cache |
 //! | `runtime.rs` | finding and loading the ONNX Runtime library; [`Device`] |
 //! | `ort_session.rs` | ONNX Runtime session creation on CPU/CUDA with fallback; output shape checks; L2 normalisation |
 //! | `preprocess.rs` | image preprocessing, Pillow-exact resize, normalisation, tensor layout |
-//! | `image.rs` | the image tower (session + preprocessing) |
+//! | `image.rs` | the image tower (sessions + preprocessing; a batch cut into one part per session) |
 //! | `text.rs` | the text tower (tokenizer + session), padding and masks |
 //! | `encoder.rs` | [`Encoder`] and its builder: batching, normalisation, the text cache |
 //! | `cache.rs` | [`TextCache`]: bounded LRU keyed by (fingerprint, text) |

@@ -213,7 +213,7 @@ impl CollectionState {
     }
 
     /// Applies a committed batch, moving its records into the in-memory rows (no copy). Fails
-    /// only when a segment's id index fails its first-use check.
+    /// only when a segment's id index fails its first-use check (a commit checks them first).
     fn apply(&mut self, batch: Batch) -> Result<()> {
         let mut pending: Vec<Option<Record>> = Vec::new();
         let mut at: HashMap<u64, usize> = HashMap::new();
@@ -867,6 +867,11 @@ impl WriteGuard<'_> {
             if let Op::Put(r) = op {
                 col.schema.check_record(r).map_err(Error::Invalid)?;
             }
+        }
+        // Applying the batch looks ids up: their indexes are checked before it is durable, so
+        // that a damaged one refuses the commit instead of failing it after the WAL write.
+        for s in &col.segments {
+            s.segment.check_id_index()?;
         }
         let store = self.store;
         let seq = col.last_seq + 1;

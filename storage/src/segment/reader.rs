@@ -393,8 +393,8 @@ impl Segment {
     }
 
     /// Checks the id index once: its checksum, then that it is sorted, unique and matches the
-    /// ids.
-    fn check_id_index(&self) -> Result<()> {
+    /// ids (done by the first id lookup; a writer calls it before a commit).
+    pub fn check_id_index(&self) -> Result<()> {
         let outcome = self.id_index_check.get_or_init(|| {
             for s in self.sections.iter().filter(|s| s.kind == SectionKind::IdIndex) {
                 self.check_section_crc(s)?;
@@ -595,12 +595,11 @@ impl Segment {
     /// range, an error when the field's sections fail their check.
     #[must_use]
     pub fn present_rows(&self, field: usize) -> Option<Result<RoaringBitmap>> {
-        if matches!(self.local(field), Ok(None)) {
+        if self.local(field).ok()?.is_none() {
             return Some(Ok(RoaringBitmap::new()));
         }
         let bits = match self.field_section(SectionKind::Validity, field) {
-            Err(e) if !matches!(e, Error::Invalid(_)) => return Some(Err(e)),
-            Err(_) => return None,
+            Err(e) => return Some(Err(e)),
             Ok(found) => found?.1,
         };
         let mut out = RoaringBitmap::from_lsb0_bytes(0, bits);
