@@ -669,3 +669,90 @@ fn first_jpg(class: &str) -> String {
     names.sort();
     names.remove(0)
 }
+
+// --------------------------------------------------------------------------- optimised models kept across processes
+
+/// Waits until `path` is old enough for a cache entry (see `digest_cache::SETTLED`: 2 s).
+fn settle(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    let newest = meta.mtime().max(meta.ctime());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    if now - newest < 3 {
+        std::thread::sleep(std::time::Duration::from_secs((3 - (now - newest)).unsigned_abs()));
+    }
+}
+
+/// Each slot's `entry.json` under `cache`, with its text.
+fn slots(cache: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(cache).into_iter().flatten().flatten() {
+        let entry = e.path().join("entry.json");
+        if let Ok(text) = std::fs::read_to_string(&entry) {
+            out.insert(entry, text);
+        }
+    }
+    out
+}
+
+#[test]
+fn optimised_models_kept_across_processes_give_the_same_vectors_bit_for_bit() {
+    for f in ["image.onnx", "text.onnx"] {
+        settle(&model_dir().join(f));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("ort");
+    let build = |cache: Option<PathBuf>| {
+        Encoder::builder(model_dir())
+            .device(Device::Cpu)
+            .optimized_model_cache(cache)
+            .build()
+            .unwrap_or_else(|e| panic!("{}", setup_hint(&e)))
+    };
+    let texts = ["a harbour with many boats", "ein Wald mit vielen Bäumen", "机场", "x"];
+    let images: Vec<PathBuf> = ["Port", "Forest", "Airport"]
+        .iter()
+        .filter_map(|class| {
+            let dir = repo().join("samples/aid-mini").join(class);
+            let mut jpgs: Vec<PathBuf> = std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+                .collect();
+            jpgs.sort();
+            jpgs.into_iter().next()
+        })
+        .collect();
+    assert_eq!(images.len(), 3, "sample images are found");
+    let vectors = |enc: &Encoder| {
+        let mut v = enc.encode_texts_uncached(&texts).unwrap();
+        v.extend(enc.encode_image_files(&images).unwrap());
+        v.into_iter().map(|row| row.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()).collect::<Vec<_>>()
+    };
+    let plain = vectors(&build(None));
+    assert!(slots(&cache).is_empty(), "no cache asked for, none written");
+
+    // The first encoder writes one slot per tower; a second one uses them without writing again.
+    let writer = vectors(&build(Some(cache.clone())));
+    let written = slots(&cache);
+    assert_eq!(written.len(), 2, "one slot per tower: {written:?}");
+    let reader = vectors(&build(Some(cache.clone())));
+    assert_eq!(slots(&cache), written, "current slots are used as they are");
+    assert!(plain == writer && plain == reader, "the same vectors, bit for bit, with and without the cache");
+
+    // A slot whose weights were written since is not used: it is written again, and the vectors hold.
+    for entry in written.keys() {
+        let slot = entry.parent().unwrap();
+        for f in std::fs::read_dir(slot).unwrap().flatten().filter(|f| f.path().is_dir()) {
+            let data = f.path().join("model.onnx.data");
+            let len = std::fs::metadata(&data).unwrap().len();
+            std::fs::write(&data, vec![0u8; usize::try_from(len).unwrap()]).unwrap();
+        }
+    }
+    let rewritten = vectors(&build(Some(cache.clone())));
+    assert_eq!(rewritten, plain, "a damaged slot is not read");
+    let now = slots(&cache);
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().all(|(k, v)| written.get(k) != Some(v)), "both slots were written again");
+}

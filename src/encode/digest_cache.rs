@@ -33,7 +33,7 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
 
 /// What identifies one state of a file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Stamp {
+pub(crate) struct Stamp {
     len: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -43,7 +43,7 @@ struct Stamp {
 
 #[cfg(unix)]
 #[expect(clippy::unnecessary_wraps, reason = "the same signature as off Unix, where there is no stamp")]
-fn stamp(meta: &Metadata) -> Option<Stamp> {
+pub(crate) fn stamp(meta: &Metadata) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
     Some(Stamp {
@@ -56,8 +56,15 @@ fn stamp(meta: &Metadata) -> Option<Stamp> {
 }
 
 #[cfg(not(unix))]
-fn stamp(_meta: &Metadata) -> Option<Stamp> {
+pub(crate) fn stamp(_meta: &Metadata) -> Option<Stamp> {
     None
+}
+
+/// Whether both of the stamp's times are at least [`SETTLED`] old.
+pub(crate) fn settled(s: &Stamp) -> bool {
+    let Ok(clock) = SystemTime::now().duration_since(UNIX_EPOCH) else { return false };
+    let newest = s.mtime_ns.max(s.ctime_ns);
+    i128::try_from(clock.as_nanos()).unwrap_or(0) - newest >= i128::try_from(SETTLED.as_nanos()).unwrap_or(i128::MAX)
 }
 
 /// One cached digest.
@@ -95,10 +102,7 @@ pub(crate) fn lookup(dir: &Path, path: &Path, kind: &str, meta: &Metadata) -> Op
 /// settled; errors are ignored (see the module's invariants).
 pub(crate) fn store(dir: &Path, path: &Path, kind: &str, meta: &Metadata, sha256: &[u8; 32], external: &[String]) {
     let Some(now) = stamp(meta) else { return };
-    let Ok(clock) = SystemTime::now().duration_since(UNIX_EPOCH) else { return };
-    let newest = now.mtime_ns.max(now.ctime_ns);
-    if i128::try_from(clock.as_nanos()).unwrap_or(0) - newest < i128::try_from(SETTLED.as_nanos()).unwrap_or(i128::MAX)
-    {
+    if !settled(&now) {
         return;
     }
     let entry = Entry {

@@ -23,7 +23,8 @@ use super::preprocess::{Preprocessor, load_rgb};
 use super::provenance::Provenance;
 use super::runtime::{self, Device, ExecutionDevice};
 use super::templates::{TemplateLibrary, TemplateSet};
-use super::text::{TextTower, load_tokenizer};
+use super::text::TextTower;
+use super::tokenizer::TextTokenizer;
 
 /// Default number of inputs per graph run.
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -84,6 +85,7 @@ pub struct EncoderBuilder {
     template_dirs: Vec<PathBuf>,
     default_templates: bool,
     announce: bool,
+    ort_cache: Option<PathBuf>,
 }
 
 impl EncoderBuilder {
@@ -173,6 +175,17 @@ impl EncoderBuilder {
         self
     }
 
+    /// Where the towers' optimised graphs are kept across processes, so that a later process
+    /// creates its CPU sessions in milliseconds (ONNX Runtime maps the kept weights instead of
+    /// parsing the model; the outputs are the same bit for bit); `None` keeps none. Default:
+    /// `$XDG_CACHE_HOME/skysift/ort` (else `~/.cache/skysift/ort`); none when the environment sets
+    /// `SKYSIFT_ORT_CACHE=0`.
+    #[must_use]
+    pub fn optimized_model_cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.ort_cache = dir;
+        self
+    }
+
     /// Validates the manifest, hashes the model files, loads ONNX Runtime and the towers.
     ///
     /// Three things run at once, each on its own thread: the tokenizer's load (a large
@@ -186,7 +199,7 @@ impl EncoderBuilder {
             _ => Some(manifest.resolve("text.tokenizer", &manifest.text.tokenizer)?),
         };
         let (tokenizer, files, sessions) = std::thread::scope(|scope| {
-            let tokenizer = tok_path.as_deref().map(|p| scope.spawn(move || load_tokenizer(p)));
+            let tokenizer = tok_path.as_deref().map(|p| scope.spawn(move || TextTokenizer::load(p)));
             let files = scope.spawn(|| manifest.files());
             let sessions = self.sessions(&manifest);
             (tokenizer.map(joined), joined(files), sessions)
@@ -252,7 +265,7 @@ impl EncoderBuilder {
         let mut device = None;
         let mut open = |rel: &str, field: &str, what: &str, threads: Option<usize>, spinning: bool| {
             let path = manifest.resolve(field, rel)?;
-            let opts = SessionOptions { device: self.device, threads, spinning };
+            let opts = SessionOptions { device: self.device, cache: self.ort_cache.as_deref(), threads, spinning };
             let (s, dev, note) = ort_session::open(rt, &path, opts, what)?;
             if let Some(n) = note {
                 if self.announce {
@@ -355,6 +368,7 @@ impl Encoder {
             template_dirs: Vec::new(),
             default_templates: true,
             announce: true,
+            ort_cache: super::ort_cache::default_dir(),
         }
     }
 

@@ -10,9 +10,11 @@
 //! | `provenance.rs` | [`Provenance`]: the encoder identity stored in collection params; compatibility check |
 //! | `locate.rs` | the user cache folder; where the default model is found: `SKYSIFT_MODEL_DIR`, `models/demo`, the user cache |
 //! | `runtime.rs` | finding and loading the ONNX Runtime library; [`Device`] |
+//! | `ort_cache.rs` | optimised models kept across processes in the user cache (weights mapped, not parsed) |
 //! | `ort_session.rs` | ONNX Runtime session creation on CPU/CUDA with fallback; output shape checks; L2 normalisation |
 //! | `preprocess.rs` | image preprocessing, Pillow-exact resize, normalisation, tensor layout |
 //! | `image.rs` | the image tower (sessions + preprocessing; a batch cut into one part per session) |
+//! | `tokenizer.rs` | `tokenizer.json`: Unigram vocabularies by hash lookup (no trie to build), the crate's tokenizer otherwise |
 //! | `text.rs` | the text tower (tokenizer + session), padding and masks |
 //! | `encoder.rs` | [`Encoder`] and its builder: batching, normalisation, the text cache |
 //! | `cache.rs` | [`TextCache`]: bounded LRU keyed by (fingerprint, text) |
@@ -54,12 +56,14 @@ mod lang;
 pub mod locate;
 mod manifest;
 mod onnx;
+mod ort_cache;
 mod ort_session;
 mod preprocess;
 mod provenance;
 mod runtime;
 mod templates;
 mod text;
+mod tokenizer;
 mod zeroshot;
 
 pub use cache::{CacheStats, DEFAULT_CAPACITY, TextCache};
@@ -71,6 +75,7 @@ pub use manifest::{
     ChannelOrder, CropMode, FORMAT_VERSION, FileRole, Fingerprint, IdType, ImageSpec, Interpolation, Layout,
     MANIFEST_FILE, ModelFile, ModelManifest, OLDEST_SUPPORTED_VERSION, Padding, ResizeMode, TextInput, TextSpec,
 };
+pub use ort_cache::ORT_CACHE_ENV;
 pub use preprocess::{MAX_DECODE_PIXELS, Preprocessor, load_rgb, resample, to_rgb8};
 pub use provenance::{KEY_DIM, KEY_FINGERPRINT, KEY_MODEL_ID, KEY_PREPROCESSING, Provenance};
 pub use runtime::{Device, ExecutionDevice};

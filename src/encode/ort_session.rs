@@ -10,12 +10,15 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use super::error::{EncodeError, EncodeResult};
+use super::ort_cache;
 use super::runtime::{Device, ExecutionDevice, Runtime};
 
 /// Session options shared by both towers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct SessionOptions {
+pub(crate) struct SessionOptions<'a> {
     pub(crate) device: Device,
+    /// Where optimised models are kept across processes ([`ort_cache`]); `None`: not kept.
+    pub(crate) cache: Option<&'a Path>,
     pub(crate) threads: Option<usize>,
     /// Whether idle intra-op threads spin before they sleep (ONNX Runtime's default: throughput
     /// for back-to-back batches, at the cost of a core kept busy between them).
@@ -23,10 +26,17 @@ pub(crate) struct SessionOptions {
 }
 
 fn base_builder(rt: &Runtime, opts: SessionOptions, what: &str) -> EncodeResult<SessionBuilder> {
+    builder_at(rt, opts, what, GraphOptimizationLevel::Level3)
+}
+
+fn builder_at(
+    rt: &Runtime,
+    opts: SessionOptions,
+    what: &str,
+    level: GraphOptimizationLevel,
+) -> EncodeResult<SessionBuilder> {
     let mut b = Session::builder(&rt.env).map_err(|e| EncodeError::ort(format!("{what}: session options"), &e))?;
-    b = b
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| EncodeError::ort(format!("{what}: optimisation level"), &e))?;
+    b = b.with_optimization_level(level).map_err(|e| EncodeError::ort(format!("{what}: optimisation level"), &e))?;
     if let Some(n) = opts.threads {
         b = b.with_intra_threads(n).map_err(|e| EncodeError::ort(format!("{what}: thread count {n}"), &e))?;
     }
@@ -40,6 +50,37 @@ fn commit(mut b: SessionBuilder, path: &Path, what: &str) -> EncodeResult<Sessio
     b.commit_from_file(path).map_err(|e| EncodeError::ort(format!("{what}: loading {}", path.display()), &e))
 }
 
+/// A CPU session of `path`: from its optimised copy in the cache when there is a current one, else
+/// from `path` (writing the copy on the way when it can).
+fn open_cpu(rt: &Runtime, path: &Path, opts: SessionOptions, what: &str) -> EncodeResult<Session> {
+    match ort_cache::plan(opts.cache, path, &rt.library) {
+        ort_cache::Plan::Use(cached) => {
+            // The graph is already level 3's: optimising it again is skipped (and would not change it).
+            if let Ok(s) = commit(builder_at(rt, opts, what, GraphOptimizationLevel::Disable)?, &cached, what) {
+                return Ok(s);
+            }
+            ort_cache::discard(opts.cache, path);
+        }
+        ort_cache::Plan::Write(writer) => {
+            let (target, entries) = writer.settings();
+            let configured = entries
+                .into_iter()
+                .try_fold(base_builder(rt, opts, what)?, |b, (k, v)| b.with_config_entry(k, v))
+                .and_then(|b| b.with_optimized_model_path(&target));
+            if let Ok(b) = configured
+                && let Ok(s) = commit(b, path, what)
+            {
+                writer.finish();
+                return Ok(s);
+            }
+            // Whatever failed (the cache's folder, the runtime's options), the plain way says why.
+            writer.abandon();
+        }
+        ort_cache::Plan::Off => {}
+    }
+    commit(base_builder(rt, opts, what)?, path, what)
+}
+
 /// Opens `path` on the device asked for. Returns the session, where it runs, and a note when `Auto` fell
 /// back to the CPU.
 pub(crate) fn open(
@@ -49,8 +90,7 @@ pub(crate) fn open(
     what: &str,
 ) -> EncodeResult<(Session, ExecutionDevice, Option<String>)> {
     if opts.device == Device::Cpu {
-        let b = base_builder(rt, opts, what)?;
-        return Ok((commit(b, path, what)?, ExecutionDevice::Cpu, None));
+        return Ok((open_cpu(rt, path, opts, what)?, ExecutionDevice::Cpu, None));
     }
     let cuda_attempt = || -> Result<Session, String> {
         if !rt.has_cuda {
@@ -68,9 +108,8 @@ pub(crate) fn open(
         Ok(s) => Ok((s, ExecutionDevice::Cuda, None)),
         Err(reason) if opts.device == Device::Cuda => Err(EncodeError::CudaUnavailable { reason }),
         Err(reason) => {
-            let b = base_builder(rt, opts, what)?;
             let note = format!("device auto: running on the CPU because {reason}");
-            Ok((commit(b, path, what)?, ExecutionDevice::Cpu, Some(note)))
+            Ok((open_cpu(rt, path, opts, what)?, ExecutionDevice::Cpu, Some(note)))
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The text tower: `tokenizer.json` (crate `tokenizers`) and the text ONNX graph.
+//! The text tower: `tokenizer.json` (crate `tokenizers`, Unigram models through [`super::tokenizer`]) and
+//! the text ONNX graph.
 //!
 //! Tokenising follows the reference (`scripts/model/evaluate.py: TextEncoder`): the tokenizer's own
 //! normaliser and post-processor (special tokens added), the tokenizer file's truncation if it has one, then
@@ -10,36 +11,28 @@
 //! input order; the session is used by one call at a time (`Mutex`), so the tower is `Send + Sync`.
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
-use tokenizers::Tokenizer;
 
 use super::error::{EncodeError, EncodeResult};
 use super::manifest::{IdType, Padding, TextInput, TextSpec};
 use super::ort_session::rows_of;
+use super::tokenizer::TextTokenizer;
 
 pub(crate) struct TextTower {
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     tokenizer_path: PathBuf,
     session: Mutex<Session>,
     spec: TextSpec,
     dim: usize,
 }
 
-/// Loads and configures the tokenizer (padding off; truncation as the file says).
-pub(crate) fn load_tokenizer(path: &Path) -> EncodeResult<Tokenizer> {
-    let mut tok = Tokenizer::from_file(path)
-        .map_err(|e| EncodeError::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })?;
-    tok.with_padding(None);
-    Ok(tok)
-}
-
 impl TextTower {
     pub(crate) fn new(
-        tokenizer: Tokenizer,
+        tokenizer: TextTokenizer,
         tokenizer_path: PathBuf,
         session: Session,
         spec: &TextSpec,
@@ -57,11 +50,10 @@ impl TextTower {
         } else {
             text
         };
-        let enc = self
+        let mut ids = self
             .tokenizer
-            .encode(text, true)
-            .map_err(|e| EncodeError::Tokenizer { path: self.tokenizer_path.clone(), reason: e.to_string() })?;
-        let mut ids = enc.get_ids().to_vec();
+            .ids(text)
+            .map_err(|reason| EncodeError::Tokenizer { path: self.tokenizer_path.clone(), reason })?;
         ids.truncate(self.spec.max_tokens);
         Ok(ids)
     }
