@@ -133,11 +133,15 @@ fn current(e: &Entry, slot: &Path, source: &Path, library: &Path, cpu: &str) -> 
         && e.files.iter().all(|(name, s)| same(&slot.join(&e.folder).join(name), s))
 }
 
-/// Decides how to open `source` (an absolute or model-relative path, as the manifest resolves it)
-/// with the runtime `library`, caching in `dir` (`None`: off).
+/// Decides how to open `source` with the runtime `library`, caching in `dir` (`None`: off).
 pub(crate) fn plan(dir: Option<&Path>, source: &Path, library: &Path) -> Plan {
     let Some(dir) = dir else { return Plan::Off };
     let Some(cpu) = cpu_fingerprint() else { return Plan::Off };
+    // One slot per file, whatever folder the model was named from.
+    let (Ok(source), Ok(library)) = (std::fs::canonicalize(source), std::fs::canonicalize(library)) else {
+        return Plan::Off;
+    };
+    let (source, library) = (source.as_path(), library.as_path());
     let (Some(source_stamp), Some(library_stamp)) = (stamp_of(source), stamp_of(library)) else {
         return Plan::Off;
     };
@@ -191,8 +195,8 @@ fn external_stamps(source: &Path) -> Option<Vec<(String, Stamp)>> {
 
 /// Forgets the slot of `source` (its files failed to open), so that the next process writes it again.
 pub(crate) fn discard(dir: Option<&Path>, source: &Path) {
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_file(slot_of(dir, source).join(ENTRY));
+    if let (Some(dir), Ok(source)) = (dir, std::fs::canonicalize(source)) {
+        let _ = std::fs::remove_file(slot_of(dir, &source).join(ENTRY));
     }
 }
 
@@ -255,6 +259,7 @@ mod tests {
         std::fs::write(&source, b"").unwrap();
         let library = dir.path().join("libonnxruntime.so");
         std::fs::write(&library, b"lib").unwrap();
+        let (source, library) = (std::fs::canonicalize(&source).unwrap(), std::fs::canonicalize(&library).unwrap());
         let cache = dir.path().join("cache");
         // Files just written are not settled: nothing is written for them.
         assert!(matches!(plan(Some(&cache), &source, &library), Plan::Off));
