@@ -70,8 +70,8 @@ struct Entry {
 pub(crate) enum Plan {
     /// Open this optimised model, with optimisation off.
     Use(PathBuf),
-    /// Open the source with [`Writer::configure`] applied, then [`Writer::finish`].
-    Write(Writer),
+    /// Open the source with [`Writer::settings`] applied, then [`Writer::finish`].
+    Write(Box<Writer>),
     /// Open the source as it is.
     Off,
 }
@@ -161,7 +161,7 @@ pub(crate) fn plan(dir: Option<&Path>, source: &Path, library: &Path) -> Plan {
     if std::fs::create_dir_all(slot.join(&folder)).is_err() {
         return Plan::Off;
     }
-    Plan::Write(Writer {
+    Plan::Write(Box::new(Writer {
         slot,
         folder,
         entry: Entry {
@@ -175,7 +175,7 @@ pub(crate) fn plan(dir: Option<&Path>, source: &Path, library: &Path) -> Plan {
             folder: String::new(),
             files: Vec::new(),
         },
-    })
+    }))
 }
 
 /// The stamps of the external-data files `source` names; `None` when one is missing or not settled.

@@ -65,8 +65,8 @@ fn open_cpu(rt: &Runtime, path: &Path, opts: SessionOptions, what: &str) -> Enco
             let (target, entries) = writer.settings();
             let configured = entries
                 .into_iter()
-                .try_fold(base_builder(rt, opts, what)?, |b, (k, v)| b.with_config_entry(k, v))
-                .and_then(|b| b.with_optimized_model_path(&target));
+                .try_fold(base_builder(rt, opts, what)?, |b, (k, v)| b.with_config_entry(k, v).map_err(drop))
+                .and_then(|b| b.with_optimized_model_path(&target).map_err(drop));
             if let Ok(b) = configured
                 && let Ok(s) = commit(b, path, what)
             {
