@@ -8,7 +8,9 @@ the first --rows vectors of a ../shared/bench dataset, M=16, efConstruction=200.
 (`target/bench-venv` and `target/bench-data/medium`: see filtered.py and medium.py.)
 
 skysift is timed by its own "flushed and indexed in" line (the flush: graph, codes, query-guided
-edges when --query-sample is given, and the segment write with fsync), hnswlib by add_items. Each
+edges when --query-sample is given, and the segment write with fsync), or by the whole `load`
+process where segments were sealed and indexed in the background during the load (1M rows: the
+final flush then has little left), hnswlib by add_items. Each
 engine runs --reps times, alternating, and keeps its best time. Needs numpy and hnswlib.
 """
 import argparse
@@ -52,9 +54,15 @@ def skysift_build(db, vectors, sample):
            "--index-threads", "2"]
     if sample:
         cmd += ["--query-sample", sample]
+    t = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    whole = time.perf_counter() - t
     m = re.search(r"flushed and indexed in ([0-9.]+)s", out)
-    return float(m.group(1)) if m else float("nan")
+    flush = float(m.group(1)) if m else float("nan")
+    # A large load seals and indexes segments in the background while it commits, and its final
+    # flush then has little left: the whole process is the build time there (it also reads the
+    # rows and writes the log, so it counts against skysift).
+    return flush if flush >= 0.5 * whole else whole
 
 
 def main():
