@@ -29,18 +29,15 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from filtered import read_bin, recall as filtered_recall  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHARED = os.path.join(ROOT, "..", "shared", "bench")
 K = 10
 TARGETS = {"unfiltered": 0.95, "id_unfiltered": 0.99}
 QUERIES = {"unfiltered": "query.fbin", "id_unfiltered": "query_id.fbin"}
-
-
-def read_bin(path, dtype="<f4"):
-    with open(path, "rb") as f:
-        rows, cols = np.fromfile(f, dtype="<u4", count=2)
-    return np.fromfile(path, dtype=dtype, offset=8).reshape(int(rows), int(cols))
 
 
 def folder_for(n, root):
@@ -67,7 +64,7 @@ def skysift(data, db, efs):
 
 
 def recall(found, gt):
-    return sum(len(set(f[:K].tolist()) & set(g[:K].tolist())) for f, g in zip(found, gt)) / (K * len(gt))
+    return filtered_recall(found, gt, K)
 
 
 def hnswlib_run(data, efs):

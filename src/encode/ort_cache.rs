@@ -87,8 +87,14 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
     digest_cache::stamp(&std::fs::metadata(path).ok()?)
 }
 
-/// The CPU's model name and feature flags, hashed; `None` where `/proc/cpuinfo` cannot be read.
+/// The CPU's model name and feature flags, hashed (read once per process); `None` where
+/// `/proc/cpuinfo` cannot be read.
 fn cpu_fingerprint() -> Option<String> {
+    static CPU: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    CPU.get_or_init(read_cpu).clone()
+}
+
+fn read_cpu() -> Option<String> {
     let f = std::fs::File::open("/proc/cpuinfo").ok()?;
     let mut h = Sha256::new();
     h.update(std::env::consts::ARCH.as_bytes());

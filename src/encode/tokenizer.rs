@@ -254,16 +254,13 @@ impl TextTokenizer {
 
     /// Parses a `tokenizer.json`'s text.
     pub(crate) fn from_json(text: &str) -> Result<Self, String> {
-        if let Some(t) = fast(text) {
-            return Ok(TextTokenizer::Fast(Box::new(t)));
+        match fast(text) {
+            Some(t) => Ok(TextTokenizer::Fast(Box::new(t))),
+            None => Self::crate_from_json(text),
         }
-        let mut t: Tokenizer = text.parse().map_err(|e: tokenizers::Error| e.to_string())?;
-        t.with_padding(None);
-        Ok(TextTokenizer::Crate(Box::new(t)))
     }
 
-    /// The crate's tokenizer of the same text, whatever the file (for the comparison in tests).
-    #[cfg(test)]
+    /// The crate's tokenizer of the same text, whatever the file (padding off).
     fn crate_from_json(text: &str) -> Result<Self, String> {
         let mut t: Tokenizer = text.parse().map_err(|e: tokenizers::Error| e.to_string())?;
         t.with_padding(None);

@@ -23,7 +23,7 @@ use skysift_storage::segment::footer::SectionKind;
 use skysift_storage::segment::graph::{GraphData, GraphView};
 use skysift_storage::store::{IndexContext, SegmentIndexer};
 
-use super::exact::dot;
+use super::exact::{Hit, TopK, dot};
 use super::graph_search::{GraphScratch, Scorer, search};
 use super::hnsw_rs_adapter::build_graph_hnsw_rs;
 use super::params::IndexParams;
@@ -179,7 +179,7 @@ pub fn calibrate(
     Some((pick.0 as u32, pick.1, n as u32))
 }
 
-/// The exact top `k` rows of each query (unordered). The queries are scored in groups, each group
+/// The exact top `k` rows of each query, best first. The queries are scored in groups, each group
 /// in one pass over the rows: a row is read once per group while it is in the cache, instead of
 /// once per query (200 passes over 2 GB of vectors at 1M rows took most of the calibration).
 fn exact_top(vectors: &[f32], dim: usize, queries: &[&[f32]], k: usize, threads: usize) -> Vec<Vec<u32>> {
@@ -191,33 +191,25 @@ fn exact_top(vectors: &[f32], dim: usize, queries: &[&[f32]], k: usize, threads:
     let parts: Vec<&[&[f32]]> = queries.chunks(size).collect();
     let tops: Vec<Vec<Vec<u32>>> = parallel_map(parts.len(), threads, |(): &mut (), g| {
         let qs = parts[g];
-        // Per query: its best `k` (score, row) so far, and the index of the worst of them.
-        let mut best: Vec<Vec<(f32, u32)>> = qs.iter().map(|_| Vec::with_capacity(k)).collect();
-        let mut worst: Vec<(f32, usize)> = vec![(f32::NEG_INFINITY, 0); qs.len()];
+        let mut best: Vec<TopK> = qs
+            .iter()
+            .map(|_| {
+                let mut t = TopK::default();
+                t.reset(k);
+                t
+            })
+            .collect();
         for (r, v) in vectors.chunks_exact(dim).enumerate() {
-            for ((q, top), w) in qs.iter().zip(&mut best).zip(&mut worst) {
-                let sc = dot(v, q);
-                if top.len() < k {
-                    top.push((sc, r as u32));
-                    if top.len() == k {
-                        *w = lowest(top);
-                    }
-                } else if sc > w.0 {
-                    if let Some(slot) = top.get_mut(w.1) {
-                        *slot = (sc, r as u32);
-                    }
-                    *w = lowest(top);
+            for (q, top) in qs.iter().zip(&mut best) {
+                let score = dot(v, q);
+                if score > top.threshold() {
+                    top.push(Hit { id: r as u64, score });
                 }
             }
         }
-        best.into_iter().map(|t| t.into_iter().map(|(_, r)| r).collect()).collect()
+        best.iter_mut().map(|t| t.drain_sorted().into_iter().map(|h| h.id as u32).collect()).collect()
     });
     tops.into_iter().flatten().collect()
-}
-
-/// The lowest score of `top` and where it is.
-fn lowest(top: &[(f32, u32)]) -> (f32, usize) {
-    top.iter().enumerate().fold((f32::INFINITY, 0), |m, (i, (sc, _))| if *sc < m.0 { (*sc, i) } else { m })
 }
 
 /// A graph searched at build time the way queries search it: on int8 codes when the segment has
