@@ -9,8 +9,8 @@ the first --rows vectors of a ../shared/bench dataset, M=16, efConstruction=200.
 
 skysift is timed by its own "flushed and indexed in" line (the flush: graph, codes, query-guided
 edges when --query-sample is given, and the segment write with fsync), or by the whole `load`
-process where segments were sealed and indexed in the background during the load (1M rows: the
-final flush then has little left), hnswlib by add_items. Each
+process where the commit that filled a segment built it (1M rows, the default --flush-rows: the
+final flush then has nothing left), hnswlib by add_items. Each
 engine runs --reps times, alternating, and keeps its best time. Needs numpy and hnswlib.
 """
 import argparse
@@ -59,8 +59,8 @@ def skysift_build(db, vectors, sample):
     whole = time.perf_counter() - t
     m = re.search(r"flushed and indexed in ([0-9.]+)s", out)
     flush = float(m.group(1)) if m else float("nan")
-    # A large load seals and indexes segments in the background while it commits, and its final
-    # flush then has little left: the whole process is the build time there (it also reads the
+    # At --flush-rows (1M by default) the commit that fills the segment builds it, and the final
+    # flush then has nothing left: the whole process is the build time there (it also reads the
     # rows and writes the log, so it counts against skysift).
     return flush if flush >= 0.5 * whole else whole
 

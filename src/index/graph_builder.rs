@@ -14,11 +14,19 @@
 //!   to the new node than to every neighbour kept so far), and a full list is re-pruned with the
 //!   same heuristic when a reverse edge is added.
 //!
+//! - memory is asked for ahead of use: the unvisited neighbours of an expanded node have their
+//!   vectors prefetched together before any is scored, the next candidate's neighbour list while
+//!   the current one is expanded, and a full list's members before it is re-pruned (vectors much
+//!   larger than the caches make every score start with a miss otherwise);
+//! - scores use four-accumulator AVX-512 inner products where the CPU has them
+//!   (`skysift_storage::hint::dot_wide`), simsimd's kernel elsewhere.
+//!
 //! Scores are inner products (higher is closer), the same ranking as the search uses.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use skysift_storage::hint::{dot_wide, prefetch};
 use skysift_storage::segment::graph::{EMPTY, GraphData};
 
 use super::exact::dot;
@@ -46,6 +54,14 @@ impl Layer {
         let n = self.links.get(base).map_or(0, |c| c.load(Ordering::Acquire) as usize).min(self.cap);
         for w in self.links.get(base + 1..base + 1 + n).unwrap_or(&[]) {
             out.push(w.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Asks the CPU for the neighbour list of slot `i`, which the search reads next.
+    fn prefetch_links(&self, i: usize) {
+        let base = i * (1 + self.cap);
+        if let Some(words) = self.links.get(base..base + 1 + self.cap) {
+            prefetch(words, 3);
         }
     }
 
@@ -77,7 +93,14 @@ struct Scratch {
     visited: VisitedSet,
     rows: usize,
     buf: Vec<u32>,
+    /// The unvisited neighbours of the node being expanded.
+    fresh: Vec<u32>,
 }
+
+/// Cache lines of a vector requested ahead of scoring it (the hardware prefetcher follows on
+/// with the rest): measured on 200k x 512 rows, 2 threads, graph alone, best of 2 interleaved:
+/// none 35.7 s, 1 line 32.5, 2 lines 30.3, 3 lines 27.7, 6 lines 28.7.
+const PREFETCH_LINES: usize = 3;
 
 impl Builder<'_> {
     fn vec(&self, i: u32) -> &[f32] {
@@ -86,7 +109,8 @@ impl Builder<'_> {
     }
 
     fn sim(&self, a: u32, b: &[f32]) -> f32 {
-        dot(self.vec(a), b)
+        let v = self.vec(a);
+        dot_wide(v, b).unwrap_or_else(|| dot(v, b))
     }
 
     fn layer_slot(&self, l: usize, node: u32) -> Option<usize> {
@@ -115,11 +139,21 @@ impl Builder<'_> {
                 break;
             }
             let Some(i) = self.layer_slot(l, c) else { continue };
-            layer.read(i, &mut nbs);
-            for &nb in &nbs {
-                if !s.visited.visit(nb) {
-                    continue;
+            if l == 0 {
+                if let Some(&(_, next)) = cand.peek() {
+                    layer.prefetch_links(next as usize);
                 }
+            }
+            layer.read(i, &mut nbs);
+            // The unvisited neighbours' vectors are requested together, then scored.
+            s.fresh.clear();
+            for &nb in &nbs {
+                if s.visited.visit(nb) {
+                    s.fresh.push(nb);
+                    prefetch(self.vec(nb), PREFETCH_LINES);
+                }
+            }
+            for &nb in &s.fresh {
                 let sc = self.sim(nb, q);
                 let worst = res.peek().map_or(f32::NEG_INFINITY, |r| r.0.0.0);
                 if res.len() < ef || sc > worst {
@@ -172,6 +206,9 @@ impl Builder<'_> {
                 layer.write(i, &s.buf);
             } else {
                 let bv = self.vec(nb);
+                for &x in &s.buf {
+                    prefetch(self.vec(x), PREFETCH_LINES);
+                }
                 let mut cands: Vec<(f32, u32)> = s.buf.iter().map(|&x| (self.sim(x, bv), x)).collect();
                 cands.push((dot(nv, bv), node));
                 cands.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -254,7 +291,7 @@ pub fn build(vectors: &[f32], dim: usize, p: &IndexParams, threads: usize) -> Gr
     std::thread::scope(|sc| {
         for _ in 0..threads.max(1) {
             sc.spawn(|| {
-                let mut s = Scratch { visited: VisitedSet::default(), rows: n, buf: Vec::new() };
+                let mut s = Scratch { visited: VisitedSet::default(), rows: n, buf: Vec::new(), fresh: Vec::new() };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&node) = order.get(i) else { break };

@@ -15,6 +15,7 @@
 //! | [`memtable`] | the mutable in-memory segment |
 //! | [`store`] | the durable state machine: open, commit, flush, compact, snapshots |
 //! | [`verify`] | reads every byte and checks every checksum |
+//! | [`hint`] | prefetch hints for the index's hot loops |
 //! | [`fuzzing`] | byte-level entry points of the fuzz targets and the corpus replay |
 //! | [`vecblob`] | named vector blobs beside a collection (the query sample) |
 //!
@@ -42,6 +43,7 @@ pub mod bytes;
 pub mod codec;
 pub mod error;
 pub mod fuzzing;
+pub mod hint;
 pub mod io;
 pub mod lock;
 pub mod manifest;
