@@ -139,10 +139,10 @@ impl Builder<'_> {
                 break;
             }
             let Some(i) = self.layer_slot(l, c) else { continue };
-            if l == 0 {
-                if let Some(&(_, next)) = cand.peek() {
-                    layer.prefetch_links(next as usize);
-                }
+            if l == 0
+                && let Some(&(_, next)) = cand.peek()
+            {
+                layer.prefetch_links(next as usize);
             }
             layer.read(i, &mut nbs);
             // The unvisited neighbours' vectors are requested together, then scored.
