@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use skysift_storage::hint::prefetch;
 use skysift_storage::segment::Segment;
 use skysift_storage::store::{CollectionState, SegmentHandle};
 
@@ -208,6 +209,12 @@ fn rescore(
     true
 }
 
+/// How many selected rows ahead a scan asks for a row's codes or vector.
+const SCAN_AHEAD: usize = 8;
+/// Cache lines of an f32 vector an exact scan asks for ahead (the hardware prefetcher follows on
+/// with the rest); int8 codes are asked for whole.
+const SCAN_LINES: usize = 3;
+
 /// Scores the selected rows' int8 codes, then rescores the best `keep` exactly.
 fn int8_scan(
     seg: &Segment,
@@ -221,7 +228,13 @@ fn int8_scan(
     let ids = seg.ids();
     let approx = &mut scratch.approx;
     approx.clear();
+    // The selected rows are scattered over the codes: each is requested SCAN_AHEAD rows before
+    // it is scored, so that the misses overlap.
+    let mut ahead = passing.rows().skip(SCAN_AHEAD);
     for row in passing.rows() {
+        if let Some(next) = ahead.next() {
+            prefetch(codes.row(next as usize), usize::MAX);
+        }
         let s = simsimd::SpatialSimilarity::dot(codes.row(row as usize), scratch.qcodes.as_slice())
             .map_or(f32::NEG_INFINITY, |d| d as f32 * t);
         approx.push((s, row));
@@ -241,7 +254,11 @@ fn int8_scan(
 /// Scores every selected row exactly.
 fn exact_scan(seg: &Segment, passing: Passing<'_>, query: &[f32], scratch: &mut SearchScratch) {
     let ids = seg.ids();
+    let mut ahead = passing.rows().skip(SCAN_AHEAD);
     for row in passing.rows() {
+        if let Some(next) = ahead.next() {
+            prefetch(seg.vector(next as usize), SCAN_LINES);
+        }
         scratch.evaluations += 1;
         let score = dot(seg.vector(row as usize), query);
         if score >= scratch.top.threshold() {
