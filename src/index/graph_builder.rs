@@ -26,7 +26,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use skysift_storage::hint::{dot_wide, prefetch};
+use skysift_storage::hint::{VECTOR_LINES, dot_wide, prefetch};
 use skysift_storage::segment::graph::{EMPTY, GraphData};
 
 use super::exact::dot;
@@ -97,11 +97,6 @@ struct Scratch {
     fresh: Vec<u32>,
 }
 
-/// Cache lines of a vector requested ahead of scoring it (the hardware prefetcher follows on
-/// with the rest): measured on 200k x 512 rows, 2 threads, graph alone, best of 2 interleaved:
-/// none 35.7 s, 1 line 32.5, 2 lines 30.3, 3 lines 27.7, 6 lines 28.7.
-const PREFETCH_LINES: usize = 3;
-
 impl Builder<'_> {
     fn vec(&self, i: u32) -> &[f32] {
         let s = i as usize * self.dim;
@@ -150,7 +145,7 @@ impl Builder<'_> {
             for &nb in &nbs {
                 if s.visited.visit(nb) {
                     s.fresh.push(nb);
-                    prefetch(self.vec(nb), PREFETCH_LINES);
+                    prefetch(self.vec(nb), VECTOR_LINES);
                 }
             }
             for &nb in &s.fresh {
@@ -207,7 +202,7 @@ impl Builder<'_> {
             } else {
                 let bv = self.vec(nb);
                 for &x in &s.buf {
-                    prefetch(self.vec(x), PREFETCH_LINES);
+                    prefetch(self.vec(x), VECTOR_LINES);
                 }
                 let mut cands: Vec<(f32, u32)> = s.buf.iter().map(|&x| (self.sim(x, bv), x)).collect();
                 cands.push((dot(nv, bv), node));

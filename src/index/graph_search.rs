@@ -9,7 +9,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use simsimd::SpatialSimilarity;
-use skysift_storage::hint::prefetch;
+use skysift_storage::hint::{VECTOR_LINES, prefetch};
 use skysift_storage::segment::codes::CodesView;
 use skysift_storage::segment::graph::GraphView;
 
@@ -143,10 +143,6 @@ impl<'a> Scorer<'a> {
     }
 }
 
-/// Cache lines of a row's vector or codes requested ahead of scoring it (the graph builder's
-/// measure; the hardware prefetcher follows on with the rest).
-const PREFETCH_LINES: usize = 3;
-
 impl Scorer<'_> {
     /// Asks the CPU for what scoring `node` reads.
     #[inline]
@@ -155,10 +151,10 @@ impl Scorer<'_> {
             Scorer::Exact { vectors, dim, .. } => {
                 let start = node as usize * dim;
                 if let Some(v) = vectors.get(start..start + dim) {
-                    prefetch(v, PREFETCH_LINES);
+                    prefetch(v, VECTOR_LINES);
                 }
             }
-            Scorer::Int8 { codes, .. } => prefetch(codes.row(node as usize), PREFETCH_LINES),
+            Scorer::Int8 { codes, .. } => prefetch(codes.row(node as usize), VECTOR_LINES),
         }
     }
 

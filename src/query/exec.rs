@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use skysift_storage::hint::prefetch;
+use skysift_storage::hint::{VECTOR_LINES, prefetch};
 use skysift_storage::segment::Segment;
 use skysift_storage::store::{CollectionState, SegmentHandle};
 
@@ -209,11 +209,9 @@ fn rescore(
     true
 }
 
-/// How many selected rows ahead a scan asks for a row's codes or vector.
+/// How many selected rows ahead a scan asks for a row's int8 codes (whole) or the first
+/// [`VECTOR_LINES`] of its vector.
 const SCAN_AHEAD: usize = 8;
-/// Cache lines of an f32 vector an exact scan asks for ahead (the hardware prefetcher follows on
-/// with the rest); int8 codes are asked for whole.
-const SCAN_LINES: usize = 3;
 
 /// Scores the selected rows' int8 codes, then rescores the best `keep` exactly.
 fn int8_scan(
@@ -257,7 +255,7 @@ fn exact_scan(seg: &Segment, passing: Passing<'_>, query: &[f32], scratch: &mut 
     let mut ahead = passing.rows().skip(SCAN_AHEAD);
     for row in passing.rows() {
         if let Some(next) = ahead.next() {
-            prefetch(seg.vector(next as usize), SCAN_LINES);
+            prefetch(seg.vector(next as usize), VECTOR_LINES);
         }
         scratch.evaluations += 1;
         let score = dot(seg.vector(row as usize), query);

@@ -8,6 +8,11 @@
 /// Cache line size of the CPUs skysift runs on (x86-64 and 64-bit ARM).
 const LINE: usize = 64;
 
+/// Cache lines of an f32 vector worth asking for ahead of scoring it; the hardware prefetcher
+/// follows on with the rest. Measured on a graph build of 200k x 512 rows, 2 threads, graph
+/// alone, interleaved runs: none 35.7 s, 1 line 32.5, 2 lines 30.3, 3 lines 27.7, 6 lines 28.7.
+pub const VECTOR_LINES: usize = 3;
+
 /// Asks the CPU to start loading the first `lines` cache lines of `data` into its caches.
 /// Only a hint: it reads nothing into the program and has no effect where the CPU or the target
 /// lacks the instruction.
