@@ -56,12 +56,16 @@ def skysift_build(db, vectors, sample):
         cmd += ["--query-sample", sample]
     t = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    whole = time.perf_counter() - t
-    m = re.search(r"flushed and indexed in ([0-9.]+)s", out)
-    flush = float(m.group(1)) if m else float("nan")
-    # At --flush-rows (1M by default) the commit that fills the segment builds it, and the final
-    # flush then has nothing left: the whole process is the build time there (it also reads the
-    # rows and writes the log, so it counts against skysift).
+    return build_seconds(out, time.perf_counter() - t)
+
+
+def build_seconds(load_output, whole):
+    """skysift's build time from a `load`'s output and its whole wall time: the "flushed and indexed
+    in" line, or the whole load where that line had nothing left. At --flush-rows (1M by default)
+    the commit that fills the segment builds it, and the final flush then has nothing left; the
+    whole process also reads the rows and writes the log, so it counts against skysift."""
+    m = re.search(r"flushed and indexed in ([0-9.]+)s", load_output)
+    flush = float(m.group(1)) if m else 0.0
     return flush if flush >= 0.5 * whole else whole
 
 

@@ -12,8 +12,8 @@ the sizes are one curve. A missing folder is generated (about 3 minutes per mill
 
 Per size: skysift loads the rows with the query sample (`benches/ann/sweep.py --query-sample`; its
 "flushed and indexed in" time is the build: graph, int8 codes, query-guided edges, calibration and
-the segment write; where the final flush had nothing left, the whole load), then hnswlib (M 16, efConstruction 200, 2 build threads; `add_items` is its
-build) where the size is at most --peer-max-rows. Both then sweep ef with one search thread on the
+the segment write; where the final flush had nothing left, the whole load), then hnswlib (M 16,
+efConstruction 200, 2 build threads; `add_items` is its build) where the size is at most --peer-max-rows. Both then sweep ef with one search thread on the
 text queries (`unfiltered`: out of distribution) and the image queries (`id_unfiltered`). The
 table gives, per size and engine, the build time, the QPS at the smallest ef reaching recall 0.95
 (text) and 0.99 (image), and how each grows from one size to the next. Needs numpy and hnswlib
@@ -22,7 +22,6 @@ table gives, per size and engine, the build time, the QPS at the smallest ef rea
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_time import build_seconds  # noqa: E402
 from filtered import read_bin, recall as filtered_recall  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,14 +57,8 @@ def skysift(data, db, efs):
     cmd = [sys.executable, os.path.join(HERE, "sweep.py"), "--data", data, "--db", db, "--query-sample",
            "--reload", "--efs", ",".join(map(str, efs)), "--variants", ",".join(QUERIES)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    m = re.search(r"flushed and indexed in ([0-9.]+)s", out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    flush = float(m.group(1)) if m else 0.0
-    # The commit that fills a segment (--flush-rows, 1M by default) builds it, and the final flush
-    # then has nothing left: the whole load (reading, log writes, the build) is the build time
-    # there, as in build_time.py.
-    whole = result["build_seconds"]
-    result["index_seconds"] = flush if flush >= 0.5 * whole else whole
+    result["index_seconds"] = build_seconds(out.stderr, result["build_seconds"])
     return result
 
 

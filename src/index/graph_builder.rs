@@ -12,8 +12,7 @@
 //!   reader may see a list mid-update but only ever valid ids;
 //! - neighbours are chosen with the paper's heuristic (keep a candidate only when it is closer
 //!   to the new node than to every neighbour kept so far), and a full list is re-pruned with the
-//!   same heuristic when a reverse edge is added.
-//!
+//!   same heuristic when a reverse edge is added;
 //! - memory is asked for ahead of use: the unvisited neighbours of an expanded node have their
 //!   vectors prefetched together before any is scored, the next candidate's neighbour list while
 //!   the current one is expanded, and a full list's members before it is re-pruned (vectors much
@@ -61,7 +60,7 @@ impl Layer {
     fn prefetch_links(&self, i: usize) {
         let base = i * (1 + self.cap);
         if let Some(words) = self.links.get(base..base + 1 + self.cap) {
-            prefetch(words, 3);
+            prefetch(words, usize::MAX);
         }
     }
 

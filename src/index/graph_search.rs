@@ -274,7 +274,7 @@ pub(crate) fn search(
         // The next candidate's list and the unvisited neighbours' rows are requested together
         // before any is scored: at 1M rows they are rarely in the caches.
         if let Some(&(_, next)) = scratch.candidates.peek() {
-            prefetch(graph.neighbours(0, next), 3);
+            prefetch(graph.neighbours(0, next), usize::MAX);
         }
         let mut fresh = std::mem::take(&mut scratch.fresh);
         fresh.clear();

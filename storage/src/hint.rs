@@ -13,7 +13,8 @@ const LINE: usize = 64;
 /// alone, interleaved runs: none 35.7 s, 1 line 32.5, 2 lines 30.3, 3 lines 27.7, 6 lines 28.7.
 pub const VECTOR_LINES: usize = 3;
 
-/// Asks the CPU to start loading the first `lines` cache lines of `data` into its caches.
+/// Asks the CPU to start loading the first `lines` cache lines of `data` into its caches
+/// (`usize::MAX`: all of them).
 /// Only a hint: it reads nothing into the program and has no effect where the CPU or the target
 /// lacks the instruction.
 #[inline]

@@ -15,7 +15,7 @@
 //! | [`memtable`] | the mutable in-memory segment |
 //! | [`store`] | the durable state machine: open, commit, flush, compact, snapshots |
 //! | [`verify`] | reads every byte and checks every checksum |
-//! | [`hint`] | prefetch hints for the index's hot loops |
+//! | [`hint`] | the index's hot loops: prefetch hints and the build's AVX-512 inner product |
 //! | [`fuzzing`] | byte-level entry points of the fuzz targets and the corpus replay |
 //! | [`vecblob`] | named vector blobs beside a collection (the query sample) |
 //!
