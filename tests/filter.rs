@@ -563,11 +563,18 @@ fn filtered_recall_at_every_selectivity() {
         let passing = (0..N).filter(|i| pass(*i)).count();
         assert_eq!(prepared.count() as usize, passing, "{name}");
         let mut line = format!("{name:8} ({passing} rows):");
-        for force in [None, Some(Plan::Exact), Some(Plan::Graph), Some(Plan::TwoHop)] {
+        let flat: Vec<f32> = d.queries.iter().flatten().copied().collect();
+        for force in [None, Some(Plan::Exact), Some(Plan::Int8Scan), Some(Plan::Graph), Some(Plan::TwoHop)] {
             let prepared = col.prepare_filter(filter.as_str()).unwrap().force(force);
             let mut hits = 0;
-            for q in &d.queries {
+            // Queries searched together (blocks, each scanned row read once per block) give what
+            // each query gives alone, to the bit.
+            let batch = col.search_batch(&flat, Some(&prepared), &SearchParams::k(10), &mut scratch).unwrap();
+            assert_eq!(batch.len(), d.queries.len());
+            for (q, together) in d.queries.iter().zip(&batch) {
                 let got = col.search_filtered(q, &prepared, &SearchParams::k(10), &mut scratch).unwrap();
+                let bits = |h: &[skysift::Hit]| h.iter().map(|h| (h.id, h.score.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(together), bits(&got), "{name} {force:?}: a query in a block differs from alone");
                 assert_eq!(got.len(), 10.min(passing), "{name} {force:?}: k results whenever k rows pass");
                 assert!(got.iter().all(|h| pass(h.id as usize)), "{name} {force:?}: only passing rows");
                 let want = brute(&d, q, pass.as_ref());
@@ -624,6 +631,23 @@ fn in_memory_rows_and_deletes_are_filtered_too() {
     assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![89, 79, 69]);
     let text = explain.to_string();
     assert!(text.contains("estimated") && text.contains("strategy: exact") && text.contains("in memory"), "{text}");
+    // Queries searched together see the in-memory rows and the deletes as each does alone.
+    let queries: Vec<f32> = (0..70).flat_map(|i| [1.0 - i as f32 / 70.0, i as f32 / 70.0]).collect();
+    let filter = col.prepare_filter("year = 2009").unwrap();
+    let mut scratch = SearchScratch::default();
+    let together = col.search_batch(&queries, Some(&filter), &SearchParams::k(3), &mut scratch).unwrap();
+    let unfiltered = col.search_batch(&queries, None, &SearchParams::k(3), &mut scratch).unwrap();
+    for ((q, t), u) in queries.chunks(2).zip(&together).zip(&unfiltered) {
+        assert_eq!(t, &col.search_filtered(q, &filter, &SearchParams::k(3), &mut scratch).unwrap());
+        assert_eq!(u, &col.search(q, &SearchParams::k(3), &mut scratch).unwrap());
+        assert!(t.iter().all(|h| h.id != 99));
+    }
+    let (block, explained) = col.explain_batch(&queries, &filter, &SearchParams::k(3), &mut scratch).unwrap();
+    assert_eq!(block.len(), skysift::query::BLOCK);
+    assert_eq!(block[0], together[0]);
+    assert!(explained.to_string().contains("queries searched together"), "{explained}");
+    let err = col.search_batch(&queries[..3], None, &SearchParams::k(3), &mut scratch).unwrap_err();
+    assert!(err.to_string().contains("whole number of rows"), "{err}");
     // A prepared filter belongs to its snapshot.
     let mut tx = db.begin_write("c").unwrap();
     tx.delete(89).unwrap();

@@ -11,7 +11,7 @@ Needs numpy (the bench's venv has it; hnswlib and faiss too, for --peers):
     python3 -m venv target/bench-venv && target/bench-venv/bin/pip install -r ../shared/bench/requirements.txt
     target/bench-venv/bin/python ../shared/bench/gen_data.py --size small --out target/bench-data
     target/bench-venv/bin/python benches/ann/filtered.py --data target/bench-data/small \\
-        --db target/ann-filtered [--reload] [--peers] [--filters f50,f5,f05,f005] [--out results.json]
+        --db target/ann-filtered [--reload] [--peers [--reuse-peers]] [--filters f50,f5,f05,f005] [--out results.json]
 
 Metadata goes to skysift as JSON lines: class, sensor and year as integers, cloud_cover as a
 float, and footprint as the point box [lon, lat, lon, lat]. Ground truth for the added filters is
@@ -108,6 +108,47 @@ def skysift_search(a, name, where, plan=None, ef=None):
     return found, summary, strategy, err
 
 
+# Saved peer indexes (what bench's peers.py writes after its build), reused by --reuse-peers.
+SAVED = {"hnswlib": "hnswlib.bin", "faiss": "faiss.index"}
+
+
+def peer_stamp(data, d, build_seconds):
+    """What a saved peer index was built from: reused only when the data is the same."""
+    base = os.path.join(data, "base.fbin")
+    return {"data": os.path.abspath(data), "rows": int(d.n), "dim": int(d.d), "base_bytes": os.path.getsize(base),
+            "base_mtime": int(os.path.getmtime(base)), "build_seconds": build_seconds}
+
+
+def load_peer(cls, d, workdir, data):
+    """The peer's index saved by an earlier build of the same data, or None (then it is built).
+
+    Builds a peer object the way peers.py's constructor leaves it, with the index read from disk
+    instead of built; its build time is the one recorded beside the saved index."""
+    path = os.path.join(workdir, SAVED[cls.name])
+    stamp_path = os.path.join(workdir, f"{cls.name}.json")
+    if not (os.path.exists(path) and os.path.exists(stamp_path)):
+        return None
+    stamp = json.load(open(stamp_path))
+    if {k: v for k, v in stamp.items() if k != "build_seconds"} != \
+            {k: v for k, v in peer_stamp(data, d, None).items() if k != "build_seconds"}:
+        print(f"  {path} was built from other data: rebuilding", file=sys.stderr)
+        return None
+    p = cls.__new__(cls)
+    p.data, p.build_seconds, p.index_bytes = d, stamp["build_seconds"], os.path.getsize(path)
+    if cls.name == "hnswlib":
+        import hnswlib
+        p.idx = hnswlib.Index(space="ip", dim=d.d)
+        p.idx.load_index(path, max_elements=d.n)
+        p.allowed = {f: d.masks[f].tolist() for f in d.masks}
+    else:
+        import faiss
+        p.faiss, p.idx = faiss, faiss.read_index(path)
+        p.bits = {f: np.packbits(d.masks[f], bitorder="little") for f in d.masks}
+        p.sel = {f: faiss.IDSelectorBitmap(d.n, faiss.swig_ptr(p.bits[f])) for f in p.bits}
+    print(f"  {cls.name}: reusing {path} (built in {p.build_seconds:.0f}s)", file=sys.stderr, flush=True)
+    return p
+
+
 def peers(a, base, queries, masks, gts, names):
     sys.path.insert(0, a.bench)
     import peers as bench_peers  # noqa: E402
@@ -124,9 +165,13 @@ def peers(a, base, queries, masks, gts, names):
     os.makedirs(workdir, exist_ok=True)
     classes = {"hnswlib": bench_peers.HnswlibPeer, "faiss": bench_peers.FaissPeer}
     for cls in (classes[x] for x in a.peer_list.split(",")):
-        print(f"  building {cls.name} ...", file=sys.stderr, flush=True)
-        p = cls(d, workdir)
-        print(f"  built {cls.name} in {p.build_seconds:.0f}s", file=sys.stderr, flush=True)
+        p = load_peer(cls, d, workdir, a.data) if a.reuse_peers else None
+        if p is None:
+            print(f"  building {cls.name} ...", file=sys.stderr, flush=True)
+            p = cls(d, workdir)
+            with open(os.path.join(workdir, f"{cls.name}.json"), "w") as f:
+                json.dump(peer_stamp(a.data, d, p.build_seconds), f)
+            print(f"  built {cls.name} in {p.build_seconds:.0f}s", file=sys.stderr, flush=True)
         out[(cls.name, "build")] = {"build_seconds": round(p.build_seconds, 1), "index_bytes": p.index_bytes}
         for n in names + (["unfiltered"] if a.unfiltered else []):
             rows = []
@@ -166,6 +211,9 @@ def main():
     ap.add_argument("--unfiltered", action="store_true", help="peers also sweep unfiltered text queries "
                     "(one build serves both tables; skysift's side of it is sweep.py on the same --db)")
     ap.add_argument("--skip-skysift", action="store_true", help="run only the peers")
+    ap.add_argument("--reuse-peers", action="store_true", help="search the peers' indexes saved by an earlier "
+                    "--peers run on the same data (DB/peers/) instead of building them again; build times are "
+                    "the recorded ones")
     ap.add_argument("--out", help="write results JSON here")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.data, "manifest.json")))

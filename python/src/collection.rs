@@ -668,19 +668,18 @@ impl Collection {
             // Each thread searches a contiguous share of the queries with its own scratch; the
             // shares are joined in query order.
             let per = rows.div_ceil(threads).max(1);
+            // A share goes through `search_batch`: blocks of queries, each scanned row read once
+            // per block where a selective filter makes the planner scan.
             let run = |first: usize, share: &[f32]| -> skysift::Result<Vec<(u32, Hit)>> {
                 let mut scratch = self.take_scratch();
-                let mut hits = Vec::with_capacity(share.len() / dim * opts.k);
-                let r = share.chunks_exact(dim).enumerate().try_for_each(|(i, v)| {
-                    let h = match &prepared {
-                        Some(pf) => col.search_filtered(v, pf, &params, &mut scratch)?,
-                        None => col.search(v, &params, &mut scratch)?,
-                    };
-                    hits.extend(h.into_iter().map(|h| ((first + i) as u32, h)));
-                    Ok(())
-                });
+                let r = col.search_batch(share, prepared.as_ref(), &params, &mut scratch);
                 self.give_scratch(scratch);
-                r.map(|()| hits)
+                let blocks = r?;
+                let mut hits = Vec::with_capacity(blocks.len() * opts.k);
+                for (i, h) in blocks.into_iter().enumerate() {
+                    hits.extend(h.into_iter().map(|h| ((first + i) as u32, h)));
+                }
+                Ok(hits)
             };
             let shares: Vec<skysift::Result<Vec<(u32, Hit)>>> = if threads <= 1 {
                 vec![run(0, data)]

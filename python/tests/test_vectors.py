@@ -79,6 +79,11 @@ def test_add_search_filter_and_results(tmp_path):
     one = col.search(qs).where("year >= 2005").limit(7).threads(1).to_arrow()
     three = col.search(qs).where("year >= 2005").limit(7).threads(3).to_arrow()
     assert one.equals(three) and one.column("query_index").to_pylist() == sorted(one.column("query_index").to_pylist())
+    # queries searched together (blocks of 32, each scanned row read once) answer as each alone
+    for i in (0, 31, 32, 36):
+        alone = col.search(qs[i]).where("year >= 2005").limit(7).to_arrow()
+        assert alone.column("id").to_pylist() == [r for r, qi in zip(one.column("id").to_pylist(),
+                                                                      one.column("query_index").to_pylist()) if qi == i]
     with pytest.raises(ValueError):
         col.search(qs).threads(-1)
     # explain prints the plan

@@ -53,6 +53,10 @@ pub struct Args {
     /// (benchmarks; the planner chooses by itself otherwise).
     #[arg(long, value_name = "STRATEGY")]
     plan: Option<String>,
+    /// Search the queries one at a time, as a service answering them as they come would
+    /// (default: in blocks, where a scanned segment's rows are read once per block).
+    #[arg(long)]
+    one_by_one: bool,
 }
 
 #[expect(
@@ -99,13 +103,20 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     };
     let filter_secs = filter_start.elapsed().as_secs_f64();
     if let (true, Some(pf), Some(q)) = (a.explain, &prepared, queries.chunks_exact(dim).next()) {
-        let (_, e) = col.explain(q, pf, &params, &mut SearchScratch::default())?;
+        let (_, e) = if a.one_by_one {
+            col.explain(q, pf, &params, &mut SearchScratch::default())?
+        } else {
+            let block = &queries[..queries.len().min(skysift::query::BLOCK * dim)];
+            let (hits, e) = col.explain_batch(block, pf, &params, &mut SearchScratch::default())?;
+            (hits.into_iter().next().unwrap_or_default(), e)
+        };
         eprintln!("{e}");
     }
     let prepared = prepared.as_ref();
     let start = Instant::now();
     let per = n.div_ceil(a.threads).max(1);
     let evaluations = std::sync::atomic::AtomicUsize::new(0);
+    let one_by_one = a.one_by_one;
     let results: Vec<anyhow::Result<Vec<Vec<Hit>>>> = std::thread::scope(|s| {
         let handles: Vec<_> = queries
             .chunks(per * dim)
@@ -114,6 +125,11 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
                 let evaluations = &evaluations;
                 s.spawn(move || {
                     let mut scratch = SearchScratch::default();
+                    if !one_by_one {
+                        let hits = col.search_batch(chunk, prepared, &params, &mut scratch)?;
+                        evaluations.fetch_add(scratch.evaluations, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(hits);
+                    }
                     chunk
                         .chunks_exact(dim)
                         .map(|q| {
@@ -150,7 +166,7 @@ pub fn run(a: &Args) -> anyhow::Result<ExitCode> {
     super::outln!(
         "{}",
         serde_json::json!({"queries": n, "seconds": secs, "qps": n as f64 / secs.max(1e-9), "k": a.k,
-            "ef": params.ef_or_default(), "threads": a.threads, "mode": mode,
+            "ef": params.ef_or_default(), "threads": a.threads, "mode": mode, "one_by_one": a.one_by_one,
             "evaluations_per_query": evaluations.into_inner() as f64 / n.max(1) as f64,
             "filter": a.filter, "passing": prepared.map(skysift::query::PreparedFilter::count),
             "filter_seconds": filter_secs, "open_ms": open_ms,

@@ -66,4 +66,21 @@ pub struct SearchScratch {
     pub(crate) qcodes: Vec<i8>,
     /// Distance evaluations of the last search (graph traversal plus rescoring).
     pub evaluations: usize,
+    /// A block of queries searched together.
+    pub(crate) block: BlockScratch,
+}
+
+/// What a block of queries searched together keeps per query.
+#[derive(Debug, Default)]
+pub(crate) struct BlockScratch {
+    /// Each query's top-k.
+    pub(crate) tops: Vec<TopK>,
+    /// Each query quantized for int8 scoring, and its scale.
+    pub(crate) qcodes: Vec<Vec<i8>>,
+    pub(crate) scales: Vec<f32>,
+    /// Each query's `(int8 score, row)` of an int8 scan.
+    pub(crate) approx: Vec<Vec<(f32, u32)>>,
+    /// The query codes widened for the block kernel, and one row's products with them.
+    pub(crate) held: skysift_storage::hint::I8Queries,
+    pub(crate) dots: Vec<i32>,
 }

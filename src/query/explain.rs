@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::plan::{Plan, Strategy};
+use super::plan::{Plan, ROW_READ_NS, Strategy};
 
 /// One segment (or the in-memory rows) of an explained query.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +30,9 @@ pub struct SegmentExplain {
     pub search_time: Duration,
     /// Vectors scored (traversal plus rescoring, or scan).
     pub evaluations: usize,
+    /// Queries the time and the vectors scored are for (a block searched together; 1 for one
+    /// query). The estimated costs are per query.
+    pub queries: usize,
 }
 
 /// What one filtered query did, segment by segment.
@@ -82,14 +85,24 @@ impl fmt::Display for Explain {
             writeln!(f)?;
             let costs: Vec<String> =
                 s.plan.costs.iter().filter_map(|(st, c)| c.map(|c| format!("{st} {c:.0}"))).collect();
-            writeln!(f, "  estimated cost (row reads): {}", costs.join(", "))?;
-            writeln!(
-                f,
-                "  time: filter {:.3} ms, search {:.3} ms; {} vectors scored",
-                ms(s.filter_time),
-                ms(s.search_time),
-                s.evaluations
-            )?;
+            writeln!(f, "  estimated cost per query (row reads): {}", costs.join(", "))?;
+            let times: Vec<String> = s
+                .plan
+                .costs
+                .iter()
+                .filter_map(|(st, c)| c.map(|c| format!("{st} {:.3}", c * ROW_READ_NS / 1e6)))
+                .collect();
+            writeln!(f, "  estimated time per query (ms, {ROW_READ_NS:.0} ns a row read): {}", times.join(", "))?;
+            let queries = s.queries.max(1);
+            write!(f, "  time: filter {:.3} ms, search {:.3} ms", ms(s.filter_time), ms(s.search_time))?;
+            if queries > 1 {
+                write!(
+                    f,
+                    " for {queries} queries searched together ({:.3} ms each)",
+                    ms(s.search_time) / queries as f64
+                )?;
+            }
+            writeln!(f, "; {} vectors scored", s.evaluations)?;
         }
         write!(f, "total: {:.3} ms, {} of k={} results", ms(self.total_time()), self.hits, self.k)
     }

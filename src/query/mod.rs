@@ -12,7 +12,7 @@
 //! | `prepare.rs` | [`PreparedFilter`]: evaluation once per snapshot, passing bitmaps and bitsets |
 //! | `plan.rs` | the cost model and [`Strategy`] choice with its reason; the unfiltered plan |
 //! | `two_hop.rs` | ACORN-style traversal that scores only passing nodes |
-//! | `exec.rs` | the search loop: plan, traverse or scan, rescore, fall back to the exact scan, merge the in-memory rows |
+//! | `exec.rs` | the search loop: plan, traverse or scan, rescore, fall back to the exact scan, merge the in-memory rows; a block of queries scanning each selected row once |
 //! | `heatmap.rs` | semantic localisation: each tile of an imported scene scored against a query, drawn over the scene |
 //! | `explain.rs` | [`Explain`]: per segment estimated/actual passing rows, strategy, why, time |
 //!
@@ -27,6 +27,7 @@ pub mod plan;
 mod prepare;
 mod two_hop;
 
+pub use exec::BLOCK;
 pub use explain::{Explain, SegmentExplain};
 pub use plan::{Plan, SegmentFacts, Strategy};
 pub use prepare::{AllowedRows, PreparedFilter};

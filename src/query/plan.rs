@@ -1,30 +1,36 @@
 //! The planner: per segment, from the number of rows passing the filter and a cost model, picks
 //! how to search it.
 //!
-//! Costs are in *row reads*: one exact f32 inner product with a stored vector read in row order
-//! = 1 (about 0.2 µs for 512 dimensions here). The model was fitted to runs of every strategy
-//! forced at 2.5 %, 5 %, 20 %, 30 % and 50 % selectivity on the bench data (100k x 512, M = 16,
-//! int8 codes, out-of-distribution queries; `benches/ann/filtered.py`):
+//! Costs are per query, in *row reads*: one exact f32 inner product with a stored vector, one
+//! query at a time = 1 ([`ROW_READ_NS`], 258 ns for 512 dimensions on the machine of the fit;
+//! `EXPLAIN` shows the estimates in time with it). The constants were fitted by
+//! `benches/ann/plan_fit.py` to runs of every strategy forced at 0.5 % to 50 % passing on 1M
+//! rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
+//! where the refitted model came within 0.60x-1.76x of every measured time:
 //!
-//! | strategy | vectors scored | cost |
+//! | strategy | vectors scored | cost per query |
 //! | --- | --- | --- |
-//! | exact scan of the passing rows | `c` | `c` |
-//! | int8 scan of the passing rows, exact rescoring of the best `max(ef, 4k)` | `c` | `0.6 c + 1.5 max(ef, 4k)` |
-//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 8.5 ef / s^0.8)` | `1.75 · scored + 1.5 · ef` |
-//! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 27 ef s^0.45)` | `(1.75 + min(5.5, 0.2 / s)) · scored + 1.5 · ef` |
+//! | exact scan of the passing rows | `c` | `c (0.838 / n + 0.162)` |
+//! | int8 scan of the passing rows, exact rescoring of the best `max(ef, 4k)` | `c` | `c (0.351 / n + 0.060) + 3.4 max(ef, 4k)` |
+//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 23 ef / s^0.628)` | `1.25 · scored + 3.4 · ef` |
+//! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 56.7 ef s^0.452)` | `(1.25 + min(5.5, 0.344 / s)) · scored + 3.4 · ef` |
 //!
-//! `c` is the passing rows, `s = c / rows` the selectivity, `ef` the search width, which grows
-//! as `1/√s` from the caller's `ef` (graphs lose recall on sparse passing sets otherwise). A
-//! scored node costs more than a scanned row because graph order is random memory order; a
-//! two-hop node also costs the neighbour lists read to find it (one cache miss each, about
-//! `1/s` ids per passing node found). Rescoring reads `ef` f32 rows at random.
+//! `c` is the passing rows, `s = c / rows` the selectivity, `n` the queries searched together
+//! (a block: a scan reads each passing row once for all of them, so the memory part of its
+//! cost is shared, the arithmetic is not), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the
+//! segment's calibrated width (filtered traversal visits more nodes than unfiltered at the
+//! same width, so the fraction still reaches the calibration's recall target), or the caller's
+//! grown as `1/√s` (graphs lose recall on sparse passing sets otherwise). A two-hop node also costs the neighbour lists read to find it (one cache miss
+//! each, about `1/s` ids per passing node found). Rescoring reads `ef` f32 rows at random; its
+//! constant also carries what a query costs beyond its rows.
 //!
 //! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
-//! chosen (exact or int8, both cheaper than finding an entry point), and below
-//! [`TWO_HOP_MIN_SELECTIVITY`] two-hop is not used (its recall fell to 0.94 at 2.5 % and 0.82
-//! at 0.5 % whatever `ef`, as passing nodes stop being connected through one hop). A graph
-//! search that returns fewer than `min(k, c)` rows falls back to the exact scan, so a filter
-//! matching `k` rows always yields `k` results.
+//! chosen, and two-hop is never chosen by the planner, only forced: at the calibrated width
+//! its recall@10 on the 1M set was 0.962 at 50 % passing, 0.927 at 30 %, 0.887 at 20 %, 0.813
+//! at 10 % and 0.29 at 0.5 %, where filtered graph traversal held 0.97-0.998 throughout and
+//! was as fast or faster from 20 % up (at half the calibrated width: 0.955, 0.920, 0.875,
+//! 0.787, 0.289 against the graph's 0.966-0.996). A graph search that returns fewer than `min(k, c)` rows
+//! falls back to the exact scan, so a filter matching `k` rows always yields `k` results.
 
 use std::fmt;
 
@@ -70,26 +76,40 @@ impl fmt::Display for Strategy {
 
 /// Passing rows at or below which a segment is always scanned exactly.
 pub const EXACT_BELOW: usize = 2048;
-/// Cost of scoring one passing row's int8 codes in row order, in row reads (a quarter of the
-/// bytes, but the rows of a sparse passing set are each a fresh cache miss).
-pub const SCAN_INT8: f64 = 0.6;
+
+// The cost model's constants, fitted by `benches/ann/plan_fit.py` (which prints them in this
+// form) to runs of every strategy forced at selectivities from 0.5 % to 50 % on 1M rows of the
+// bench's `medium` set, one search thread; see the module documentation for the model.
+
+/// Time of one row read (the exact scan's cost per passing row, one query at a time) on the
+/// machine the model was fitted on; `EXPLAIN` shows estimated times with it.
+pub const ROW_READ_NS: f64 = 258.0;
+/// Exact scan, per passing row: the part that waits for memory (shared by the queries of a
+/// block, [`SegmentFacts::queries`]); the rest, `1 - EXACT_MEMORY`, is arithmetic per query.
+pub const EXACT_MEMORY: f64 = 0.838;
+/// Int8 scan, per passing row: memory part (shared by a block) ...
+pub const INT8_MEMORY: f64 = 0.351;
+/// ... and arithmetic per query.
+pub const INT8_ARITHMETIC: f64 = 0.0602;
 /// Cost of scoring one node during traversal (random order), in row reads.
-pub const SCORE: f64 = 1.75;
+pub const SCORE: f64 = 1.25;
 /// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
-pub const RESCORE: f64 = 1.5;
-/// Graph: vectors scored per unit of `ef / s^0.8`.
-pub const GRAPH_SCORED: f64 = 8.5;
-/// Two-hop: vectors scored per unit of `ef · s^0.45`.
-pub const TWO_HOP_SCORED: f64 = 27.0;
+pub const RESCORE: f64 = 3.4;
+/// Graph: vectors scored per unit of `ef / s^GRAPH_EXPONENT`.
+pub const GRAPH_SCORED: f64 = 23.0;
+/// Graph: how fast the vectors scored grow as the passing set thins out.
+pub const GRAPH_EXPONENT: f64 = 0.628;
+/// Two-hop: vectors scored per unit of `ef · s^TWO_HOP_EXPONENT`.
+pub const TWO_HOP_SCORED: f64 = 56.7;
+/// Two-hop: how the vectors scored shrink with the passing set.
+pub const TWO_HOP_EXPONENT: f64 = 0.452;
 /// Two-hop: neighbour-list reads per scored node, `min(TWO_HOP_LISTS_MAX, TWO_HOP_LISTS / s)`.
-pub const TWO_HOP_LISTS: f64 = 0.2;
-/// Upper bound of the two-hop list-read cost per scored node.
+pub const TWO_HOP_LISTS: f64 = 0.344;
+/// Filtered traversal on a calibrated segment runs at this fraction of the calibrated width.
+pub const CALIBRATED_FILTERED_WIDTH: f64 = 0.5;
+/// Upper bound of the two-hop list-read cost per scored node (not fitted: it binds only below
+/// 5 % passing, where two-hop's recall rules it out anyway).
 pub const TWO_HOP_LISTS_MAX: f64 = 5.5;
-/// Selectivity below which two-hop expansion is not used: passing nodes are too sparse for a
-/// node's two-hop neighbourhood to keep the search connected, and recall drops (measured on the
-/// 1M set with text queries: 0.80 recall@10 at 4.8 % passing, against 0.99 for filtered graph
-/// traversal at the same cost).
-pub const TWO_HOP_MIN_SELECTIVITY: f64 = 0.1;
 
 /// What the planner knows about one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,6 +125,9 @@ pub struct SegmentFacts {
     /// Whether `ef` is the segment's calibrated width (measured at build to reach the recall
     /// target): it is used as it is, not grown as the passing set thins out.
     pub calibrated: bool,
+    /// Queries searched together (a block, at least 1): a scan reads each passing row once for
+    /// all of them, so its memory cost is shared.
+    pub queries: usize,
 }
 
 /// The planner's decision for one segment.
@@ -130,6 +153,12 @@ pub fn ef_for(ef: usize, k: usize, s: f64) -> usize {
     (grown.ceil() as usize).clamp(ef.max(k), (ef * 16).max(k))
 }
 
+/// The filtered traversal's width on a segment whose calibrated (unfiltered) width is `ef`.
+#[must_use]
+pub fn filtered_width(ef: usize, k: usize) -> usize {
+    ((ef as f64 * CALIBRATED_FILTERED_WIDTH).ceil() as usize).max(k)
+}
+
 /// Rows an int8 scan rescores exactly: the best `max(ef, 4k)` by int8 score.
 #[must_use]
 pub fn rescored(ef: usize, k: usize) -> usize {
@@ -141,21 +170,23 @@ fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
     let score = if f.int8 { SCORE } else { SCORE * 2.0 };
     let s = s.max(1e-9);
     let ef_f = ef as f64;
-    let graph_scored = (GRAPH_SCORED * ef_f / s.powf(0.8)).min(f.rows as f64);
+    let graph_scored = (GRAPH_SCORED * ef_f / s.powf(GRAPH_EXPONENT)).min(f.rows as f64);
     let graph = score * graph_scored + RESCORE * ef_f;
-    let two_hop_scored = (TWO_HOP_SCORED * ef_f * s.powf(0.45)).min(f.passing as f64);
+    let two_hop_scored = (TWO_HOP_SCORED * ef_f * s.powf(TWO_HOP_EXPONENT)).min(f.passing as f64);
     let two_hop = (score + (TWO_HOP_LISTS / s).min(TWO_HOP_LISTS_MAX)) * two_hop_scored + RESCORE * ef_f;
     (graph, two_hop)
 }
 
-/// The estimated cost of each strategy on a segment, `None` where it does not apply: the int8
-/// scan rescoring `rescored(base_ef, k)` rows, the graph strategies at width `ef`.
+/// The estimated cost per query of each strategy on a segment, `None` where it does not apply:
+/// the int8 scan rescoring `rescored(base_ef, k)` rows, the graph strategies at width `ef`.
 fn costs(f: &SegmentFacts, k: usize, base_ef: usize, ef: usize, s: f64) -> [(Strategy, Option<f64>); 4] {
-    let c = f.passing;
-    let int8_scan = SCAN_INT8 * c as f64 + RESCORE * rescored(base_ef, k).min(c) as f64;
+    let c = f.passing as f64;
+    let n = f.queries.max(1) as f64;
+    let exact = c * (EXACT_MEMORY / n + (1.0 - EXACT_MEMORY));
+    let int8_scan = c * (INT8_MEMORY / n + INT8_ARITHMETIC) + RESCORE * rescored(base_ef, k).min(f.passing) as f64;
     let (graph, two_hop) = graph_costs(f, ef, s);
     [
-        (Strategy::Exact, Some(c as f64)),
+        (Strategy::Exact, Some(exact)),
         (Strategy::Int8Scan, f.int8.then_some(int8_scan)),
         (Strategy::Graph, f.degree.map(|_| graph)),
         (Strategy::TwoHop, f.degree.map(|_| two_hop)),
@@ -183,14 +214,16 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
     let base_ef = ef;
     let c = f.passing;
     let s = c as f64 / f.rows.max(1) as f64;
-    // A calibrated width already reaches the target unfiltered; filtered traversal visits more
-    // nodes at the same width (non-passing ones route but do not fill the results), which
-    // measured enough: 0.985 at 50 % and 0.99 at 4.8 % passing on the 1M set.
-    let ef = if f.calibrated { ef.max(k) } else { ef_for(ef, k, s) };
-    let costs = costs(f, k, base_ef, ef, s);
+    // A calibrated width reaches the target unfiltered; filtered traversal visits more nodes
+    // at the same width (non-passing ones route but do not fill the results), so a fraction of
+    // it reaches the target as well.
+    let ef = if f.calibrated { filtered_width(ef, k) } else { ef_for(ef, k, s) };
+    // An int8 scan rescores as many rows as a traversal at the segment's filtered width keeps.
+    let scan_ef = if f.calibrated { ef } else { base_ef };
+    let costs = costs(f, k, scan_ef, ef, s);
     let cost = |i: usize| costs.get(i).and_then(|c| c.1).unwrap_or(f64::INFINITY);
     let (exact, int8_scan, graph, two_hop) = (cost(0), cost(1), cost(2), cost(3));
-    let rescore = rescored(base_ef, k);
+    let rescore = rescored(scan_ef, k);
     let plan = |strategy, reason: String| Plan { strategy, ef, rescore, costs, reason };
     if let Some(forced) = force {
         let usable = match forced {
@@ -212,9 +245,7 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
     if traverse && graph < best.1 {
         best = (Strategy::Graph, graph);
     }
-    if traverse && s >= TWO_HOP_MIN_SELECTIVITY && two_hop < best.1 {
-        best = (Strategy::TwoHop, two_hop);
-    }
+    let _ = two_hop; // shown in the reason and by EXPLAIN, never chosen: see the module docs
     let others: Vec<String> = costs
         .iter()
         .filter(|(st, cost)| *st != best.0 && cost.is_some_and(f64::is_finite))
@@ -222,7 +253,7 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
             Strategy::Graph | Strategy::TwoHop if !traverse => {
                 format!("{st}: {c} passing rows are too few to traverse")
             }
-            Strategy::TwoHop if s < TWO_HOP_MIN_SELECTIVITY => format!("{st}: too sparse"),
+            Strategy::TwoHop => format!("{st} {:.0} (forced only: recall)", cost.unwrap_or(0.0)),
             _ => format!("{st} {:.0}", cost.unwrap_or(0.0)),
         })
         .collect();
@@ -240,16 +271,31 @@ mod tests {
 
     #[test]
     fn small_passing_sets_are_scanned_and_large_ones_traversed() {
-        let f = |passing| SegmentFacts { rows: 1_000_000, passing, degree: Some(48), int8: true, calibrated: false };
+        let f = |passing| SegmentFacts {
+            rows: 1_000_000,
+            passing,
+            degree: Some(48),
+            int8: true,
+            calibrated: false,
+            queries: 1,
+        };
         assert_eq!(choose(&f(10), 10, 64, None).strategy, Strategy::Exact);
-        assert_eq!(choose(&f(200), 10, 64, None).strategy, Strategy::Exact);
+        assert!(matches!(choose(&f(200), 10, 64, None).strategy, Strategy::Exact | Strategy::Int8Scan));
         assert_eq!(choose(&f(5_000), 10, 64, None).strategy, Strategy::Int8Scan);
         assert_eq!(choose(&f(500_000), 10, 64, None).strategy, Strategy::Graph);
         assert_eq!(choose(&f(50_000), 10, 64, None).strategy, Strategy::Int8Scan);
         assert_eq!(choose(&SegmentFacts { calibrated: true, ..f(50_000) }, 10, 96, None).strategy, Strategy::Graph);
-        assert_eq!(choose(&f(150_000), 10, 64, None).strategy, Strategy::TwoHop);
+        assert_eq!(choose(&f(150_000), 10, 64, None).strategy, Strategy::Graph);
+        // A block shares a scan's memory reads: scanning 15 % of the rows then beats traversal.
+        let block = |passing| SegmentFacts { queries: 32, ..f(passing) };
+        assert_eq!(choose(&block(150_000), 10, 64, None).strategy, Strategy::Int8Scan);
+        assert_eq!(choose(&block(500_000), 10, 64, None).strategy, Strategy::Graph);
+        // Two-hop is only ever forced.
+        assert!((1..=20).all(|i| choose(&f(i * 50_000), 10, 64, None).strategy != Strategy::TwoHop));
+        assert_eq!(choose(&f(150_000), 10, 64, Some(Strategy::TwoHop)).strategy, Strategy::TwoHop);
         let cal = SegmentFacts { calibrated: true, ..f(50_000) };
-        assert_eq!(choose(&cal, 10, 96, None).ef, 96);
+        assert_eq!(choose(&cal, 10, 96, None).ef, 48);
+        assert_eq!(choose(&cal, 10, 96, None).rescore, 48);
         assert_eq!(choose(&f(50_000), 10, 96, None).ef, 430);
         assert_eq!(choose(&f(20_000), 10, 64, None).strategy, Strategy::Int8Scan);
         let none = SegmentFacts { degree: None, int8: false, ..f(500_000) };
