@@ -616,10 +616,12 @@ impl CollectionSnapshot {
     }
 
     /// Searches many queries (`queries`: rows of the collection's dimension, end to end), with
-    /// or without a prepared filter: the results [`CollectionSnapshot::search`] or
-    /// [`CollectionSnapshot::search_filtered`] give each query, in order. Queries go through in
-    /// blocks; where a segment is scanned (a selective filter), each selected row is read once
-    /// per block, which makes such searches several times faster than one query at a time.
+    /// or without a prepared filter, the results in query order. Queries go through in blocks;
+    /// where a segment is scanned (a selective filter), each selected row is read once per
+    /// block, which makes such searches several times faster than one query at a time. Under
+    /// the same strategy each query's results are those [`CollectionSnapshot::search`] or
+    /// [`CollectionSnapshot::search_filtered`] give it, to the bit; the planner, knowing the
+    /// block shares a scan's reads, scans some segments it would traverse for one query.
     /// `scratch.evaluations` counts the vectors scored for all the queries.
     pub fn search_batch(
         &self,
@@ -632,7 +634,7 @@ impl CollectionSnapshot {
             self.check_prepared(f)?;
         }
         let dim = self.state.schema.dim as usize;
-        if dim == 0 || queries.len() % dim != 0 {
+        if dim == 0 || !queries.len().is_multiple_of(dim) {
             return Err(Error::Schema(format!(
                 "queries hold {} components, not a whole number of rows of dimension {dim} (collection {:?})",
                 queries.len(),

@@ -10,6 +10,7 @@ use skysift::ingest::vectors::VectorFile;
 use skysift::{Hit, SearchParams, SearchScratch};
 
 #[derive(Debug, clap::Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line flags")]
 pub struct Args {
     /// Database directory.
     db: PathBuf,

@@ -206,15 +206,15 @@ pub(crate) fn search(
     scratch.top.drain_sorted()
 }
 
-/// Queries [`search_block`] searches together: a scanned segment's rows are read once for all
+/// Queries searched together (by `CollectionSnapshot::search_batch`): a scanned segment's rows are read once for all
 /// of them. Int8 scans of 1M rows, one thread, QPS at 2.6 % and 0.5 % passing, blocks of 16:
 /// 891-1,337 and 3,929-5,217; of 32: 1,346-1,677 and 4,712-5,774; of 64: 1,496-1,551 and
 /// 5,532-5,894 (two interleaved rounds); one query at a time: about 200 and 900.
 pub const BLOCK: usize = 32;
 
 /// Searches up to [`BLOCK`] queries (each checked and normalised, `dim` components, end to end)
-/// over the same selection, with the results [`search`] gives each of them, in order. Each
-/// segment is planned once; where the plan scans, every selected row is read once and scored
+/// over the same selection, the results in query order: under the same plan, the ones [`search`]
+/// gives each of them. Each segment is planned once, for the block; where the plan scans, every selected row is read once and scored
 /// against all the queries (the scan then waits on arithmetic, not memory); a traversal runs
 /// query by query. `scratch.evaluations` counts the vectors scored for all of them.
 pub(crate) fn search_block(
@@ -240,23 +240,20 @@ pub(crate) fn search_block(
         let mut ran = run.plan.strategy;
         if run.scans() && n > 1 {
             let keep = run.plan.rescore;
-            match (run.plan.strategy, &run.codes) {
-                (Strategy::Int8Scan, Some(codes)) => {
-                    int8_scan_block(
-                        &s.segment,
-                        codes,
-                        run.passing,
-                        queries,
-                        dim,
-                        keep,
-                        &mut block,
-                        &mut scratch.evaluations,
-                    );
-                }
-                _ => {
-                    exact_scan_block(&s.segment, run.passing, queries, dim, &mut block.tops, &mut scratch.evaluations);
-                    ran = Strategy::Exact;
-                }
+            if let (Strategy::Int8Scan, Some(codes)) = (run.plan.strategy, &run.codes) {
+                int8_scan_block(
+                    &s.segment,
+                    codes,
+                    run.passing,
+                    queries,
+                    dim,
+                    keep,
+                    &mut block,
+                    &mut scratch.evaluations,
+                );
+            } else {
+                exact_scan_block(&s.segment, run.passing, queries, dim, &mut block.tops, &mut scratch.evaluations);
+                ran = Strategy::Exact;
             }
         } else {
             for (q, top) in queries.chunks_exact(dim).zip(&mut block.tops) {

@@ -141,10 +141,10 @@ impl I8Queries {
     /// (a row shorter than `dim` counts as zero-padded).
     pub fn dots(&self, row: &[i8], out: &mut [i32]) {
         let n = self.n.min(out.len());
-        let out = &mut out[..n];
+        let Some(out) = out.get_mut(..n) else { return };
         #[cfg(target_arch = "x86_64")]
         if self.dim > 0
-            && self.dim % 32 == 0
+            && self.dim.is_multiple_of(32)
             && row.len() >= self.dim
             && std::arch::is_x86_feature_detected!("avx512bw")
         {
@@ -157,7 +157,9 @@ impl I8Queries {
                 unsafe {
                     dots_avx512(row, chunk, self.dim, &mut lanes);
                 }
-                o.copy_from_slice(&lanes[..o.len()]);
+                for (d, l) in o.iter_mut().zip(lanes) {
+                    *d = l;
+                }
             }
             return;
         }
@@ -174,10 +176,11 @@ impl I8Queries {
 ///
 /// # Safety
 /// The CPU must support `avx512bw`. `dim % 32 == 0`, `row.len() >= dim`, and `queries` holds
-/// I8_LANES queries of `dim` each.
+/// `I8_LANES` queries of `dim` each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
 #[expect(unsafe_code, reason = "unaligned AVX-512 loads from slices")]
+#[expect(clippy::cast_ptr_alignment, reason = "the loads are the unaligned kind (`loadu`)")]
 unsafe fn dots_avx512(row: &[i8], queries: &[i16], dim: usize, out: &mut [i32; I8_LANES]) {
     use std::arch::x86_64::{
         __m256i, __m512i, _mm256_loadu_si256, _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_loadu_si512,
