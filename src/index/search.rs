@@ -78,8 +78,9 @@ pub(crate) struct BlockScratch {
     /// Each query quantized for int8 scoring, and its scale.
     pub(crate) qcodes: Vec<Vec<i8>>,
     pub(crate) scales: Vec<f32>,
-    /// Each query's `(int8 score, row)` of an int8 scan.
+    /// Each query's `(int8 score, row)` candidates of an int8 scan, and the score they must reach.
     pub(crate) approx: Vec<Vec<(f32, u32)>>,
+    pub(crate) floors: Vec<f32>,
     /// The query codes widened for the block kernel, and one row's products with them.
     pub(crate) held: skysift_storage::hint::I8Queries,
     pub(crate) dots: Vec<i32>,

@@ -360,6 +360,7 @@ fn int8_scan(
     approx.clear();
     // The selected rows are scattered over the codes: each is requested SCAN_AHEAD rows before
     // it is scored, so that the misses overlap.
+    let (room, mut floor) = (candidate_room(keep), f32::NEG_INFINITY);
     let mut ahead = passing.rows().skip(SCAN_AHEAD);
     for row in passing.rows() {
         if let Some(next) = ahead.next() {
@@ -367,10 +368,31 @@ fn int8_scan(
         }
         let s = simsimd::SpatialSimilarity::dot(codes.row(row as usize), scratch.qcodes.as_slice())
             .map_or(f32::NEG_INFINITY, |d| d as f32 * t);
-        approx.push((s, row));
+        offer(approx, &mut floor, keep, room, s, row);
     }
-    scratch.evaluations += approx.len();
+    scratch.evaluations += passing.count();
     rescore_best(seg, approx, keep, query, &mut scratch.top, &mut scratch.evaluations);
+}
+
+/// Candidates an int8 scan holds per query before it prunes them to the best `keep`.
+fn candidate_room(keep: usize) -> usize {
+    (4 * keep).max(1024)
+}
+
+/// Offers `(s, row)` to an int8 scan's candidates: kept when it reaches `floor`, the `keep`-th
+/// best score of the last pruning; once `room` are held they are pruned to the best `keep`
+/// (which raises the floor). Deterministic: the same offers keep the same candidates.
+#[inline]
+fn offer(approx: &mut Vec<(f32, u32)>, floor: &mut f32, keep: usize, room: usize, s: f32, row: u32) {
+    if s < *floor {
+        return;
+    }
+    approx.push((s, row));
+    if approx.len() >= room && keep > 0 {
+        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        approx.truncate(keep);
+        *floor = approx.get(keep - 1).map_or(f32::NEG_INFINITY, |x| x.0);
+    }
 }
 
 /// Rescores exactly the best `keep` of `approx` (int8 scores) into `top`.
@@ -385,7 +407,7 @@ fn rescore_best(
     let ids = seg.ids();
     let keep = keep.min(approx.len());
     if keep > 0 && keep < approx.len() {
-        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     }
     for &(_, row) in approx.iter().take(keep) {
         *evaluations += 1;
@@ -419,6 +441,9 @@ fn int8_scan_block(
     }
     block.held.set(dim, block.qcodes[..n].iter().map(Vec::as_slice));
     block.dots.resize(n, 0);
+    block.floors.clear();
+    block.floors.resize(n, f32::NEG_INFINITY);
+    let room = candidate_room(keep);
     let mut ahead = passing.rows().skip(SCAN_AHEAD);
     for row in passing.rows() {
         if let Some(next) = ahead.next() {
@@ -427,12 +452,13 @@ fn int8_scan_block(
         let c = codes.row(row as usize);
         block.held.dots(c, &mut block.dots);
         let valid = c.len() == dim;
-        for ((&d, &t), approx) in block.dots.iter().zip(&block.scales).zip(&mut block.approx) {
-            approx.push((if valid { d as f32 * t } else { f32::NEG_INFINITY }, row));
+        let per_query = block.dots.iter().zip(&block.scales).zip(&mut block.approx).zip(&mut block.floors);
+        for (((&d, &t), approx), floor) in per_query {
+            offer(approx, floor, keep, room, if valid { d as f32 * t } else { f32::NEG_INFINITY }, row);
         }
     }
     for ((q, approx), top) in queries.chunks_exact(dim).zip(&mut block.approx).zip(&mut block.tops) {
-        *evaluations += approx.len();
+        *evaluations += passing.count();
         rescore_best(seg, approx, keep, q, top, evaluations);
     }
 }
