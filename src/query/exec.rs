@@ -206,17 +206,18 @@ pub(crate) fn search(
     scratch.top.drain_sorted()
 }
 
-/// Queries searched together (by `CollectionSnapshot::search_batch`): a scanned segment's rows are read once for all
-/// of them. Int8 scans of 1M rows, one thread, QPS at 2.6 % and 0.5 % passing, blocks of 16:
+/// Queries searched together (by `CollectionSnapshot::search_batch`): a scanned segment's rows
+/// are read once for all of them. Int8 scans of 1M rows, one thread, QPS at 2.6 % and 0.5 % passing, blocks of 16:
 /// 891-1,337 and 3,929-5,217; of 32: 1,346-1,677 and 4,712-5,774; of 64: 1,496-1,551 and
 /// 5,532-5,894 (two interleaved rounds); one query at a time: about 200 and 900.
 pub const BLOCK: usize = 32;
 
 /// Searches up to [`BLOCK`] queries (each checked and normalised, `dim` components, end to end)
 /// over the same selection, the results in query order: under the same plan, the ones [`search`]
-/// gives each of them. Each segment is planned once, for the block; where the plan scans, every selected row is read once and scored
-/// against all the queries (the scan then waits on arithmetic, not memory); a traversal runs
-/// query by query. `scratch.evaluations` counts the vectors scored for all of them.
+/// gives each of them. Each segment is planned once, for the block; where the plan scans, every
+/// selected row is read once and scored against all the queries (the scan then waits on
+/// arithmetic, not memory); a traversal runs query by query. `scratch.evaluations` counts the
+/// vectors scored for all of them.
 pub(crate) fn search_block(
     selection: Selection<'_>,
     queries: &[f32],
@@ -374,6 +375,13 @@ fn int8_scan(
     rescore_best(seg, approx, keep, query, &mut scratch.top, &mut scratch.evaluations);
 }
 
+/// The order of an int8 scan's candidates: by score, best first, ties to the lower row (the
+/// same for a query alone and in a block, so both keep the same candidates).
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "the comparator form `select_nth_unstable_by` calls")]
+fn best_first(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
 /// Candidates an int8 scan holds per query before it prunes them to the best `keep`.
 fn candidate_room(keep: usize) -> usize {
     (4 * keep).max(1024)
@@ -389,7 +397,7 @@ fn offer(approx: &mut Vec<(f32, u32)>, floor: &mut f32, keep: usize, room: usize
     }
     approx.push((s, row));
     if approx.len() >= room && keep > 0 {
-        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        approx.select_nth_unstable_by(keep - 1, best_first);
         approx.truncate(keep);
         *floor = approx.get(keep - 1).map_or(f32::NEG_INFINITY, |x| x.0);
     }
@@ -407,7 +415,7 @@ fn rescore_best(
     let ids = seg.ids();
     let keep = keep.min(approx.len());
     if keep > 0 && keep < approx.len() {
-        approx.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        approx.select_nth_unstable_by(keep - 1, best_first);
     }
     for &(_, row) in approx.iter().take(keep) {
         *evaluations += 1;

@@ -17,11 +17,12 @@
 //!
 //! `c` is the passing rows, `s = c / rows` the selectivity, `n` the queries searched together
 //! (a block: a scan reads each passing row once for all of them, so the memory part of its
-//! cost is shared, the arithmetic is not), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the
-//! segment's calibrated width (filtered traversal visits more nodes than unfiltered at the
-//! same width, so the fraction still reaches the calibration's recall target), or the caller's
-//! grown as `1/√s` (graphs lose recall on sparse passing sets otherwise). A two-hop node also costs the neighbour lists read to find it (one cache miss
-//! each, about `1/s` ids per passing node found). Rescoring reads `ef` f32 rows at random; its
+//! cost is shared, the arithmetic is not), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`]
+//! of the segment's calibrated width (filtered traversal visits more nodes than unfiltered at
+//! the same width, so the fraction still reaches the calibration's recall target), or the
+//! caller's grown as `1/√s` (graphs lose recall on sparse passing sets otherwise). A two-hop
+//! node also costs the neighbour lists read to find it (one cache miss each, about `1/s` ids
+//! per passing node found). Rescoring reads `ef` f32 rows at random; its
 //! constant also carries what a query costs beyond its rows.
 //!
 //! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
