@@ -48,6 +48,12 @@ LADDER = [
 ]
 STRATEGIES = ["exact", "int8-scan", "graph", "two-hop"]
 BLOCK = 32  # src/query/exec.rs::BLOCK
+CACHE_BYTES = 12 << 20  # src/query/plan.rs::CACHE_BYTES
+
+
+def cached(r, dim, row_bytes):
+    """Whether run r's scanned rows fit CACHE_BYTES (row_bytes per dimension: 4 for f32, 1 int8)."""
+    return r["passing"] * dim * row_bytes <= CACHE_BYTES
 
 
 def write_fbin(path, rows):
@@ -105,20 +111,33 @@ def lstsq(rows):
     return [float(v) for v in x]
 
 
-def fit(runs, rows):
+def fit(runs, rows, dim):
     """The constants of plan.rs from the forced runs, strategy by strategy (times in row reads)."""
-    def of(plan, one_by_one=None):
-        return [r for r in runs if r["plan"] == plan and (one_by_one is None or r["one_by_one"] == one_by_one)]
+    def of(plan, one_by_one=None, in_cache=None):
+        bytes_per = 4 if plan == "exact" else 1
+        return [r for r in runs if r["plan"] == plan and (one_by_one is None or r["one_by_one"] == one_by_one)
+                and (in_cache is None or cached(r, dim, bytes_per) == in_cache)]
 
-    # ns per row read: the least relative error over the exact scans one query at a time (a
-    # passing set small enough to stay in the CPU's caches scans faster than the rest)
-    (unit,) = lstsq([([r["passing"]], r["ns"]) for r in of("exact", True)])
-    b_e = float(np.median([r["ns"] / (unit * r["passing"]) for r in of("exact", False)]))
+    # ns per row read: the least relative error over the exact scans one query at a time whose
+    # rows do not fit the caches (those that do scan faster: EXACT_CACHED)
+    (unit,) = lstsq([([r["passing"]], r["ns"]) for r in of("exact", True, False)])
+    b_e = float(np.median([r["ns"] / (unit * r["passing"]) for r in of("exact", False, False)]))
     exact_memory = (1 - b_e) / (1 - 1 / BLOCK)
-    # int8 scan: t = passing * (INT8_MEMORY / n + INT8_ARITHMETIC) + RESCORE * rescored, the last
-    # term taking what a query costs beyond its rows (rescoring, quantizing the query, the heap)
-    int8_memory, int8_arith, per_query = lstsq(
-        [([r["passing"] / (1 if r["one_by_one"] else BLOCK), r["passing"], 1.0], r["ns"] / unit) for r in of("int8-scan")])
+    # from the caches: the geometric mean of the hot scans' times (whether a set of about a third
+    # of the last-level cache stays there between queries varies from run to run, by up to 2.8x
+    # here, so the estimate sits in the middle)
+    hot = of("exact", True, True)
+    hot_time = float(np.exp(np.mean(np.log([r["ns"] / (unit * r["passing"]) for r in hot])))) if hot else float("nan")
+    exact_cached = (hot_time - (1 - exact_memory)) / exact_memory
+    # int8 scan: t = passing * (INT8_MEMORY [* INT8_CACHED] / n + INT8_ARITHMETIC) + RESCORE *
+    # rescored, the last term taking what a query costs beyond its rows (rescoring, quantizing the
+    # query, the heap); the memory part of scans from the caches is a column of its own
+    def int8_row(r):
+        share = r["passing"] / (1 if r["one_by_one"] else BLOCK)
+        hot = cached(r, dim, 1)
+        return [0.0 if hot else share, share if hot else 0.0, r["passing"], 1.0], r["ns"] / unit
+    int8_memory, int8_memory_cached, int8_arith, per_query = lstsq([int8_row(r) for r in of("int8-scan")])
+    int8_cached = int8_memory_cached / int8_memory
     rescore = max(per_query, 0.0) / float(np.median([r["rescore"] for r in of("int8-scan")]))
     # graph: t = SCORE * scored + RESCORE * ef (scored: the vectors scored less the ef rescored)
     score = float(np.median([(r["ns"] / unit - rescore * r["ef"]) / (r["evaluations"] - r["ef"]) for r in of("graph")]))
@@ -126,6 +145,11 @@ def fit(runs, rows):
     t2 = [r for r in of("two-hop") if r["selectivity"] >= 0.1]
     lists = float(np.median([((r["ns"] / unit - rescore * r["ef"]) / (r["evaluations"] - r["ef"]) - score)
                              * r["selectivity"] for r in t2])) if t2 else float("nan")
+    # ... up to TWO_HOP_LISTS_MAX, what a scored node costs beyond SCORE where the passing set is
+    # sparse (below 5 %: lists read per node found stop growing as 1/s, the same lists are hit)
+    t2 = [r for r in of("two-hop") if r["selectivity"] < 0.05]
+    lists_max = float(np.median([(r["ns"] / unit - rescore * r["ef"]) / (r["evaluations"] - r["ef"]) - score
+                                 for r in t2])) if t2 else float("nan")
     # graph, vectors scored = GRAPH_SCORED * ef / s^GRAPH_EXPONENT: fitted on the time, not on the
     # count, so that the cost carries what a score costs where the passing set is sparse (more
     # of the nodes visited are far apart: misses)
@@ -135,25 +159,28 @@ def fit(runs, rows):
     t2 = [r for r in of("two-hop") if r["evaluations"] - r["ef"] < 0.9 * r["passing"]]
     tp = np.polyfit(np.log([r["selectivity"] for r in t2]), np.log([(r["evaluations"] - r["ef"]) / r["ef"] for r in t2]), 1) \
         if len(t2) >= 2 else [float("nan")] * 2
-    return {"ROW_READ_NS": unit, "EXACT_MEMORY": exact_memory, "INT8_MEMORY": int8_memory,
-            "INT8_ARITHMETIC": int8_arith, "SCORE": score, "RESCORE": rescore,
+    return {"ROW_READ_NS": unit, "EXACT_MEMORY": exact_memory, "EXACT_CACHED": exact_cached,
+            "INT8_MEMORY": int8_memory, "INT8_ARITHMETIC": int8_arith, "INT8_CACHED": int8_cached, "SCORE": score, "RESCORE": rescore,
             "GRAPH_SCORED": float(np.exp(gp[1])), "GRAPH_EXPONENT": float(-gp[0]),
-            "TWO_HOP_SCORED": float(np.exp(tp[1])), "TWO_HOP_EXPONENT": float(tp[0]), "TWO_HOP_LISTS": lists}
+            "TWO_HOP_SCORED": float(np.exp(tp[1])), "TWO_HOP_EXPONENT": float(tp[0]), "TWO_HOP_LISTS": lists,
+            "TWO_HOP_LISTS_MAX": lists_max}
 
 
-def model_ms(c, r, rows):
+def model_ms(c, r, rows, dim):
     """The refitted model's estimate for run r, in ms per query (plan.rs's formulas)."""
     n = 1 if r["one_by_one"] else BLOCK
     p, s, ef = r["passing"], r["selectivity"], r["ef"] or 0
     if r["plan"] == "exact":
-        cost = p * (c["EXACT_MEMORY"] / n + 1 - c["EXACT_MEMORY"])
+        memory = c["EXACT_MEMORY"] * (c["EXACT_CACHED"] if cached(r, dim, 4) else 1)
+        cost = p * (memory / n + 1 - c["EXACT_MEMORY"])
     elif r["plan"] == "int8-scan":
-        cost = p * (c["INT8_MEMORY"] / n + c["INT8_ARITHMETIC"]) + c["RESCORE"] * r["rescore"]
+        memory = c["INT8_MEMORY"] * (c["INT8_CACHED"] if cached(r, dim, 1) else 1)
+        cost = p * (memory / n + c["INT8_ARITHMETIC"]) + c["RESCORE"] * r["rescore"]
     elif r["plan"] == "graph":
         cost = c["SCORE"] * min(rows, c["GRAPH_SCORED"] * ef / s ** c["GRAPH_EXPONENT"]) + c["RESCORE"] * ef
     else:
         scored = min(p, c["TWO_HOP_SCORED"] * ef * s ** c["TWO_HOP_EXPONENT"])
-        cost = (c["SCORE"] + min(5.5, c["TWO_HOP_LISTS"] / s)) * scored + c["RESCORE"] * ef
+        cost = (c["SCORE"] + min(c["TWO_HOP_LISTS_MAX"], c["TWO_HOP_LISTS"] / s)) * scored + c["RESCORE"] * ef
     return cost * c["ROW_READ_NS"] / 1e6
 
 
@@ -166,7 +193,7 @@ def main():
     ap.add_argument("--filters", default=",".join(n for n, _, _ in LADDER))
     ap.add_argument("--check", action="store_true", help="exit 1 when an EXPLAIN estimate is off by more than 2x")
     ap.add_argument("--out", help="write the runs and the fit as JSON here")
-    ap.add_argument("--runs", help="refit the runs of an earlier --out instead of running searches")
+    ap.add_argument("--runs", help="refit the runs of earlier --out files (comma-separated) instead of running searches")
     a = ap.parse_args()
     manifest = json.load(open(os.path.join(a.data, "manifest.json")))
     meta = {c: np.load(os.path.join(a.data, f)) for c, f in manifest["files"]["meta"].items()}
@@ -174,8 +201,8 @@ def main():
     queries = read_bin(os.path.join(a.data, "query.fbin"))[:a.queries]
     qpath = os.path.join(a.db, "fit-queries.fbin")
     write_fbin(qpath, queries)
-    rows = len(base)
-    runs = json.load(open(a.runs))["runs"] if a.runs else []
+    rows, dim = base.shape
+    runs = [r for path in a.runs.split(",") for r in json.load(open(path))["runs"]] if a.runs else []
     wanted = [] if a.runs else a.filters.split(",")
     for name, where, mask_of in (x for x in LADDER if x[0] in wanted):
         mask = mask_of(meta)
@@ -197,27 +224,28 @@ def main():
                   f"{'one-by-one' if obo else 'blocked':10s} recall={r['recall']:.3f} qps={r['qps']:7.0f} "
                   f"ms={r['ns'] / 1e6:7.3f} explain={est} evals={r['evaluations']:.0f}", file=sys.stderr, flush=True)
     forced = [r for r in runs if not r["planner"]]
-    c = fit(forced, rows)
+    c = fit(forced, rows, dim)
     print("\n// fitted by benches/ann/plan_fit.py")
     for k, v in c.items():
         print(f"pub const {k}: f64 = {v:.3g};")
     print("\n| filter | passing | strategy | mode | recall@10 | QPS | measured ms | EXPLAIN ms | ratio | refit ms | ratio |")
     print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    worst = {}
+    worst, refit_worst = {}, {}
     for r in forced:
         m = r["ns"] / 1e6
         ex = r["explain_ms"]
-        fm = model_ms(c, r, rows)
+        fm = model_ms(c, r, rows, dim)
         ratio = ex / m if ex else float("nan")
         key = (r["plan"], r["one_by_one"])
         if ex:
             worst[key] = max(worst.get(key, 1.0), ratio, 1 / ratio)
+        refit_worst[key] = max(refit_worst.get(key, 1.0), fm / m, m / fm)
         print(f"| {r['filter']} `{r['where']}` | {100 * r['selectivity']:.2f} % | {r['plan']} | "
               f"{'one by one' if r['one_by_one'] else 'blocked'} | {r['recall']:.3f} | {r['qps']:,.0f} | {m:.3f} | "
               f"{ex if ex is not None else '-'} | {ratio:.2f} | {fm:.3f} | {fm / m:.2f} |")
-    print("\nEXPLAIN's worst factor per strategy (estimate/measured or its inverse):")
+    print("\nWorst factor per strategy (estimate/measured or its inverse), EXPLAIN's and the refit's:")
     for (p, obo), w in sorted(worst.items()):
-        print(f"  {p:10s} {'one by one' if obo else 'blocked':10s} {w:.2f}x")
+        print(f"  {p:10s} {'one by one' if obo else 'blocked':10s} {w:.2f}x  {refit_worst[(p, obo)]:.2f}x")
     print("\n| filter | passing | planner: strategy, recall@10, QPS | fastest forced at recall >= 0.95 |")
     print("| --- | ---: | --- | --- |")
     for name in dict.fromkeys(r["filter"] for r in runs):

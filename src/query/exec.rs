@@ -111,6 +111,7 @@ fn plan_segment<'a>(
         int8: codes.is_some(),
         calibrated: p.ef.is_none() && seg.calibration().is_some(),
         queries,
+        dim: seg.dim(),
     };
     let plan = match selection {
         Selection::AllLive(_) => plan::unfiltered(&facts, p.k, p.ef_for(seg), p.exact),

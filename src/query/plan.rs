@@ -2,28 +2,32 @@
 //! how to search it.
 //!
 //! Costs are per query, in *row reads*: one exact f32 inner product with a stored vector, one
-//! query at a time = 1 ([`ROW_READ_NS`], 258 ns for 512 dimensions on the machine of the fit;
-//! `EXPLAIN` shows the estimates in time with it). The constants were fitted by
-//! `benches/ann/plan_fit.py` to runs of every strategy forced at 0.5 % to 50 % passing on 1M
-//! rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
-//! where the refitted model came within 0.60x-1.76x of every measured time:
+//! query at a time, from memory = 1 ([`ROW_READ_NS`], 307 ns for 512 dimensions on the machine
+//! of the fit; `EXPLAIN` shows the estimates in time with it). The constants were fitted by
+//! `benches/ann/plan_fit.py` to two runs of every strategy forced at 0.5 % to 50 % passing on
+//! 1M rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
+//! where the refitted model came within 1.67x of every measured time:
 //!
 //! | strategy | vectors scored | cost per query |
 //! | --- | --- | --- |
-//! | exact scan of the passing rows | `c` | `c (0.838 / n + 0.162)` |
-//! | int8 scan of the passing rows, exact rescoring of the best `max(ef, 4k)` | `c` | `c (0.351 / n + 0.060) + 3.4 max(ef, 4k)` |
-//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 23 ef / s^0.628)` | `1.25 · scored + 3.4 · ef` |
-//! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 56.7 ef s^0.452)` | `(1.25 + min(5.5, 0.344 / s)) · scored + 3.4 · ef` |
+//! | exact scan of the passing rows | `c` | `c (0.89 h / n + 0.11)` |
+//! | int8 scan of the passing rows, exact rescoring of the best `max(ef, 4k)` | `c` | `c (0.323 h / n + 0.0282) + 5.18 max(ef, 4k)` |
+//! | filtered graph (HNSW; non-passing nodes are traversed, never returned) | `min(rows, 21.7 ef / s^0.674)` | `0.767 · scored + 5.18 · ef` |
+//! | two-hop (ACORN-1 style: only passing nodes scored, reached through non-passing ones) | `min(c, 56.7 ef s^0.452)` | `(0.767 + min(3.66, 0.173 / s)) · scored + 5.18 · ef` |
 //!
 //! `c` is the passing rows, `s = c / rows` the selectivity, `n` the queries searched together
 //! (a block: a scan reads each passing row once for all of them, so the memory part of its
-//! cost is shared, the arithmetic is not), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`]
-//! of the segment's calibrated width (filtered traversal visits more nodes than unfiltered at
-//! the same width, so the fraction still reaches the calibration's recall target), or the
-//! caller's grown as `1/√s` (graphs lose recall on sparse passing sets otherwise). A two-hop
-//! node also costs the neighbour lists read to find it (one cache miss each, about `1/s` ids
-//! per passing node found). Rescoring reads `ef` f32 rows at random; its
-//! constant also carries what a query costs beyond its rows.
+//! cost is shared, the arithmetic is not), `h` 1 for a scan from memory and [`EXACT_CACHED`]
+//! (0.504) or [`INT8_CACHED`] (0.508) for one whose rows fit [`CACHE_BYTES`] (12 MiB: they
+//! may stay in the caches from one query to the next; the f32 scan of 5,289 rows, 10.8 MB,
+//! ran at 103-287 ns a row across five runs where those of 48k rows and more ran at
+//! 268-366), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the segment's calibrated
+//! width (filtered traversal visits more nodes than unfiltered at the same width, so the
+//! fraction still reaches the calibration's recall target), or the caller's grown as `1/√s`
+//! (graphs lose recall on sparse passing sets otherwise). A two-hop node also costs the
+//! neighbour lists read to find it (one cache miss each, about `1/s` ids per passing node
+//! found, up to [`TWO_HOP_LISTS_MAX`]). Rescoring reads `ef` f32 rows at random; its constant
+//! also carries what a query costs beyond its rows.
 //!
 //! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
 //! chosen, and two-hop is never chosen by the planner, only forced: at the calibrated width
@@ -84,33 +88,44 @@ pub const EXACT_BELOW: usize = 2048;
 
 /// Time of one row read (the exact scan's cost per passing row, one query at a time) on the
 /// machine the model was fitted on; `EXPLAIN` shows estimated times with it.
-pub const ROW_READ_NS: f64 = 258.0;
+pub const ROW_READ_NS: f64 = 307.0;
 /// Exact scan, per passing row: the part that waits for memory (shared by the queries of a
 /// block, [`SegmentFacts::queries`]); the rest, `1 - EXACT_MEMORY`, is arithmetic per query.
-pub const EXACT_MEMORY: f64 = 0.838;
+pub const EXACT_MEMORY: f64 = 0.89;
 /// Int8 scan, per passing row: memory part (shared by a block) ...
-pub const INT8_MEMORY: f64 = 0.351;
+pub const INT8_MEMORY: f64 = 0.323;
 /// ... and arithmetic per query.
-pub const INT8_ARITHMETIC: f64 = 0.0602;
+pub const INT8_ARITHMETIC: f64 = 0.0282;
 /// Cost of scoring one node during traversal (random order), in row reads.
-pub const SCORE: f64 = 1.25;
+pub const SCORE: f64 = 0.767;
 /// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
-pub const RESCORE: f64 = 3.4;
+pub const RESCORE: f64 = 5.18;
 /// Graph: vectors scored per unit of `ef / s^GRAPH_EXPONENT`.
-pub const GRAPH_SCORED: f64 = 23.0;
+pub const GRAPH_SCORED: f64 = 21.7;
 /// Graph: how fast the vectors scored grow as the passing set thins out.
-pub const GRAPH_EXPONENT: f64 = 0.628;
+pub const GRAPH_EXPONENT: f64 = 0.674;
 /// Two-hop: vectors scored per unit of `ef · s^TWO_HOP_EXPONENT`.
 pub const TWO_HOP_SCORED: f64 = 56.7;
 /// Two-hop: how the vectors scored shrink with the passing set.
 pub const TWO_HOP_EXPONENT: f64 = 0.452;
 /// Two-hop: neighbour-list reads per scored node, `min(TWO_HOP_LISTS_MAX, TWO_HOP_LISTS / s)`.
-pub const TWO_HOP_LISTS: f64 = 0.344;
+pub const TWO_HOP_LISTS: f64 = 0.173;
+/// Scans whose rows take at most this many bytes (f32 vectors for the exact scan, int8 codes
+/// for the int8 scan) find them in the CPU's caches from the query before: their memory part
+/// costs [`EXACT_CACHED`] or [`INT8_CACHED`] of a scan from memory. A third of the last-level
+/// cache of the machine of the fit (32 MiB, shared with the rest of the search and the
+/// machine's other work): a 10.8 MB passing set scanned faster per row in four runs of five, a
+/// 19.8 MB one in none.
+pub const CACHE_BYTES: usize = 12 << 20;
+/// Exact scan from the caches: the fraction of [`EXACT_MEMORY`] it still costs.
+pub const EXACT_CACHED: f64 = 0.504;
+/// Int8 scan from the caches: the fraction of [`INT8_MEMORY`] it still costs.
+pub const INT8_CACHED: f64 = 0.508;
 /// Filtered traversal on a calibrated segment runs at this fraction of the calibrated width.
 pub const CALIBRATED_FILTERED_WIDTH: f64 = 0.5;
-/// Upper bound of the two-hop list-read cost per scored node (not fitted: it binds only below
-/// 5 % passing, where two-hop's recall rules it out anyway).
-pub const TWO_HOP_LISTS_MAX: f64 = 5.5;
+/// Upper bound of the two-hop list-read cost per scored node, fitted below 5 % passing (where
+/// the lists read per node found stop growing as `1/s`).
+pub const TWO_HOP_LISTS_MAX: f64 = 3.66;
 
 /// What the planner knows about one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +144,8 @@ pub struct SegmentFacts {
     /// Queries searched together (a block, at least 1): a scan reads each passing row once for
     /// all of them, so its memory cost is shared.
     pub queries: usize,
+    /// Dimensions of the vectors: with `passing`, whether a scan's rows fit [`CACHE_BYTES`].
+    pub dim: usize,
 }
 
 /// The planner's decision for one segment.
@@ -183,8 +200,13 @@ fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
 fn costs(f: &SegmentFacts, k: usize, base_ef: usize, ef: usize, s: f64) -> [(Strategy, Option<f64>); 4] {
     let c = f.passing as f64;
     let n = f.queries.max(1) as f64;
-    let exact = c * (EXACT_MEMORY / n + (1.0 - EXACT_MEMORY));
-    let int8_scan = c * (INT8_MEMORY / n + INT8_ARITHMETIC) + RESCORE * rescored(base_ef, k).min(f.passing) as f64;
+    let cached = |row_bytes: usize, fraction: f64| {
+        if f.passing.saturating_mul(row_bytes) <= CACHE_BYTES { fraction } else { 1.0 }
+    };
+    let exact_memory = EXACT_MEMORY * cached(f.dim * 4, EXACT_CACHED);
+    let int8_memory = INT8_MEMORY * cached(f.dim, INT8_CACHED);
+    let exact = c * (exact_memory / n + (1.0 - EXACT_MEMORY));
+    let int8_scan = c * (int8_memory / n + INT8_ARITHMETIC) + RESCORE * rescored(base_ef, k).min(f.passing) as f64;
     let (graph, two_hop) = graph_costs(f, ef, s);
     [
         (Strategy::Exact, Some(exact)),
@@ -279,6 +301,7 @@ mod tests {
             int8: true,
             calibrated: false,
             queries: 1,
+            dim: 512,
         };
         assert_eq!(choose(&f(10), 10, 64, None).strategy, Strategy::Exact);
         assert!(matches!(choose(&f(200), 10, 64, None).strategy, Strategy::Exact | Strategy::Int8Scan));
