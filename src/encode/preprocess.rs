@@ -135,21 +135,39 @@ impl Preprocessor {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
-        for (i, px) in img.pixels().enumerate() {
-            for (slot, &c) in order.iter().enumerate() {
-                let v = f32::from(px.0.get(c).copied().unwrap_or(0));
+        // Each output slot takes one source channel through `(scaled - mean) / std`: a table of
+        // its 256 values, the same arithmetic as per pixel.
+        let lut: [[f32; 256]; 3] = order.map(|c| {
+            let mean = self.mean.get(c).copied().unwrap_or(0.0);
+            let std = self.std.get(c).copied().unwrap_or(1.0);
+            std::array::from_fn(|v| {
+                let v = f32::from(v as u8);
                 let scaled = match self.divisor {
                     Some(d) => v / d,
                     None => v * self.rescale,
                 };
-                let mean = self.mean.get(c).copied().unwrap_or(0.0);
-                let std = self.std.get(c).copied().unwrap_or(1.0);
-                let idx = match self.layout {
-                    Layout::Nchw => slot * plane + i,
-                    Layout::Nhwc => i * 3 + slot,
-                };
-                if let Some(o) = out.get_mut(idx) {
-                    *o = (scaled - mean) / std;
+                (scaled - mean) / std
+            })
+        });
+        let [c0, c1, c2] = order;
+        let [l0, l1, l2] = &lut;
+        let pixels = img.as_raw().chunks_exact(3).take(plane);
+        match self.layout {
+            Layout::Nchw => {
+                let (p0, rest) = out.split_at_mut(plane.min(out.len()));
+                let (p1, p2) = rest.split_at_mut(plane.min(rest.len()));
+                for (((px, o0), o1), o2) in pixels.zip(p0).zip(p1).zip(p2) {
+                    let at = |c: usize| usize::from(px.get(c).copied().unwrap_or(0));
+                    *o0 = l0.get(at(c0)).copied().unwrap_or(0.0);
+                    *o1 = l1.get(at(c1)).copied().unwrap_or(0.0);
+                    *o2 = l2.get(at(c2)).copied().unwrap_or(0.0);
+                }
+            }
+            Layout::Nhwc => {
+                for (px, o) in pixels.zip(out.chunks_exact_mut(3)) {
+                    for ((slot, &c), table) in o.iter_mut().zip(&order).zip(&lut) {
+                        *slot = table.get(usize::from(px.get(c).copied().unwrap_or(0))).copied().unwrap_or(0.0);
+                    }
                 }
             }
         }
@@ -260,7 +278,7 @@ fn sinc(x: f64) -> f64 {
 struct Coefficients {
     bounds: Vec<(usize, usize)>,
     ksize: usize,
-    weights: Vec<i64>,
+    weights: Vec<i32>,
 }
 
 impl Coefficients {
@@ -271,7 +289,7 @@ impl Coefficients {
         let support = filter.support() * filterscale;
         let ksize = (support.ceil() as usize) * 2 + 1;
         let mut bounds = Vec::with_capacity(out_size as usize);
-        let mut weights = vec![0i64; out_size as usize * ksize];
+        let mut weights = vec![0i32; out_size as usize * ksize];
         let mut k = vec![0f64; ksize];
         for (xx, row) in (0..out_size).zip(weights.chunks_mut(ksize)) {
             let center = (f64::from(xx) + 0.5) * scale;
@@ -292,21 +310,21 @@ impl Coefficients {
                     w /= total;
                 }
                 let fixed = w * f64::from(1u32 << PRECISION_BITS);
-                *out = if w < 0.0 { (fixed - 0.5) as i64 } else { (fixed + 0.5) as i64 };
+                *out = if w < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
             }
             bounds.push((xmin as usize, count));
         }
         Coefficients { bounds, ksize, weights }
     }
 
-    fn row(&self, i: usize) -> (usize, &[i64]) {
+    fn row(&self, i: usize) -> (usize, &[i32]) {
         let (start, count) = self.bounds.get(i).copied().unwrap_or((0, 0));
         let w = self.weights.get(i * self.ksize..i * self.ksize + count).unwrap_or(&[]);
         (start, w)
     }
 }
 
-fn clip8(acc: i64) -> u8 {
+fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -321,6 +339,9 @@ pub fn resample(src: &RgbImage, out_w: u32, out_h: u32, filter: Interpolation, a
     let (in_w, in_h) = src.dimensions();
     if (in_w, in_h) == (out_w, out_h) {
         return src.clone();
+    }
+    if out_w == 0 || out_h == 0 || in_w == 0 || in_h == 0 {
+        return RgbImage::new(out_w, out_h);
     }
     if filter == Interpolation::Nearest {
         return nearest(src, out_w, out_h);
@@ -349,22 +370,31 @@ pub fn resample(src: &RgbImage, out_w: u32, out_h: u32, filter: Interpolation, a
     RgbImage::from_raw(out_w, out_h, out).unwrap_or_else(|| RgbImage::new(out_w, out_h))
 }
 
-const HALF: i64 = 1 << (PRECISION_BITS - 1);
+/// Rounding offset of a fixed-point sum. Sums are `i32` as in Pillow (`ImagingResample*_8bpc`):
+/// a normalised kernel's weights add up to `2^22`, so `255 ×` their absolute sum stays below
+/// `2^31` for every filter here (wrapping arithmetic all the same, so that no input can panic).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// One tap of a fixed-point sum.
+fn tap(acc: i32, value: u8, weight: i32) -> i32 {
+    acc.wrapping_add(i32::from(value).wrapping_mul(weight))
+}
 
 /// Resamples rows `rows` of an RGB8 buffer `in_w` wide to `out_w` columns.
 fn horizontal_pass(src: &[u8], in_w: u32, coeffs: &Coefficients, out_w: u32, rows: std::ops::Range<usize>) -> Vec<u8> {
     let in_stride = in_w as usize * 3;
     let out_stride = out_w as usize * 3;
     let mut out = vec![0u8; rows.len() * out_stride];
-    for (r, out_row) in rows.zip(out.chunks_mut(out_stride)) {
+    for (r, out_row) in rows.zip(out.chunks_exact_mut(out_stride)) {
         let src_row = src.get(r * in_stride..(r + 1) * in_stride).unwrap_or(&[]);
-        for (xx, px) in out_row.chunks_mut(3).enumerate() {
+        for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
             let (start, ws) = coeffs.row(xx);
+            // The coefficients' bounds lie inside the row (`xmax <= in_size`).
+            let taps = src_row.get(start * 3..(start + ws.len()) * 3).unwrap_or(&[]);
             let mut acc = [HALF; 3];
-            for (x, w) in ws.iter().enumerate() {
-                let at = (start + x) * 3;
-                for (c, a) in acc.iter_mut().enumerate() {
-                    *a += i64::from(src_row.get(at + c).copied().unwrap_or(0)) * w;
+            for (p, &w) in taps.chunks_exact(3).zip(ws) {
+                for (a, &v) in acc.iter_mut().zip(p) {
+                    *a = tap(*a, v, w);
                 }
             }
             for (o, a) in px.iter_mut().zip(acc) {
@@ -376,18 +406,23 @@ fn horizontal_pass(src: &[u8], in_w: u32, coeffs: &Coefficients, out_w: u32, row
 }
 
 /// Resamples an RGB8 buffer `width` wide to `out_h` rows; `row_offset` is the source row of `src`'s row 0.
+/// Each output row sums whole source rows (a loop the compiler vectorises).
 fn vertical_pass(src: &[u8], width: u32, coeffs: &Coefficients, out_h: u32, row_offset: usize) -> Vec<u8> {
     let stride = width as usize * 3;
     let mut out = vec![0u8; out_h as usize * stride];
-    for (yy, out_row) in out.chunks_mut(stride).enumerate() {
+    let mut acc = vec![HALF; stride];
+    for (yy, out_row) in out.chunks_exact_mut(stride).enumerate() {
         let (start, ws) = coeffs.row(yy);
         let start = start - row_offset.min(start);
-        for (i, o) in out_row.iter_mut().enumerate() {
-            let mut acc = HALF;
-            for (y, w) in ws.iter().enumerate() {
-                acc += i64::from(src.get((start + y) * stride + i).copied().unwrap_or(0)) * w;
+        acc.fill(HALF);
+        for (y, &w) in ws.iter().enumerate() {
+            let Some(row) = src.get((start + y) * stride..(start + y + 1) * stride) else { continue };
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a = tap(*a, v, w);
             }
-            *o = clip8(acc);
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     out

@@ -135,6 +135,11 @@ impl MemRaster {
         let Some(src) = self.src.take() else {
             return Err(Problem::new(Reason::Corrupt, "image already prepared"));
         };
+        // 8-bit RGB in its own order (most JPEGs): the decoded buffer is the image, nothing to copy.
+        if bands == [0, 1, 2] && matches!(src, DynamicImage::ImageRgb8(_)) {
+            self.rgb = Some(src.into_rgb8());
+            return Ok(Stretch::identity());
+        }
         let (w, h, spp) = (self.width as usize, self.height as usize, self.channels);
         let mut out = RgbImage::new(self.width, self.height);
         let buf: &mut [u8] = &mut out;
@@ -297,20 +302,31 @@ impl Raster {
     /// The window `[x, y, w, h]` as 8-bit RGB.
     #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
     pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
+        self.read_rgb_as(win, false)
+    }
+
+    /// [`Raster::read_rgb`]; `last`: no read of this raster follows, so a whole in-memory image is
+    /// handed over instead of copied.
+    fn read_rgb_as(&mut self, win: [u32; 4], last: bool) -> Result<RgbImage, Problem> {
         match self {
             Raster::Memory(m) => {
                 let [x, y, w, h] = win;
-                let rgb = m.rgb.as_ref().ok_or_else(|| Problem::new(Reason::Corrupt, "image not prepared"))?;
+                if m.rgb.is_none() {
+                    return Err(Problem::new(Reason::Corrupt, "image not prepared"));
+                }
                 if w == 0 || h == 0 || x + w > m.width || y + h > m.height {
                     return Err(Problem::new(
                         Reason::Corrupt,
                         format!("window {win:?} outside {}x{}", m.width, m.height),
                     ));
                 }
-                if (x, y, w, h) == (0, 0, m.width, m.height) {
-                    return Ok(rgb.clone());
+                let whole = (x, y, w, h) == (0, 0, m.width, m.height);
+                match m.rgb.as_ref() {
+                    Some(_) if whole && last => Ok(m.rgb.take().unwrap_or_default()),
+                    Some(rgb) if whole => Ok(rgb.clone()),
+                    Some(rgb) => Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image()),
+                    None => Err(Problem::new(Reason::Corrupt, "image not prepared")),
                 }
-                Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image())
             }
             Raster::Tiff(t) => t.read_rgb(win),
         }
@@ -327,12 +343,22 @@ impl Raster {
 
     /// The window as 8-bit RGB and, when pixels may be no-data, its validity mask (one byte per pixel,
     /// see [`super::nodata`]).
-    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
     pub fn read_rgb_valid(&mut self, win: [u32; 4]) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
+        self.read_rgb_valid_as(win, false)
+    }
+
+    /// [`Raster::read_rgb_valid`] for the last read of this raster: a whole in-memory image is
+    /// handed over instead of copied (a later read of it fails).
+    pub fn last_rgb_valid(&mut self, win: [u32; 4]) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
+        self.read_rgb_valid_as(win, true)
+    }
+
+    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
+    fn read_rgb_valid_as(&mut self, win: [u32; 4], last: bool) -> Result<(RgbImage, Option<Vec<u8>>), Problem> {
         match self {
             Raster::Tiff(t) => t.read_rgb_valid(win),
             Raster::Memory(_) => {
-                let img = self.read_rgb(win)?;
+                let img = self.read_rgb_as(win, last)?;
                 let Raster::Memory(m) = self else { return Ok((img, None)) };
                 let Some(valid) = m.valid.as_ref() else { return Ok((img, None)) };
                 let [x, y, w, h] = win;

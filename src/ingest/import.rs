@@ -821,7 +821,8 @@ impl Worker<'_> {
                 let detail = format!("stopped before tile {j} of {n}; run the import again to continue");
                 return stopped(raster, Status::Interrupted, Reason::Interrupted, Some(detail), Outcome::Interrupted);
             }
-            let img = match raster.read_rgb_valid(*win) {
+            let read = if j + 1 == n { raster.last_rgb_valid(*win) } else { raster.read_rgb_valid(*win) };
+            let img = match read {
                 Ok((mut img, mask)) => {
                     if let Some(m) = mask {
                         nodata::fill_neutral(&mut img, &m);
