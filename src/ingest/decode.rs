@@ -300,7 +300,6 @@ impl Raster {
     }
 
     /// The window `[x, y, w, h]` as 8-bit RGB.
-    #[expect(clippy::many_single_char_names, reason = "x, y, w, h name a window")]
     pub fn read_rgb(&mut self, win: [u32; 4]) -> Result<RgbImage, Problem> {
         self.read_rgb_as(win, false)
     }
