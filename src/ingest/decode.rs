@@ -310,22 +310,17 @@ impl Raster {
         match self {
             Raster::Memory(m) => {
                 let [x, y, w, h] = win;
-                if m.rgb.is_none() {
-                    return Err(Problem::new(Reason::Corrupt, "image not prepared"));
-                }
+                let rgb = m.rgb.as_ref().ok_or_else(|| Problem::new(Reason::Corrupt, "image not prepared"))?;
                 if w == 0 || h == 0 || x + w > m.width || y + h > m.height {
                     return Err(Problem::new(
                         Reason::Corrupt,
                         format!("window {win:?} outside {}x{}", m.width, m.height),
                     ));
                 }
-                let whole = (x, y, w, h) == (0, 0, m.width, m.height);
-                match m.rgb.as_ref() {
-                    Some(_) if whole && last => Ok(m.rgb.take().unwrap_or_default()),
-                    Some(rgb) if whole => Ok(rgb.clone()),
-                    Some(rgb) => Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image()),
-                    None => Err(Problem::new(Reason::Corrupt, "image not prepared")),
+                if (x, y, w, h) == (0, 0, m.width, m.height) {
+                    return Ok(if last { m.rgb.take().unwrap_or_default() } else { rgb.clone() });
                 }
+                Ok(image::imageops::crop_imm(rgb, x, y, w, h).to_image())
             }
             Raster::Tiff(t) => t.read_rgb(win),
         }
