@@ -3,7 +3,7 @@
 the first --rows vectors of a ../shared/bench dataset, M=16, efConstruction=200.
 
     target/bench-venv/bin/python benches/ann/build_time.py --data target/bench-data/medium \\
-        --rows 200000 --db target/build-time
+        --rows 200000 --db target/build-time [--reps 2] [--baseline OLD/skysift]
 
 (`target/bench-venv` and `target/bench-data/medium`: see filtered.py and medium.py.)
 
@@ -11,7 +11,9 @@ skysift is timed by its own "flushed and indexed in" line (the flush: graph, cod
 edges when --query-sample is given, and the segment write with fsync), or by the whole `load`
 process where the commit that filled a segment built it (1M rows, the default --flush-rows: the
 final flush then has nothing left), hnswlib by add_items. Each
-engine runs --reps times, alternating, and keeps its best time. Needs numpy and hnswlib.
+engine runs --reps times, alternating, and keeps its best time. --baseline times another skysift
+binary (a build of an earlier commit) with the query sample in the same rounds, for a before/after
+on the same machine. Needs numpy and hnswlib.
 """
 import argparse
 import os
@@ -48,9 +50,9 @@ def hnswlib_build(base):
     return time.perf_counter() - t
 
 
-def skysift_build(db, vectors, sample):
+def skysift_build(db, vectors, sample, binary=BIN):
     subprocess.run(["rm", "-rf", db], check=True)
-    cmd = [BIN, "load", db, "ann", "--vectors", vectors, "--metric", "ip", "--batch-size", "50000",
+    cmd = [binary, "load", db, "ann", "--vectors", vectors, "--metric", "ip", "--batch-size", "50000",
            "--index-threads", "2"]
     if sample:
         cmd += ["--query-sample", sample]
@@ -75,17 +77,24 @@ def main():
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--db", required=True)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--baseline", help="another skysift binary (e.g. a build of an earlier commit) timed in the "
+                                       "same run, with the query sample")
     a = ap.parse_args()
     os.makedirs(a.db, exist_ok=True)
     base = read_bin(os.path.join(a.data, "base.fbin"), a.rows)
     vec = os.path.join(a.db, "base.fbin")
     write_fbin(vec, base)
     sample = os.path.join(a.data, "query_sample.fbin")
-    best = {"hnswlib": float("inf"), "skysift": float("inf"), "skysift + query sample": float("inf")}
+    best = {"hnswlib": float("inf"), "skysift": float("inf"), "skysift + query sample": float("inf"),
+            "baseline + query sample": float("inf")}
+    db = os.path.join(a.db, "db")
+    runs = [("hnswlib", lambda: hnswlib_build(base)),
+            ("skysift", lambda: skysift_build(db, vec, None)),
+            ("skysift + query sample", lambda: skysift_build(db, vec, sample))]
+    if a.baseline:
+        runs.append(("baseline + query sample", lambda: skysift_build(db, vec, sample, a.baseline)))
     for _ in range(a.reps):
-        for name, fn in (("hnswlib", lambda: hnswlib_build(base)),
-                         ("skysift", lambda: skysift_build(os.path.join(a.db, "db"), vec, None)),
-                         ("skysift + query sample", lambda: skysift_build(os.path.join(a.db, "db"), vec, sample))):
+        for name, fn in runs:
             s = fn()
             print(f"  {name}: {s:.1f}s", file=sys.stderr, flush=True)
             best[name] = min(best[name], s)
@@ -94,6 +103,10 @@ def main():
     h = best["hnswlib"]
     print(f"| {len(base):,} | {h:.1f}s | {best['skysift']:.1f}s | {best['skysift'] / h:.2f} | "
           f"{best['skysift + query sample']:.1f}s | {best['skysift + query sample'] / h:.2f} |")
+    if a.baseline:
+        b = best["baseline + query sample"]
+        print(f"\nbaseline {a.baseline} + query sample: {b:.1f}s ({b / h:.2f} of hnswlib); "
+              f"this build / baseline {best['skysift + query sample'] / b:.2f}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@
 //!   vectors prefetched together before any is scored, the next candidate's neighbour list while
 //!   the current one is expanded, and a full list's members before it is re-pruned (vectors much
 //!   larger than the caches make every score start with a miss otherwise);
-//! - scores use four-accumulator AVX-512 inner products where the CPU has them
-//!   (`skysift_storage::hint::dot_wide`), simsimd's kernel elsewhere.
+//! - scores use four-accumulator inner products, AVX-512 or else AVX2 with FMA where the CPU has
+//!   them (`skysift_storage::hint::dot_wide`), simsimd's kernel elsewhere.
 //!
 //! Scores are inner products (higher is closer), the same ranking as the search uses.
 

@@ -12,6 +12,8 @@
 //!   (the batcher holds an end back until the tiles before it are encoded);
 //! - the encoder never waits for a full batch while the tile queue is idle: after [`IDLE_FLUSH`] without
 //!   a tile, a partial batch runs (so a slow decoder costs latency, not a stall at the end);
+//! - the first batches ramp up (a quarter of `batch_size`, then doubling): the encoder starts once
+//!   a few tiles are decoded instead of waiting for a whole batch while the workers fill the queue;
 //! - when the writer stops (error), dropping its receiver unblocks every stage: each exits on its next
 //!   send;
 //! - Ctrl-C (the stop flag) stops the planner at once and the workers between tiles; tiles already
@@ -274,8 +276,11 @@ fn batcher(enc: &dyn TileEncoder, rx: &Receiver<Msg>, tx: &Sender<Out>, batch: u
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut busy = Duration::ZERO;
     let mut tiles = 0u64;
-    let mut run = |pending: &mut Vec<TileItem>, held: &mut Vec<Box<FileEnd>>| -> bool {
+    // Tiles that make the next batch: ramps up to `batch` (see the module's invariants).
+    let mut size = batch.div_ceil(4);
+    let mut run = |pending: &mut Vec<TileItem>, held: &mut Vec<Box<FileEnd>>, size: &mut usize| -> bool {
         if !pending.is_empty() {
+            *size = (*size * 2).min(batch);
             pixels.clear();
             for t in pending.iter() {
                 pixels.extend_from_slice(&t.pixels);
@@ -308,7 +313,7 @@ fn batcher(enc: &dyn TileEncoder, rx: &Receiver<Msg>, tx: &Sender<Out>, batch: u
             Ok(Msg::Tile(t)) => {
                 first.get_or_insert_with(Instant::now);
                 pending.push(*t);
-                pending.len() < batch || run(&mut pending, &mut held)
+                pending.len() < size || run(&mut pending, &mut held, &mut size)
             }
             Ok(Msg::End(e)) => {
                 if pending.is_empty() {
@@ -318,9 +323,9 @@ fn batcher(enc: &dyn TileEncoder, rx: &Receiver<Msg>, tx: &Sender<Out>, batch: u
                     true
                 }
             }
-            Err(RecvTimeoutError::Timeout) => run(&mut pending, &mut held),
+            Err(RecvTimeoutError::Timeout) => run(&mut pending, &mut held, &mut size),
             Err(RecvTimeoutError::Disconnected) => {
-                run(&mut pending, &mut held);
+                run(&mut pending, &mut held, &mut size);
                 break;
             }
         };
