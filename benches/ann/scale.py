@@ -16,7 +16,9 @@ the segment write; where the final flush had nothing left, the whole load), then
 efConstruction 200, 2 build threads; `add_items` is its build) where the size is at most --peer-max-rows. Both then sweep ef with one search thread on the
 text queries (`unfiltered`: out of distribution) and the image queries (`id_unfiltered`). The
 table gives, per size and engine, the build time, the QPS at the smallest ef reaching recall 0.95
-(text) and 0.99 (image), and how each grows from one size to the next. Needs numpy and hnswlib
+(text) and 0.99 (image), and how each grows from one size to the next. Each engine's sweep follows one
+untimed pass of the queries (skysift: `sweep.py --warm`; hnswlib's index is in memory already),
+so that a size whose files exceed the page cache's first reads do not count as search time. Needs numpy and hnswlib
 (the bench's venv: see filtered.py). Nothing is compared with a stored figure.
 """
 import argparse
@@ -55,7 +57,7 @@ def folder_for(n, root):
 
 def skysift(data, db, efs):
     cmd = [sys.executable, os.path.join(HERE, "sweep.py"), "--data", data, "--db", db, "--query-sample",
-           "--reload", "--efs", ",".join(map(str, efs)), "--variants", ",".join(QUERIES)]
+           "--reload", "--warm", "--efs", ",".join(map(str, efs)), "--variants", ",".join(QUERIES)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["index_seconds"] = build_seconds(out.stderr, result["build_seconds"])

@@ -49,6 +49,9 @@ def main():
     ap.add_argument("--variants", default="unfiltered,id_unfiltered")
     ap.add_argument("--out", help="write results JSON here")
     ap.add_argument("--search-args", default="", help="extra arguments for skysift search")
+    ap.add_argument("--warm", action="store_true",
+                    help="one untimed pass of each variant's queries at the largest ef first (pages in the "
+                         "rows a search reads, so that QPS is the index's, not the disk's)")
     a = ap.parse_args()
     build_s = None
     if a.reload or not os.path.exists(os.path.join(a.db, "MANIFEST")):
@@ -67,6 +70,10 @@ def main():
     for variant in a.variants.split(","):
         qfile = "query.fbin" if variant == "unfiltered" else "query_id.fbin"
         gt = read_ibin(os.path.join(a.data, f"gt_{variant}.ibin"))
+        if a.warm:
+            top = max(int(x) for x in a.efs.split(","))
+            run(["search", a.db, "ann", "--queries", os.path.join(a.data, qfile), "-k", "10", "--ef", str(top),
+                 "--threads", str(a.threads), "--output", os.path.join(a.db, "warm.jsonl")] + a.search_args.split())
         for ef in [int(x) for x in a.efs.split(",")]:
             res = os.path.join(a.db, f"res-{variant}-{ef}.jsonl")
             out, _ = run(["search", a.db, "ann", "--queries", os.path.join(a.data, qfile), "-k", "10",

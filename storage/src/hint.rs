@@ -189,53 +189,51 @@ impl I8Queries {
         self.n == 0
     }
 
+    /// Runs `kernel` on the held queries `L` at a time (`chunk`: `L` whole queries, `set` pads
+    /// to a multiple of [`I8_LANES`], which `L` divides), its lanes into `out`.
+    #[cfg(target_arch = "x86_64")]
+    fn by_lanes<const L: usize>(&self, out: &mut [i32], mut kernel: impl FnMut(&[i16], &mut [i32; L])) {
+        let mut lanes = [0i32; L];
+        for (chunk, o) in self.widened.chunks_exact(L * self.dim).zip(out.chunks_mut(L)) {
+            kernel(chunk, &mut lanes);
+            for (d, l) in o.iter_mut().zip(lanes) {
+                *d = l;
+            }
+        }
+    }
+
     /// The exact integer inner product of `row` with each held query, into `out[..len]`
     /// (a row shorter than `dim` counts as zero-padded).
     pub fn dots(&self, row: &[i8], out: &mut [i32]) {
         let n = self.n.min(out.len());
         let Some(out) = out.get_mut(..n) else { return };
         #[cfg(target_arch = "x86_64")]
-        if self.dim > 0
-            && self.dim.is_multiple_of(32)
-            && row.len() >= self.dim
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
-            let mut lanes = [0i32; I8_LANES];
-            for (chunk, o) in self.widened.chunks_exact(I8_LANES * self.dim).zip(out.chunks_mut(I8_LANES)) {
-                #[expect(unsafe_code, reason = "calling an AVX-512 kernel on a CPU that has AVX-512 BW")]
-                // SAFETY: `dots_avx512` needs `avx512bw` (with `avx512f`, which it implies),
-                // detected just above; `dim % 32 == 0` and `row.len() >= dim` as it asks, and
-                // `chunk` holds I8_LANES whole queries of `dim` (`set` pads to that).
-                unsafe {
-                    dots_avx512(row, chunk, self.dim, &mut lanes);
-                }
-                for (d, l) in o.iter_mut().zip(lanes) {
-                    *d = l;
-                }
+        if self.dim > 0 && self.dim.is_multiple_of(32) && row.len() >= self.dim {
+            let dim = self.dim;
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                self.by_lanes::<I8_LANES>(out, |chunk, lanes| {
+                    #[expect(unsafe_code, reason = "calling an AVX-512 kernel on a CPU that has AVX-512 BW")]
+                    // SAFETY: `dots_avx512` needs `avx512bw` (with `avx512f`, which it implies),
+                    // detected just above; `dim % 32 == 0` and `row.len() >= dim` as it asks, and
+                    // `chunk` holds I8_LANES whole queries of `dim` (`by_lanes`).
+                    unsafe {
+                        dots_avx512(row, chunk, dim, lanes);
+                    }
+                });
+                return;
             }
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        if self.dim > 0
-            && self.dim.is_multiple_of(32)
-            && row.len() >= self.dim
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            let mut lanes = [0i32; I8_LANES_AVX2];
-            for (chunk, o) in self.widened.chunks_exact(I8_LANES_AVX2 * self.dim).zip(out.chunks_mut(I8_LANES_AVX2)) {
-                #[expect(unsafe_code, reason = "calling an AVX2 kernel on a CPU that has AVX2")]
-                // SAFETY: `dots_avx2` needs `avx2`, detected just above; `dim % 32 == 0` (so
-                // `dim % 16 == 0`) and `row.len() >= dim` as it asks, and `chunk` holds
-                // I8_LANES_AVX2 whole queries of `dim` (`set` pads to a multiple of I8_LANES,
-                // which I8_LANES_AVX2 divides).
-                unsafe {
-                    dots_avx2(row, chunk, self.dim, &mut lanes);
-                }
-                for (d, l) in o.iter_mut().zip(lanes) {
-                    *d = l;
-                }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                self.by_lanes::<I8_LANES_AVX2>(out, |chunk, lanes| {
+                    #[expect(unsafe_code, reason = "calling an AVX2 kernel on a CPU that has AVX2")]
+                    // SAFETY: `dots_avx2` needs `avx2`, detected just above; `dim % 32 == 0` (so
+                    // `dim % 16 == 0`) and `row.len() >= dim` as it asks, and `chunk` holds
+                    // I8_LANES_AVX2 whole queries of `dim` (`by_lanes`).
+                    unsafe {
+                        dots_avx2(row, chunk, dim, lanes);
+                    }
+                });
+                return;
             }
-            return;
         }
         for (q, o) in self.widened.chunks_exact(self.dim.max(1)).zip(out.iter_mut()) {
             *o = q.iter().zip(row).map(|(&a, &b)| i32::from(a) * i32::from(b)).sum();
