@@ -85,14 +85,13 @@ def main():
     vec = os.path.join(a.db, "base.fbin")
     write_fbin(vec, base)
     sample = os.path.join(a.data, "query_sample.fbin")
-    best = {"hnswlib": float("inf"), "skysift": float("inf"), "skysift + query sample": float("inf"),
-            "baseline + query sample": float("inf")}
     db = os.path.join(a.db, "db")
     runs = [("hnswlib", lambda: hnswlib_build(base)),
             ("skysift", lambda: skysift_build(db, vec, None)),
             ("skysift + query sample", lambda: skysift_build(db, vec, sample))]
     if a.baseline:
         runs.append(("baseline + query sample", lambda: skysift_build(db, vec, sample, a.baseline)))
+    best = {name: float("inf") for name, _ in runs}
     for _ in range(a.reps):
         for name, fn in runs:
             s = fn()

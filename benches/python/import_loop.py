@@ -84,12 +84,13 @@ def python_loop(files_txt: Path, batch: int) -> dict:
     return {"images": d["images"], "seconds": wall}
 
 
-def skysift_import(folder: Path, work: Path, batch: int) -> dict:
+def skysift_import(folder: Path, work: Path, batch: int, extra: tuple[str, ...] = ()) -> dict:
     db = work / "db"
     shutil.rmtree(db, ignore_errors=True)
     t = time.perf_counter()
     out = subprocess.run([str(BIN), "import", str(db), str(folder), "--collection", "c", "--device", "cpu",
-                          "--batch-size", str(batch), "--no-progress", "--json"], capture_output=True, text=True)
+                          "--batch-size", str(batch), "--no-progress", "--json", *extra], capture_output=True,
+                         text=True)
     wall = time.perf_counter() - t
     if out.returncode != 0:
         sys.exit(f"skysift import failed: {out.stderr}")

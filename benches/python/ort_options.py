@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,26 +42,21 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "target" / "release" / "skysift"
+from import_loop import BIN, ROOT, images, skysift_import
+
 MODEL = ROOT / "models" / "demo"
+IMAGE = json.loads((MODEL / "manifest.json").read_text())["image"]
 CORES = os.cpu_count() or 1
 
 
-def images(folder: Path, limit: int) -> list[Path]:
-    out = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
-    return out[:limit]
-
-
 def preprocessed(files: list[Path]) -> np.ndarray:
-    m = json.loads((MODEL / "manifest.json").read_text())["image"]
-    w, h = m["size"]
-    mean = np.array(m["mean"], np.float32).reshape(1, 1, 3)
-    std = np.array(m["std"], np.float32).reshape(1, 1, 3)
+    w, h = IMAGE["size"]
+    mean = np.array(IMAGE["mean"], np.float32).reshape(1, 1, 3)
+    std = np.array(IMAGE["std"], np.float32).reshape(1, 1, 3)
     xs = []
     for f in files:
         im = Image.open(f).convert("RGB").resize((w, h), Image.BILINEAR)
-        x = (np.asarray(im, np.float32) * np.float32(m.get("rescale_factor", 1 / 255)) - mean) / std
+        x = (np.asarray(im, np.float32) * np.float32(IMAGE.get("rescale_factor", 1 / 255)) - mean) / std
         xs.append(x.transpose(2, 0, 1))
     return np.ascontiguousarray(np.stack(xs))
 
@@ -84,7 +78,7 @@ TOWER = [
 
 def tower_rate(x: np.ndarray, passes: int, level="ORT_ENABLE_ALL", arena=True, patterns=True, spinning=True,
                sessions=CORES, batch=32) -> float:
-    path = str(MODEL / json.loads((MODEL / "manifest.json").read_text())["image"]["onnx"])
+    path = str(MODEL / IMAGE["onnx"])
     made = []
     for _ in range(sessions):
         so = ort.SessionOptions()
@@ -113,27 +107,13 @@ def tower_rate(x: np.ndarray, passes: int, level="ORT_ENABLE_ALL", arena=True, p
     return len(x) / best
 
 
-def skysift_import(folder: Path, work: Path, args: list[str]) -> dict:
-    db = work / "db"
-    shutil.rmtree(db, ignore_errors=True)
-    t = time.perf_counter()
-    out = subprocess.run([str(BIN), "import", str(db), str(folder), "--collection", "c", "--device", "cpu",
-                          "--no-progress", "--json", *args], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        sys.exit(f"skysift import {' '.join(args)} failed: {out.stderr}")
-    s = json.loads(out.stdout)
-    if not s.get("encoder_window_seconds"):
-        sys.exit(f"skysift import {' '.join(args)} reported no encoder window: {out.stdout}")
-    return {"rate": s["files"] / wall, "busy": s["encoder_seconds"] / s["encoder_window_seconds"], "seconds": wall}
-
-
+# (setting, --batch-size, other arguments of `skysift import`)
 IMPORT = [
-    ("--batch-size 32 (default), one session per core", []),
-    ("--batch-size 8", ["--batch-size", "8"]),
-    ("--batch-size 16", ["--batch-size", "16"]),
-    ("--batch-size 64", ["--batch-size", "64"]),
-    ("--encoder-sessions 1 (ONNX Runtime's threads)", ["--encoder-sessions", "1"]),
+    ("--batch-size 32 (default), one session per core", 32, ()),
+    ("--batch-size 8", 8, ()),
+    ("--batch-size 16", 16, ()),
+    ("--batch-size 64", 64, ()),
+    ("--encoder-sessions 1 (ONNX Runtime's threads)", 32, ("--encoder-sessions", "1")),
 ]
 
 
@@ -181,22 +161,25 @@ def main() -> None:
                 shutil.copyfile(f, dst)  # copies: import refuses links that leave the archive
             best: dict[str, dict] = {}
             for r in range(a.rounds):
-                for name, args in (IMPORT if r % 2 == 0 else IMPORT[::-1]):
-                    d = skysift_import(src, work, args)
+                for name, batch, extra in (IMPORT if r % 2 == 0 else IMPORT[::-1]):
+                    d = skysift_import(src, work, batch, extra)
+                    if not d["busy"]:
+                        sys.exit(f"skysift import ({name}) reported no encoder window")
+                    d["rate"] = d["images"] / d["seconds"]
                     print(f"round {r + 1} import {name}: {d['rate']:.1f} images/s, encoder busy {d['busy']:.1%}",
                           file=sys.stderr, flush=True)
                     if name not in best or d["rate"] > best[name]["rate"]:
                         best[name] = d
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        result["import"] = [{"setting": n, **best[n]} for n, _ in IMPORT]
+        result["import"] = [{"setting": n, **best[n]} for n, _, _ in IMPORT]
 
     print(f"\nimage tower alone, {len(x)} AID images, onnxruntime {ort.__version__}, {CORES} CPUs, "
           f"best of {a.rounds + 1} passes:\n")
     table(tower, "images/s")
     if "import" in result:
         print(f"\n`skysift import` of {a.import_images} AID images, whole process, best of {a.rounds} rounds:\n")
-        table([(n, best[n]["rate"], f"encoder busy {best[n]['busy']:.1%}") for n, _ in IMPORT], "images/s")
+        table([(n, best[n]["rate"], f"encoder busy {best[n]['busy']:.1%}") for n, _, _ in IMPORT], "images/s")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1))
     print(f"\nall figures: {a.out}")
