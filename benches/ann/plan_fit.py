@@ -8,9 +8,11 @@ estimated costs EXPLAIN printed. Scans run both one query at a time (`--one-by-o
 (the default: a scan reads each passing row once for a block of queries). Then:
 
 1. fits the model's constants by least squares on relative error (see plan.rs's module
-   documentation for the model) and prints them as Rust constants to paste into plan.rs;
+   documentation for the model) and prints them as a Rust `CostModel` to paste into plan.rs (it
+   keeps one per kernel family, `CostModel::AVX512` and `CostModel::AVX2`, and a search takes its
+   CPU's);
 2. prints, for every run, the measured time per query against the time EXPLAIN estimated (its
-   cost times ROW_READ_NS) and against the refitted model; `--check` exits 1 when any of EXPLAIN's
+   cost times the model's row_read_ns) and against the refitted model; `--check` exits 1 when any of EXPLAIN's
    estimates is off by more than 2x;
 3. prints, per filter, the planner's choice (recall, QPS) beside the fastest forced strategy that
    reaches recall 0.95.
@@ -225,9 +227,11 @@ def main():
                   f"ms={r['ns'] / 1e6:7.3f} explain={est} evals={r['evaluations']:.0f}", file=sys.stderr, flush=True)
     forced = [r for r in runs if not r["planner"]]
     c = fit(forced, rows, dim)
-    print("\n// fitted by benches/ann/plan_fit.py")
+    print("\n// fitted by benches/ann/plan_fit.py: a `CostModel` of src/query/plan.rs")
+    print("CostModel {")
     for k, v in c.items():
-        print(f"pub const {k}: f64 = {v:.3g};")
+        print(f"    {k.lower()}: {v:.3g},")
+    print("}")
     print("\n| filter | passing | strategy | mode | recall@10 | QPS | measured ms | EXPLAIN ms | ratio | refit ms | ratio |")
     print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     worst, refit_worst = {}, {}

@@ -112,6 +112,7 @@ fn plan_segment<'a>(
         calibrated: p.ef.is_none() && seg.calibration().is_some(),
         queries,
         dim: seg.dim(),
+        model: plan::CostModel::this_cpu(),
     };
     let plan = match selection {
         Selection::AllLive(_) => plan::unfiltered(&facts, p.k, p.ef_for(seg), p.exact),
@@ -559,6 +560,7 @@ fn search_memtable(
                     (Strategy::Graph, None),
                     (Strategy::TwoHop, None),
                 ],
+                row_read_ns: plan::CostModel::this_cpu().row_read_ns,
                 reason: "in-memory rows: evaluated row by row, scanned".into(),
             },
             ran: Strategy::Exact,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::plan::{Plan, ROW_READ_NS, Strategy};
+use super::plan::{Plan, Strategy};
 
 /// One segment (or the in-memory rows) of an explained query.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,9 +90,14 @@ impl fmt::Display for Explain {
                 .plan
                 .costs
                 .iter()
-                .filter_map(|(st, c)| c.map(|c| format!("{st} {:.3}", c * ROW_READ_NS / 1e6)))
+                .filter_map(|(st, c)| c.map(|c| format!("{st} {:.3}", c * s.plan.row_read_ns / 1e6)))
                 .collect();
-            writeln!(f, "  estimated time per query (ms, {ROW_READ_NS:.0} ns a row read): {}", times.join(", "))?;
+            writeln!(
+                f,
+                "  estimated time per query (ms, {:.0} ns a row read): {}",
+                s.plan.row_read_ns,
+                times.join(", ")
+            )?;
             let queries = s.queries.max(1);
             write!(f, "  time: filter {:.3} ms, search {:.3} ms", ms(s.filter_time), ms(s.search_time))?;
             if queries > 1 {

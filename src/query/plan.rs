@@ -2,11 +2,14 @@
 //! how to search it.
 //!
 //! Costs are per query, in *row reads*: one exact f32 inner product with a stored vector, one
-//! query at a time, from memory = 1 ([`ROW_READ_NS`], 307 ns for 512 dimensions on the machine
-//! of the fit; `EXPLAIN` shows the estimates in time with it). The constants were fitted by
-//! `benches/ann/plan_fit.py` to two runs of every strategy forced at 0.5 % to 50 % passing on
-//! 1M rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
-//! where the refitted model came within 1.67x of every measured time:
+//! query at a time, from memory = 1 ([`CostModel::row_read_ns`], 307 ns for 512 dimensions on the
+//! AVX-512 machine of the fit; `EXPLAIN` shows the estimates in time with it). The constants were
+//! fitted by `benches/ann/plan_fit.py` to runs of every strategy forced at 0.5 % to 50 % passing
+//! on 1M rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
+//! once on a machine with AVX-512 ([`CostModel::AVX512`], the figures below, within 1.67x of every
+//! measured time) and once on one with AVX2 only ([`CostModel::AVX2`]: the scans' kernels are half
+//! as wide there and the machine slower; within 1.53x); a search takes its CPU's
+//! ([`CostModel::this_cpu`]):
 //!
 //! | strategy | vectors scored | cost per query |
 //! | --- | --- | --- |
@@ -17,8 +20,8 @@
 //!
 //! `c` is the passing rows, `s = c / rows` the selectivity, `n` the queries searched together
 //! (a block: a scan reads each passing row once for all of them, so the memory part of its
-//! cost is shared, the arithmetic is not), `h` 1 for a scan from memory and [`EXACT_CACHED`]
-//! (0.504) or [`INT8_CACHED`] (0.508) for one whose rows fit [`CACHE_BYTES`] (12 MiB: they
+//! cost is shared, the arithmetic is not), `h` 1 for a scan from memory and
+//! [`CostModel::exact_cached`] (0.504) or [`CostModel::int8_cached`] (0.508) for one whose rows fit [`CACHE_BYTES`] (12 MiB: they
 //! may stay in the caches from one query to the next; the f32 scan of 5,289 rows, 10.8 MB,
 //! ran at 103-287 ns a row across five runs where those of 48k rows and more ran at
 //! 268-366), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the segment's calibrated
@@ -26,7 +29,7 @@
 //! fraction still reaches the calibration's recall target), or the caller's grown as `1/√s`
 //! (graphs lose recall on sparse passing sets otherwise). A two-hop node also costs the
 //! neighbour lists read to find it (one cache miss each, about `1/s` ids per passing node
-//! found, up to [`TWO_HOP_LISTS_MAX`]). Rescoring reads `ef` f32 rows at random; its constant
+//! found, up to [`CostModel::two_hop_lists_max`]). Rescoring reads `ef` f32 rows at random; its constant
 //! also carries what a query costs beyond its rows.
 //!
 //! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
@@ -82,50 +85,108 @@ impl fmt::Display for Strategy {
 /// Passing rows at or below which a segment is always scanned exactly.
 pub const EXACT_BELOW: usize = 2048;
 
-// The cost model's constants, fitted by `benches/ann/plan_fit.py` (which prints them in this
-// form) to runs of every strategy forced at selectivities from 0.5 % to 50 % on 1M rows of the
-// bench's `medium` set, one search thread; see the module documentation for the model.
-
-/// Time of one row read (the exact scan's cost per passing row, one query at a time) on the
-/// machine the model was fitted on; `EXPLAIN` shows estimated times with it.
-pub const ROW_READ_NS: f64 = 307.0;
-/// Exact scan, per passing row: the part that waits for memory (shared by the queries of a
-/// block, [`SegmentFacts::queries`]); the rest, `1 - EXACT_MEMORY`, is arithmetic per query.
-pub const EXACT_MEMORY: f64 = 0.89;
-/// Int8 scan, per passing row: memory part (shared by a block) ...
-pub const INT8_MEMORY: f64 = 0.323;
-/// ... and arithmetic per query.
-pub const INT8_ARITHMETIC: f64 = 0.0282;
-/// Cost of scoring one node during traversal (random order), in row reads.
-pub const SCORE: f64 = 0.767;
-/// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
-pub const RESCORE: f64 = 5.18;
-/// Graph: vectors scored per unit of `ef / s^GRAPH_EXPONENT`.
-pub const GRAPH_SCORED: f64 = 21.7;
-/// Graph: how fast the vectors scored grow as the passing set thins out.
-pub const GRAPH_EXPONENT: f64 = 0.674;
-/// Two-hop: vectors scored per unit of `ef · s^TWO_HOP_EXPONENT`.
-pub const TWO_HOP_SCORED: f64 = 56.7;
-/// Two-hop: how the vectors scored shrink with the passing set.
-pub const TWO_HOP_EXPONENT: f64 = 0.452;
-/// Two-hop: neighbour-list reads per scored node, `min(TWO_HOP_LISTS_MAX, TWO_HOP_LISTS / s)`.
-pub const TWO_HOP_LISTS: f64 = 0.173;
 /// Scans whose rows take at most this many bytes (f32 vectors for the exact scan, int8 codes
-/// for the int8 scan) find them in the CPU's caches from the query before: their memory part
-/// costs [`EXACT_CACHED`] or [`INT8_CACHED`] of a scan from memory. A third of the last-level
-/// cache of the machine of the fit (32 MiB, shared with the rest of the search and the
-/// machine's other work): a 10.8 MB passing set scanned faster per row in four runs of five, a
-/// 19.8 MB one in none.
+/// for the int8 scan) may find them in the CPU's caches from the query before: their memory part
+/// costs [`CostModel::exact_cached`] or [`CostModel::int8_cached`] of a scan from memory. A third
+/// of the last-level cache of the AVX-512 machine of the fit (32 MiB, shared with the rest of the
+/// search and the machine's other work): a 10.8 MB passing set scanned faster per row in four
+/// runs of five there, a 19.8 MB one in none.
 pub const CACHE_BYTES: usize = 12 << 20;
-/// Exact scan from the caches: the fraction of [`EXACT_MEMORY`] it still costs.
-pub const EXACT_CACHED: f64 = 0.504;
-/// Int8 scan from the caches: the fraction of [`INT8_MEMORY`] it still costs.
-pub const INT8_CACHED: f64 = 0.508;
 /// Filtered traversal on a calibrated segment runs at this fraction of the calibrated width.
 pub const CALIBRATED_FILTERED_WIDTH: f64 = 0.5;
-/// Upper bound of the two-hop list-read cost per scored node, fitted below 5 % passing (where
-/// the lists read per node found stop growing as `1/s`).
-pub const TWO_HOP_LISTS_MAX: f64 = 3.66;
+
+/// The cost model's constants (see the module documentation for the model), fitted by
+/// `benches/ann/plan_fit.py` (which prints them in this form) to runs of every strategy forced
+/// at selectivities from 0.5 % to 50 % on 1M rows of the bench's `medium` set, one search
+/// thread. Costs are in row reads; only [`CostModel::row_read_ns`] is a time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
+    /// Time of one row read (the exact scan's cost per passing row, one query at a time) on the
+    /// machine of the fit; `EXPLAIN` shows estimated times with it.
+    pub row_read_ns: f64,
+    /// Exact scan, per passing row: the part that waits for memory (shared by the queries of a
+    /// block, [`SegmentFacts::queries`]); the rest, `1 - exact_memory`, is arithmetic per query.
+    pub exact_memory: f64,
+    /// Exact scan from the caches ([`CACHE_BYTES`]): the fraction of `exact_memory` it still costs.
+    pub exact_cached: f64,
+    /// Int8 scan, per passing row: memory part (shared by a block) ...
+    pub int8_memory: f64,
+    /// ... and arithmetic per query.
+    pub int8_arithmetic: f64,
+    /// Int8 scan from the caches: the fraction of `int8_memory` it still costs.
+    pub int8_cached: f64,
+    /// Cost of scoring one node during traversal (random order), in row reads.
+    pub score: f64,
+    /// Cost of rescoring one traversal result with its f32 vector (random order), in row reads.
+    pub rescore: f64,
+    /// Graph: vectors scored per unit of `ef / s^graph_exponent`.
+    pub graph_scored: f64,
+    /// Graph: how fast the vectors scored grow as the passing set thins out.
+    pub graph_exponent: f64,
+    /// Two-hop: vectors scored per unit of `ef · s^two_hop_exponent`.
+    pub two_hop_scored: f64,
+    /// Two-hop: how the vectors scored shrink with the passing set.
+    pub two_hop_exponent: f64,
+    /// Two-hop: neighbour-list reads per scored node, `min(two_hop_lists_max, two_hop_lists / s)`.
+    pub two_hop_lists: f64,
+    /// Upper bound of the two-hop list-read cost per scored node, fitted below 5 % passing (where
+    /// the lists read per node found stop growing as `1/s`).
+    pub two_hop_lists_max: f64,
+}
+
+impl CostModel {
+    /// Fitted on a 2-core machine with AVX-512 (two runs; the refitted model came within 1.67x of
+    /// every measured time).
+    pub const AVX512: CostModel = CostModel {
+        row_read_ns: 307.0,
+        exact_memory: 0.89,
+        exact_cached: 0.504,
+        int8_memory: 0.323,
+        int8_arithmetic: 0.0282,
+        int8_cached: 0.508,
+        score: 0.767,
+        rescore: 5.18,
+        graph_scored: 21.7,
+        graph_exponent: 0.674,
+        two_hop_scored: 56.7,
+        two_hop_exponent: 0.452,
+        two_hop_lists: 0.173,
+        two_hop_lists_max: 3.66,
+    };
+
+    /// Fitted on a 2-core AMD EPYC with AVX2 and FMA but no AVX-512 (about half the other's
+    /// speed; within 1.53x of every measured time). Its cached scans were no faster per row
+    /// (`exact_cached` above 1: the virtual machine's share of the last-level cache did not keep
+    /// the rows from one query to the next).
+    pub const AVX2: CostModel = CostModel {
+        row_read_ns: 503.0,
+        exact_memory: 0.819,
+        exact_cached: 1.37,
+        int8_memory: 0.267,
+        int8_arithmetic: 0.02,
+        int8_cached: 0.643,
+        score: 1.02,
+        rescore: 4.1,
+        graph_scored: 18.8,
+        graph_exponent: 0.666,
+        two_hop_scored: 56.6,
+        two_hop_exponent: 0.452,
+        two_hop_lists: 0.133,
+        two_hop_lists_max: 2.12,
+    };
+
+    /// The model for this CPU's kernel family ([`skysift_storage::hint::kernels`]): the AVX-512
+    /// fit where those kernels run, else the AVX2 fit (also for the portable kernels, which no
+    /// fit has measured: the narrower kernels' costs are the nearer).
+    #[must_use]
+    pub fn this_cpu() -> &'static CostModel {
+        static MODEL: std::sync::OnceLock<&'static CostModel> = std::sync::OnceLock::new();
+        MODEL.get_or_init(|| match skysift_storage::hint::kernels() {
+            skysift_storage::hint::Kernels::Avx512 => &CostModel::AVX512,
+            skysift_storage::hint::Kernels::Avx2 | skysift_storage::hint::Kernels::Portable => &CostModel::AVX2,
+        })
+    }
+}
 
 /// What the planner knows about one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -146,6 +207,8 @@ pub struct SegmentFacts {
     pub queries: usize,
     /// Dimensions of the vectors: with `passing`, whether a scan's rows fit [`CACHE_BYTES`].
     pub dim: usize,
+    /// The cost model (this CPU's: [`CostModel::this_cpu`]).
+    pub model: &'static CostModel,
 }
 
 /// The planner's decision for one segment.
@@ -159,6 +222,8 @@ pub struct Plan {
     pub rescore: usize,
     /// Estimated cost of each strategy (row reads), `None` where it does not apply.
     pub costs: [(Strategy, Option<f64>); 4],
+    /// Time of one row read in the model that estimated `costs` ([`CostModel::row_read_ns`]).
+    pub row_read_ns: f64,
     /// Why, in words.
     pub reason: String,
 }
@@ -185,28 +250,30 @@ pub fn rescored(ef: usize, k: usize) -> usize {
 
 /// Estimated costs `(graph, two_hop)` for a segment with a graph.
 fn graph_costs(f: &SegmentFacts, ef: usize, s: f64) -> (f64, f64) {
-    let score = if f.int8 { SCORE } else { SCORE * 2.0 };
+    let m = f.model;
+    let score = if f.int8 { m.score } else { m.score * 2.0 };
     let s = s.max(1e-9);
     let ef_f = ef as f64;
-    let graph_scored = (GRAPH_SCORED * ef_f / s.powf(GRAPH_EXPONENT)).min(f.rows as f64);
-    let graph = score * graph_scored + RESCORE * ef_f;
-    let two_hop_scored = (TWO_HOP_SCORED * ef_f * s.powf(TWO_HOP_EXPONENT)).min(f.passing as f64);
-    let two_hop = (score + (TWO_HOP_LISTS / s).min(TWO_HOP_LISTS_MAX)) * two_hop_scored + RESCORE * ef_f;
+    let graph_scored = (m.graph_scored * ef_f / s.powf(m.graph_exponent)).min(f.rows as f64);
+    let graph = score * graph_scored + m.rescore * ef_f;
+    let two_hop_scored = (m.two_hop_scored * ef_f * s.powf(m.two_hop_exponent)).min(f.passing as f64);
+    let two_hop = (score + (m.two_hop_lists / s).min(m.two_hop_lists_max)) * two_hop_scored + m.rescore * ef_f;
     (graph, two_hop)
 }
 
 /// The estimated cost per query of each strategy on a segment, `None` where it does not apply:
 /// the int8 scan rescoring `rescored(base_ef, k)` rows, the graph strategies at width `ef`.
 fn costs(f: &SegmentFacts, k: usize, base_ef: usize, ef: usize, s: f64) -> [(Strategy, Option<f64>); 4] {
+    let m = f.model;
     let c = f.passing as f64;
     let n = f.queries.max(1) as f64;
     let cached = |row_bytes: usize, fraction: f64| {
         if f.passing.saturating_mul(row_bytes) <= CACHE_BYTES { fraction } else { 1.0 }
     };
-    let exact_memory = EXACT_MEMORY * cached(f.dim * 4, EXACT_CACHED);
-    let int8_memory = INT8_MEMORY * cached(f.dim, INT8_CACHED);
-    let exact = c * (exact_memory / n + (1.0 - EXACT_MEMORY));
-    let int8_scan = c * (int8_memory / n + INT8_ARITHMETIC) + RESCORE * rescored(base_ef, k).min(f.passing) as f64;
+    let exact_memory = m.exact_memory * cached(f.dim * 4, m.exact_cached);
+    let int8_memory = m.int8_memory * cached(f.dim, m.int8_cached);
+    let exact = c * (exact_memory / n + (1.0 - m.exact_memory));
+    let int8_scan = c * (int8_memory / n + m.int8_arithmetic) + m.rescore * rescored(base_ef, k).min(f.passing) as f64;
     let (graph, two_hop) = graph_costs(f, ef, s);
     [
         (Strategy::Exact, Some(exact)),
@@ -228,7 +295,7 @@ pub fn unfiltered(f: &SegmentFacts, k: usize, ef: usize, exact: bool) -> Plan {
         Some(_) => (Strategy::Graph, "unfiltered: graph search"),
         None => (Strategy::Exact, "unfiltered: no graph in this segment"),
     };
-    Plan { strategy, ef, rescore: rescored(ef, k), costs, reason: reason.into() }
+    Plan { strategy, ef, rescore: rescored(ef, k), costs, row_read_ns: f.model.row_read_ns, reason: reason.into() }
 }
 
 /// Chooses the strategy for one segment; `force` overrides the choice where it applies.
@@ -247,7 +314,8 @@ pub fn choose(f: &SegmentFacts, k: usize, ef: usize, force: Option<Strategy>) ->
     let cost = |i: usize| costs.get(i).and_then(|c| c.1).unwrap_or(f64::INFINITY);
     let (exact, int8_scan, graph, two_hop) = (cost(0), cost(1), cost(2), cost(3));
     let rescore = rescored(scan_ef, k);
-    let plan = |strategy, reason: String| Plan { strategy, ef, rescore, costs, reason };
+    let plan =
+        |strategy, reason: String| Plan { strategy, ef, rescore, costs, row_read_ns: f.model.row_read_ns, reason };
     if let Some(forced) = force {
         let usable = match forced {
             Strategy::Exact => true,
@@ -294,6 +362,12 @@ mod tests {
 
     #[test]
     fn small_passing_sets_are_scanned_and_large_ones_traversed() {
+        for model in [&CostModel::AVX512, &CostModel::AVX2] {
+            planned_by(model);
+        }
+    }
+
+    fn planned_by(model: &'static CostModel) {
         let f = |passing| SegmentFacts {
             rows: 1_000_000,
             passing,
@@ -302,6 +376,7 @@ mod tests {
             calibrated: false,
             queries: 1,
             dim: 512,
+            model,
         };
         assert_eq!(choose(&f(10), 10, 64, None).strategy, Strategy::Exact);
         assert!(matches!(choose(&f(200), 10, 64, None).strategy, Strategy::Exact | Strategy::Int8Scan));

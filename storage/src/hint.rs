@@ -40,6 +40,33 @@ pub fn prefetch<T>(data: &[T], lines: usize) {
     }
 }
 
+/// The widest family of this module's kernels the CPU runs: what the search's costs depend on
+/// beyond the memory (the query planner keeps a cost model fitted per family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// AVX-512 (`avx512f` and `avx512bw`): the 16-float inner product and the 64-byte int8 scan.
+    Avx512,
+    /// AVX2 and FMA: the 8-float inner product and the 32-byte int8 scan.
+    Avx2,
+    /// Neither (another architecture, or an older x86 CPU): the portable loops.
+    Portable,
+}
+
+/// The kernel family [`dot_wide`] and [`I8Queries::dots`] run on this CPU.
+#[must_use]
+pub fn kernels() -> Kernels {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
+            return Kernels::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Kernels::Avx2;
+        }
+    }
+    Kernels::Portable
+}
+
 /// The inner product of two equally long `f32` slices with AVX-512 where the CPU has it, else
 /// with AVX2 and FMA (four independent accumulators either way, so that the multiply-adds
 /// overlap instead of waiting for each other), `None` elsewhere or when the lengths differ (the
