@@ -8,7 +8,7 @@
 //! on 1M rows of the bench's `medium` set (M = 16, int8 codes, out-of-distribution text queries),
 //! once on a machine with AVX-512 ([`CostModel::AVX512`], the figures below, within 1.67x of every
 //! measured time) and once on one with AVX2 only ([`CostModel::AVX2`]: the scans' kernels are half
-//! as wide there and the machine slower; within 1.53x); a search takes its CPU's
+//! as wide there and the machine slower; within 1.60x); a search takes its CPU's
 //! ([`CostModel::this_cpu`]):
 //!
 //! | strategy | vectors scored | cost per query |
@@ -155,24 +155,24 @@ impl CostModel {
     };
 
     /// Fitted on a 2-core AMD EPYC with AVX2 and FMA but no AVX-512 (about half the other's
-    /// speed; within 1.53x of every measured time). Its cached scans were no faster per row
-    /// (`exact_cached` above 1: the virtual machine's share of the last-level cache did not keep
-    /// the rows from one query to the next).
+    /// speed), to two runs (within 1.60x of every measured time). Its cached scans were no
+    /// faster per row (`exact_cached` above 1: the virtual machine's share of the last-level
+    /// cache did not keep the rows from one query to the next).
     pub const AVX2: CostModel = CostModel {
-        row_read_ns: 503.0,
-        exact_memory: 0.819,
-        exact_cached: 1.37,
-        int8_memory: 0.267,
-        int8_arithmetic: 0.02,
-        int8_cached: 0.643,
-        score: 1.02,
-        rescore: 4.1,
-        graph_scored: 18.8,
-        graph_exponent: 0.666,
+        row_read_ns: 485.0,
+        exact_memory: 0.808,
+        exact_cached: 1.4,
+        int8_memory: 0.256,
+        int8_arithmetic: 0.0238,
+        int8_cached: 0.767,
+        score: 0.949,
+        rescore: 4.06,
+        graph_scored: 20.6,
+        graph_exponent: 0.664,
         two_hop_scored: 56.6,
         two_hop_exponent: 0.452,
-        two_hop_lists: 0.133,
-        two_hop_lists_max: 2.12,
+        two_hop_lists: 0.162,
+        two_hop_lists_max: 2.33,
     };
 
     /// The model for this CPU's kernel family ([`skysift_storage::hint::kernels`]): the AVX-512
