@@ -21,16 +21,16 @@
 //! `c` is the passing rows, `s = c / rows` the selectivity, `n` the queries searched together
 //! (a block: a scan reads each passing row once for all of them, so the memory part of its
 //! cost is shared, the arithmetic is not), `h` 1 for a scan from memory and
-//! [`CostModel::exact_cached`] (0.504) or [`CostModel::int8_cached`] (0.508) for one whose rows fit [`CACHE_BYTES`] (12 MiB: they
-//! may stay in the caches from one query to the next; the f32 scan of 5,289 rows, 10.8 MB,
-//! ran at 103-287 ns a row across five runs where those of 48k rows and more ran at
-//! 268-366), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the segment's calibrated
+//! [`CostModel::exact_cached`] (0.504) or [`CostModel::int8_cached`] (0.508) for one whose rows
+//! fit [`CACHE_BYTES`] (12 MiB: they may stay in the caches from one query to the next; on the
+//! AVX-512 machine the f32 scan of 5,289 rows, 10.8 MB, ran at 103-287 ns a row across five
+//! runs where those of 48k rows and more ran at 268-366), `ef` the search width: [`CALIBRATED_FILTERED_WIDTH`] of the segment's calibrated
 //! width (filtered traversal visits more nodes than unfiltered at the same width, so the
 //! fraction still reaches the calibration's recall target), or the caller's grown as `1/√s`
 //! (graphs lose recall on sparse passing sets otherwise). A two-hop node also costs the
 //! neighbour lists read to find it (one cache miss each, about `1/s` ids per passing node
-//! found, up to [`CostModel::two_hop_lists_max`]). Rescoring reads `ef` f32 rows at random; its constant
-//! also carries what a query costs beyond its rows.
+//! found, up to [`CostModel::two_hop_lists_max`]). Rescoring reads `ef` f32 rows at random; its
+//! constant also carries what a query costs beyond its rows.
 //!
 //! Recall bounds the choice as well as cost: below [`EXACT_BELOW`] passing rows a scan is always
 //! chosen, and two-hop is never chosen by the planner, only forced: at the calibrated width
@@ -41,6 +41,8 @@
 //! falls back to the exact scan, so a filter matching `k` rows always yields `k` results.
 
 use std::fmt;
+
+use skysift_storage::hint::{Kernels, kernels};
 
 /// How one segment is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,11 +182,10 @@ impl CostModel {
     /// fit has measured: the narrower kernels' costs are the nearer).
     #[must_use]
     pub fn this_cpu() -> &'static CostModel {
-        static MODEL: std::sync::OnceLock<&'static CostModel> = std::sync::OnceLock::new();
-        MODEL.get_or_init(|| match skysift_storage::hint::kernels() {
-            skysift_storage::hint::Kernels::Avx512 => &CostModel::AVX512,
-            skysift_storage::hint::Kernels::Avx2 | skysift_storage::hint::Kernels::Portable => &CostModel::AVX2,
-        })
+        match kernels() {
+            Kernels::Avx512 => &CostModel::AVX512,
+            Kernels::Avx2 | Kernels::Portable => &CostModel::AVX2,
+        }
     }
 }
 
